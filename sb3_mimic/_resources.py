@@ -1,0 +1,32 @@
+"""Where the data that ships with sb3-mimic lives: character models, the clip catalogue, rl-zoo configs.
+
+In a wheel these folders are packaged under ``sb3_mimic/_data/``; in a source checkout (or an editable
+install) they are the top-level folders ``envs/``, ``motions/`` and ``zoo_configs/`` of the repository.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+_FOLDERS = ("envs", "motions", "zoo_configs")
+
+
+def data_path(folder: str, *parts: str) -> Path:
+    """Return the path of ``folder/parts...`` among the shipped data folders.
+
+    :param folder: one of ``envs``, ``motions``, ``zoo_configs``
+    :param parts: path components inside that folder
+    :return: an existing path
+    """
+    if folder not in _FOLDERS:
+        raise ValueError(f"unknown data folder {folder!r}; expected one of {_FOLDERS}")
+    for base in (_PACKAGE_DIR / "_data" / folder, _PACKAGE_DIR.parent / folder):
+        if base.is_dir():
+            path = base.joinpath(*parts)
+            if path.exists():
+                return path
+    raise FileNotFoundError(
+        f"sb3-mimic data file {Path(folder, *parts)} is missing from the installation "
+        f"(looked in {_PACKAGE_DIR / '_data'} and {_PACKAGE_DIR.parent}); reinstall the package"
+    )

@@ -1,0 +1,174 @@
+"""DeepMimic's humanoid3d character in MuJoCo: the model file and the facts the clip, env and reward share.
+
+The MJCF (``envs/humanoid3d.xml``) is generated from DeepMimic's ``humanoid3d.txt`` by
+``tools/build_humanoid_mjcf.py``.  Bodies are named after DeepMimic's joints; body frames sit at the
+joints.  Everything indexed "in DeepMimic order" follows :data:`JOINTS`.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from sb3_mimic._resources import data_path
+
+MODEL_FILE = "humanoid3d.xml"
+
+#: Actuated joints in DeepMimic's order (clip columns, action layout): name and kind.
+JOINTS: tuple[tuple[str, str], ...] = (
+    ("chest", "ball"),
+    ("neck", "ball"),
+    ("right_hip", "ball"),
+    ("right_knee", "hinge"),
+    ("right_ankle", "ball"),
+    ("right_shoulder", "ball"),
+    ("right_elbow", "hinge"),
+    ("left_hip", "ball"),
+    ("left_knee", "hinge"),
+    ("left_ankle", "ball"),
+    ("left_shoulder", "ball"),
+    ("left_elbow", "hinge"),
+)
+
+#: The 15 bodies in DeepMimic's order (the observation's body order).
+BODIES: tuple[str, ...] = (
+    "root",
+    "chest",
+    "neck",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+)
+
+END_EFFECTORS: tuple[str, ...] = ("right_ankle", "right_wrist", "left_ankle", "left_wrist")
+FEET: tuple[str, ...] = ("right_ankle", "left_ankle")
+
+#: DeepMimic's ``DiffWeight`` per joint (humanoid3d.txt); the reward uses them divided by their sum (4.8).
+DIFF_WEIGHTS: dict[str, float] = {
+    "root": 1.0,
+    "chest": 0.5,
+    "neck": 0.3,
+    "right_hip": 0.5,
+    "right_knee": 0.3,
+    "right_ankle": 0.2,
+    "right_shoulder": 0.3,
+    "right_elbow": 0.2,
+    "right_wrist": 0.0,
+    "left_hip": 0.5,
+    "left_knee": 0.3,
+    "left_ankle": 0.2,
+    "left_shoulder": 0.3,
+    "left_elbow": 0.2,
+    "left_wrist": 0.0,
+}
+
+#: Torque limits (N m) from humanoid3d.txt, DeepMimic order.
+TORQUE_LIMITS: dict[str, float] = {
+    "chest": 200.0,
+    "neck": 50.0,
+    "right_hip": 200.0,
+    "right_knee": 150.0,
+    "right_ankle": 90.0,
+    "right_shoulder": 100.0,
+    "right_elbow": 60.0,
+    "left_hip": 200.0,
+    "left_knee": 150.0,
+    "left_ankle": 90.0,
+    "left_shoulder": 100.0,
+    "left_elbow": 60.0,
+}
+
+ACTION_SIZE = sum(3 if kind == "ball" else 1 for _, kind in JOINTS)  # 28
+
+
+def model_path() -> str:
+    """Path of the character's MJCF file inside the installed package."""
+    return str(data_path("envs", MODEL_FILE))
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_model() -> mujoco.MjModel:
+    return mujoco.MjModel.from_xml_path(model_path())
+
+
+def load_model() -> mujoco.MjModel:
+    """A fresh copy of the character model (callers may change its options)."""
+    return mujoco.MjModel.from_xml_path(model_path())
+
+
+@dataclass(frozen=True)
+class CharacterIndex:
+    """Index arrays that map DeepMimic's layout onto the model's ``qpos`` / ``qvel`` / bodies."""
+
+    ball_qpos: np.ndarray
+    """(8, 4) qpos addresses of the ball joints' quaternions, DeepMimic order."""
+    hinge_qpos: np.ndarray
+    """(4,) qpos addresses of the hinges, DeepMimic order."""
+    action_dofs: np.ndarray
+    """(28,) dof address of each action component (exp-map components of ball joints, hinge angles)."""
+    body_ids: np.ndarray
+    """(15,) body ids of :data:`BODIES`."""
+    end_effector_ids: np.ndarray
+    """(4,) body ids of :data:`END_EFFECTORS`."""
+    dof_weights: np.ndarray
+    """(nv - 3,) reward weight of each dof after the root's linear ones (root angular, then joints)."""
+    ball_weights: np.ndarray
+    """(9,) reward weights of the root and the 8 ball joints (quaternion errors), in qpos order of ``quat_qpos``."""
+    quat_qpos: np.ndarray
+    """(9, 4) qpos addresses of the root quaternion and the 8 ball joints' quaternions."""
+    hinge_weights: np.ndarray
+    """(4,) reward weights of the hinges."""
+    torque_limits: np.ndarray
+    """(28,) torque limit per action component, N m."""
+
+
+def character_index(model: mujoco.MjModel) -> CharacterIndex:
+    """Build the index arrays for ``model`` (by name, so any body order in the MJCF works)."""
+    total = sum(DIFF_WEIGHTS.values())
+    ball_qpos, hinge_qpos, action_dofs, torque = [], [], [], []
+    dof_weights = np.zeros(model.nv - 3)
+    ball_w, hinge_w = [], []
+    root = model.joint("root")
+    dof_weights[0:3] = DIFF_WEIGHTS["root"] / total
+    for name, kind in JOINTS:
+        joint = model.joint(name)
+        adr, dof = int(joint.qposadr[0]), int(joint.dofadr[0])
+        w = DIFF_WEIGHTS[name] / total
+        if kind == "ball":
+            ball_qpos.append(np.arange(adr, adr + 4))
+            action_dofs.extend(range(dof, dof + 3))
+            dof_weights[dof - 3 : dof] = w
+            ball_w.append(w)
+            torque.extend([TORQUE_LIMITS[name]] * 3)
+        else:
+            hinge_qpos.append(adr)
+            action_dofs.append(dof)
+            dof_weights[dof - 3] = w
+            hinge_w.append(w)
+            torque.append(TORQUE_LIMITS[name])
+    root_adr = int(root.qposadr[0])
+    quat_qpos = np.vstack([np.arange(root_adr + 3, root_adr + 7)[None], np.array(ball_qpos)])
+    return CharacterIndex(
+        ball_qpos=np.array(ball_qpos),
+        hinge_qpos=np.array(hinge_qpos),
+        action_dofs=np.array(action_dofs),
+        body_ids=np.array([model.body(b).id for b in BODIES]),
+        end_effector_ids=np.array([model.body(b).id for b in END_EFFECTORS]),
+        dof_weights=dof_weights,
+        ball_weights=np.array([DIFF_WEIGHTS["root"] / total, *ball_w]),
+        quat_qpos=quat_qpos,
+        hinge_weights=np.array(hinge_w),
+        torque_limits=np.array(torque),
+    )

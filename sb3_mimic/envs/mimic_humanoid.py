@@ -1,0 +1,418 @@
+"""The imitation env: DeepMimic's humanoid in MuJoCo tracking a motion clip."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import mujoco
+import numpy as np
+from gymnasium import spaces, utils
+from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
+
+from sb3_mimic import character
+from sb3_mimic.motion import MotionClip, clip_info, load_clip, resolve_clip
+from sb3_mimic.reward import SCALES, TERMS, WEIGHTS, PoseFeatures, imitation_errors
+
+ACTION_MODES = ("pd_target", "torque")
+#: PD targets are ``ACTION_SCALE * action``: every exp-map component and hinge angle spans [-pi, pi] rad.
+ACTION_SCALE = math.pi
+_N_BODIES = len(character.BODIES)
+OBSERVATION_STRUCTURE: dict[str, int] = {
+    "phase": 1,
+    "root_height": 1,
+    "body_positions": 3 * _N_BODIES,
+    "body_rotations": 4 * _N_BODIES,
+    "body_linear_velocities": 3 * _N_BODIES,
+    "body_angular_velocities": 3 * _N_BODIES,
+}
+GHOST_RGBA = (1.0, 0.55, 0.15, 0.35)
+
+
+class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
+    r"""
+    ## Description
+    DeepMimic's humanoid (Peng et al., 2018, "DeepMimic: Example-Guided Deep Reinforcement Learning of
+    Physics-Based Character Skills") in MuJoCo, rewarded for tracking a motion-capture clip.  The character
+    has 15 bodies, 45 kg, 8 ball joints and 4 hinges driven by stiff PD servos with DeepMimic's gains and
+    torque limits.  The policy acts at ``control_frequency`` (30 Hz); physics and PD run at
+    ``sim_frequency`` (300 Hz) with MuJoCo's implicit-in-velocity integrator.
+
+    ## Action Space
+    ``Box(-1, 1, (28,), float32)``, in DeepMimic's joint order: chest, neck, right hip, right knee,
+    right ankle, right shoulder, right elbow, left hip, left knee, left ankle, left shoulder, left elbow.
+    Ball joints take 3 numbers, hinges (knees, elbows) one.
+
+    | action_mode | meaning of ``a`` |
+    |---|---|
+    | ``"pd_target"`` (default) | PD target ``pi * a``: an exponential map (rad, joint frame) per ball joint, an angle (rad) per hinge |
+    | ``"torque"`` | joint torque ``a * torque_limit`` (N m), clamped by norm per ball joint; PD servos and joint damping are off |
+
+    Out-of-range actions are clipped to [-1, 1]; NaN entries are replaced by 0 (``info["invalid_action"]``).
+    :func:`pd_target_action` encodes a pose as the action that targets it.
+
+    ## Observation Space
+    ``Box(-inf, inf, (197,), float32)``, DeepMimic's state.  Positions and velocities are expressed in the
+    root's heading frame (the world frame turned about the vertical so that the root faces +x).  Body
+    positions are body-frame origins, which sit at the joints.  Bodies are in DeepMimic's order
+    (``sb3_mimic.character.BODIES``).
+
+    | slice | size | observation | unit |
+    |---|---|---|---|
+    | 0 | 1 | phase of the clip, in [0, 1) | - |
+    | 1 | 1 | root height above the floor | m |
+    | 2-46 | 45 | position of each body relative to the root, heading frame | m |
+    | 47-106 | 60 | orientation of each body, heading frame, quaternion (w, x, y, z) with w >= 0 | - |
+    | 107-151 | 45 | linear velocity of each body origin, heading frame | m/s |
+    | 152-196 | 45 | angular velocity of each body, heading frame | rad/s |
+
+    ``env.observation_structure`` gives the block sizes.
+
+    ## Rewards
+    DeepMimic's released imitation reward (see :mod:`sb3_mimic.reward`), 1 at the reference state:
+
+    ``reward = reward_pose + reward_velocity + reward_end_effector + reward_root + reward_com`` with
+
+    - ``reward_pose = 0.5 exp(-2 pose_err)``: joint and root orientations;
+    - ``reward_velocity = 0.05 exp(-0.1 vel_err)``: joint and root angular velocities;
+    - ``reward_end_effector = 0.15 exp(-40 ee_err)``: ankle and wrist positions;
+    - ``reward_root = 0.2 exp(-5 root_err)``: root position, orientation and velocities;
+    - ``reward_com = 0.1 exp(-10 com_err)``: centre-of-mass velocity.
+
+    Each term is in ``info["reward_<term>"]``.  ``info["mpjpe"]`` is the mean per-joint position error (m)
+    of the 14 non-root bodies relative to the root, against the reference.
+
+    ## Starting State
+    Reference-state initialisation: the character starts in the reference pose and velocity at a time drawn
+    uniformly from the clip with ``self.np_random``.  ``reset(options={"start_time": t})`` starts at time
+    ``t`` exactly.
+
+    ## Episode End
+    - Termination: a floor contact of a body in the clip's ``fall_bodies`` (by default every body but the
+      feet; cartwheel also allows the wrists, crawl checks only root, chest and neck, getups and roll never
+      fall) ends the episode as a fall (``info["fell"]``); a non-looping clip ends at its last frame
+      (``info["clip_end"]``); a non-finite state ends it as a fall too (``info["nonfinite"]``).
+    - Truncation: 20 s (600 steps) through the registration's ``max_episode_steps``.
+
+    ## Arguments
+    | argument | default | description |
+    |---|---|---|
+    | ``motion`` | ``"walk"`` | clip name from the catalogue (``sb3_mimic.available_clips()``) or a clip file path |
+    | ``action_mode`` | ``"pd_target"`` | ``"pd_target"`` or ``"torque"`` |
+    | ``control_frequency`` | 30 | policy steps per second (Hz) |
+    | ``sim_frequency`` | 300 | physics and PD steps per second (Hz), a multiple of ``control_frequency`` |
+    | ``early_termination`` | ``True`` | end episodes on falls |
+    | ``render_mode`` | ``None`` | ``"rgb_array"``: images with the reference as a translucent ghost |
+    | ``width``, ``height`` | 640, 480 | image size |
+    | ``ghost_offset`` | ``(0, 0, 0)`` | where the ghost is drawn relative to the reference (m); ``(0, 1, 0)`` puts it beside |
+
+    ## Version History
+    - v0: first version.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
+
+    def __init__(
+        self,
+        motion: str = "walk",
+        action_mode: str = "pd_target",
+        control_frequency: float = 30,
+        sim_frequency: float = 300,
+        early_termination: bool = True,
+        render_mode: str | None = None,
+        width: int = 640,
+        height: int = 480,
+        ghost_offset: tuple[float, float, float] = (0.0, 0.0, 0.0),
+        **kwargs: Any,
+    ) -> None:
+        if kwargs:
+            raise TypeError(
+                f"MimicHumanoidEnv got unexpected arguments {sorted(kwargs)}; valid arguments are motion, "
+                "action_mode, control_frequency, sim_frequency, early_termination, render_mode, width, height, "
+                "ghost_offset"
+            )
+        if action_mode not in ACTION_MODES:
+            raise ValueError(f"unknown action_mode {action_mode!r}; choose one of {ACTION_MODES}")
+        for label, value in (("control_frequency", control_frequency), ("sim_frequency", sim_frequency)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{label} must be a positive number of Hz, got {value!r}")
+        ratio = sim_frequency / control_frequency
+        if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
+            raise ValueError(
+                f"sim_frequency ({sim_frequency} Hz) must be a whole multiple of control_frequency "
+                f"({control_frequency} Hz), e.g. 300 and 30"
+            )
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(f"unsupported render_mode {render_mode!r}; use None or 'rgb_array' (headless)")
+        utils.EzPickle.__init__(
+            self, motion, action_mode, control_frequency, sim_frequency, early_termination, render_mode, width,
+            height, ghost_offset,
+        )
+        self.clip: MotionClip = load_clip(motion)
+        _, _, info = resolve_clip(motion)
+        fall_bodies = info.fall_bodies if info is not None else clip_info("walk").fall_bodies
+        self.action_mode = action_mode
+        self.early_termination = early_termination
+        self.ghost_offset = np.asarray(ghost_offset, dtype=np.float64)
+        self._sim_frequency = float(sim_frequency)
+        self.metadata = {**self.metadata, "render_fps": int(round(control_frequency))}
+        self.observation_structure = dict(OBSERVATION_STRUCTURE)
+        size = sum(self.observation_structure.values())
+        observation_space = spaces.Box(-np.inf, np.inf, shape=(size,), dtype=np.float32)
+        MujocoEnv.__init__(
+            self, character.model_path(), int(round(ratio)), observation_space, render_mode=render_mode,
+            width=width, height=height,
+        )
+        if abs(1.0 / self.dt - control_frequency) > 1e-6 * control_frequency:
+            raise ValueError("control_frequency and sim_frequency do not give a whole number of physics steps")
+
+        m = self.model
+        self.index = character.character_index(m)
+        self._root = int(self.index.body_ids[0])
+        if action_mode == "torque":
+            m.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_ACTUATION
+            m.dof_damping[:] = 0.0
+        fall_ids = [m.body(b).id for b in fall_bodies]
+        self._fall_geom = np.isin(m.geom_bodyid, fall_ids)
+        self._ball_actions = np.array([[i, i + 1, i + 2] for i in self._action_starts(kind="ball")])
+        self._ref = mujoco.MjData(m)
+        self._ref_qvel = np.zeros(m.nv)
+        self._sim_features = PoseFeatures(self.data.qpos, self.data.qvel, np.zeros((4, 3)), np.zeros(3))
+        self._ref_features = PoseFeatures(self._ref.qpos, self._ref.qvel, np.zeros((4, 3)), np.zeros(3))
+        self._start_time = 0.0
+        self._steps = 0
+        self._bad_qacc = 0
+        self._last_obs = np.zeros(size, dtype=np.float32)
+        self._renderer: mujoco.Renderer | None = None
+
+    # ------------------------------------------------------------------------------------------------
+    # gymnasium API
+
+    def _initialize_simulation(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
+        model, data = super()._initialize_simulation()
+        model.opt.timestep = 1.0 / self._sim_frequency
+        return model, data
+
+    def _set_action_space(self) -> spaces.Box:
+        # MuJoCo 4 gives the orientation actuators an unset (0, 0) ctrlrange per control: set our own
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(character.ACTION_SIZE,), dtype=np.float32)
+        return self.action_space
+
+    @property
+    def time(self) -> float:
+        """Reference time (s) of the current state."""
+        return self._start_time + self._steps * self.dt
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super(MujocoEnv, self).reset(seed=seed)
+        options = options or {}
+        unknown = set(options) - {"start_time"}
+        if unknown:
+            raise ValueError(f"unknown reset options {sorted(unknown)}; the only option is 'start_time' (seconds)")
+        duration = self.clip.duration
+        if "start_time" in options:
+            start = float(options["start_time"])
+            if not math.isfinite(start) or start < 0 or (not self.clip.loop and start >= duration):
+                limit = "" if self.clip.loop else f" and below the clip's duration {duration:.3f} s"
+                raise ValueError(f"start_time must be a finite number of seconds >= 0{limit}, got {start!r}")
+        else:
+            end = duration if self.clip.loop else max(duration - self.dt, 0.0)
+            start = float(self.np_random.uniform(0.0, end))
+        mujoco.mj_resetData(self.model, self.data)
+        self._start_time, self._steps = start, 0
+        qpos, qvel = self.clip.sample(start, self.data.qpos)
+        self.data.qvel[:] = qvel
+        mujoco.mj_forward(self.model, self.data)
+        self._bad_qacc = self.data.warning[mujoco.mjtWarning.mjWARN_BADQACC].number
+        self._update_features(self.data, self._sim_features)
+        self._set_reference(start)
+        self._last_obs = self._get_obs()
+        return self._last_obs.copy(), {"time": start, "phase": self.clip.phase(start)}
+
+    def step(self, action):
+        a = np.array(action, dtype=np.float64)
+        if a.shape != (character.ACTION_SIZE,):
+            raise ValueError(f"action must have shape ({character.ACTION_SIZE},), got {a.shape}")
+        invalid = not np.isfinite(a).all()
+        if invalid:
+            a = np.nan_to_num(a, nan=0.0, posinf=1.0, neginf=-1.0)
+        np.clip(a, -1.0, 1.0, out=a)
+        m, d = self.model, self.data
+        if self.action_mode == "pd_target":
+            d.ctrl[:] = ACTION_SCALE * a
+        else:
+            d.qfrc_applied[self.index.action_dofs] = self._torques(a)
+        mujoco.mj_step(m, d, nstep=self.frame_skip)
+        self._steps += 1
+
+        nonfinite = (
+            d.warning[mujoco.mjtWarning.mjWARN_BADQACC].number != self._bad_qacc
+            or not np.isfinite(d.qpos).all()
+            or not np.isfinite(d.qvel).all()
+        )
+        if nonfinite:
+            # MuJoCo resets diverged data on its own: keep the last good observation and end the episode
+            info = {f"reward_{t}": 0.0 for t in TERMS}
+            info.update(mpjpe=float("nan"), time=self.time, phase=self.clip.phase(self.time), fell=True,
+                        clip_end=False, nonfinite=True, invalid_action=invalid)
+            return self._last_obs.copy(), 0.0, True, False, info
+
+        # positions after mj_step belong to the last substep's start: refresh them for the final state
+        self._update_features(d, self._sim_features)
+        t = self.time
+        self._set_reference(t)
+        errors = imitation_errors(self._sim_features, self._ref_features, self.index)
+        info: dict[str, Any] = {}
+        reward = 0.0
+        for term, err in zip(TERMS, errors):
+            value = WEIGHTS[term] * math.exp(-SCALES[term] * err)
+            info[f"reward_{term}"] = value
+            reward += value
+        info["mpjpe"] = self._mpjpe()
+        fell = bool(self.early_termination and d.ncon and self._fall_geom[d.contact.geom].any())
+        clip_end = (not self.clip.loop) and t >= self.clip.duration - 1e-9
+        info.update(time=t, phase=self.clip.phase(t), fell=fell, clip_end=clip_end, nonfinite=False,
+                    invalid_action=invalid)
+        self._last_obs = self._get_obs()
+        if self.render_mode == "human":  # pragma: no cover - not offered (headless)
+            self.render()
+        return self._last_obs.copy(), reward, fell or clip_end, False, info
+
+    # ------------------------------------------------------------------------------------------------
+    # actions
+
+    def _action_starts(self, kind: str) -> list[int]:
+        starts, i = [], 0
+        for _, k in character.JOINTS:
+            if k == kind:
+                starts.append(i)
+            i += 3 if k == "ball" else 1
+        return starts
+
+    def _torques(self, a: np.ndarray) -> np.ndarray:
+        tau = a * self.index.torque_limits
+        limits = self.index.torque_limits[self._ball_actions[:, 0]]
+        ball = tau[self._ball_actions]
+        norms = np.linalg.norm(ball, axis=1)
+        scale = np.minimum(1.0, limits / np.maximum(norms, 1e-12))
+        tau[self._ball_actions] = ball * scale[:, None]
+        return tau
+
+    def pd_target_action(self, qpos: np.ndarray) -> np.ndarray:
+        """The ``pd_target`` action whose PD targets are the joint angles of ``qpos`` (a full model qpos)."""
+        return pd_target_action(self.model, qpos, self.index)
+
+    # ------------------------------------------------------------------------------------------------
+    # features, reference, observation
+
+    def _update_features(self, d: mujoco.MjData, out: PoseFeatures) -> None:
+        m = self.model
+        mujoco.mj_kinematics(m, d)
+        mujoco.mj_comPos(m, d)
+        mujoco.mj_comVel(m, d)
+        mujoco.mj_subtreeVel(m, d)
+        root = d.xpos[self._root]
+        c, s = self._heading_cos_sin(d)
+        rel = d.xpos[self.index.end_effector_ids] - root
+        ee = out.end_effectors
+        ee[:, 0] = c * rel[:, 0] + s * rel[:, 1]
+        ee[:, 1] = -s * rel[:, 0] + c * rel[:, 1]
+        ee[:, 2] = d.xpos[self.index.end_effector_ids, 2]
+        out.com_velocity[:] = d.subtree_linvel[self._root]
+
+    def _heading_cos_sin(self, d: mujoco.MjData) -> tuple[float, float]:
+        xmat = d.xmat[self._root]
+        heading = math.atan2(xmat[3], xmat[0])
+        return math.cos(heading), math.sin(heading)
+
+    def _set_reference(self, t: float) -> None:
+        self.clip.sample(t, self._ref.qpos)
+        _, qvel = self.clip.sample(t)
+        self._ref.qvel[:] = qvel
+        self._update_features(self._ref, self._ref_features)
+
+    def reference_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """Reference ``(qpos, qvel)`` at the current time (copies)."""
+        return self._ref.qpos.copy(), self._ref.qvel.copy()
+
+    def _mpjpe(self) -> float:
+        ids = self.index.body_ids[1:]
+        sim = self.data.xpos[ids] - self.data.xpos[self._root]
+        ref = self._ref.xpos[ids] - self._ref.xpos[self._root]
+        diff = sim - ref
+        return float(np.sqrt(np.einsum("ij,ij->i", diff, diff)).mean())
+
+    def _get_obs(self) -> np.ndarray:
+        d = self.data
+        ids = self.index.body_ids
+        root = d.xpos[self._root]
+        xmat = d.xmat[self._root]
+        heading = math.atan2(xmat[3], xmat[0])
+        c, s = math.cos(heading), math.sin(heading)
+        rot = np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])  # world -> heading frame
+        cvel = d.cvel[ids]
+        ang, lin = cvel[:, :3], cvel[:, 3:]
+        pos = d.xpos[ids]
+        linvel = lin + np.cross(ang, pos - d.subtree_com[self._root])
+        vectors = np.concatenate([pos - root, linvel, ang]) @ rot.T
+        q = d.xquat[ids]
+        hc, hs = math.cos(0.5 * heading), -math.sin(0.5 * heading)  # conj of the heading quaternion
+        quat = np.empty_like(q)
+        quat[:, 0] = hc * q[:, 0] - hs * q[:, 3]
+        quat[:, 1] = hc * q[:, 1] - hs * q[:, 2]
+        quat[:, 2] = hc * q[:, 2] + hs * q[:, 1]
+        quat[:, 3] = hc * q[:, 3] + hs * q[:, 0]
+        quat[quat[:, 0] < 0] *= -1.0
+        n = _N_BODIES
+        obs = np.empty(2 + 13 * n, dtype=np.float32)
+        obs[0] = self.clip.phase(self.time)
+        obs[1] = root[2]
+        obs[2 : 2 + 3 * n] = vectors[:n].ravel()
+        obs[2 + 3 * n : 2 + 7 * n] = quat.ravel()
+        obs[2 + 7 * n :] = vectors[n:].ravel()
+        return obs
+
+    # ------------------------------------------------------------------------------------------------
+    # rendering
+
+    def render(self):
+        if self.render_mode is None:
+            return None
+        if self._renderer is None:
+            self._renderer = mujoco.Renderer(self.model, self.height, self.width)
+            self._camera = mujoco.MjvCamera()
+            self._camera.type = mujoco.mjtCamera.mjCAMERA_FREE
+            self._camera.distance, self._camera.azimuth, self._camera.elevation = 4.0, 90.0, -12.0
+            self._scene_option = mujoco.MjvOption()
+            self._perturb = mujoco.MjvPerturb()
+        lookat = 0.5 * (self.data.xpos[self._root] + self._ref.xpos[self._root] + self.ghost_offset)
+        self._camera.lookat[:] = (lookat[0], lookat[1], 0.9)
+        self._renderer.update_scene(self.data, self._camera, self._scene_option)
+        scene = self._renderer.scene
+        first = scene.ngeom
+        mujoco.mjv_addGeoms(
+            self.model, self._ref, self._scene_option, self._perturb, mujoco.mjtCatBit.mjCAT_DYNAMIC, scene
+        )
+        for i in range(first, scene.ngeom):
+            geom = scene.geoms[i]
+            geom.rgba[:] = GHOST_RGBA
+            geom.pos[:] = geom.pos + self.ghost_offset
+        return self._renderer.render()
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        super().close()
+
+
+def pd_target_action(model: mujoco.MjModel, qpos: np.ndarray, index: character.CharacterIndex | None = None) -> np.ndarray:
+    """Encode the joint angles of a full ``qpos`` as the normalised ``pd_target`` action that targets them.
+
+    Ball joints give the exponential map of their quaternion, hinges their angle, both divided by pi.  The
+    result may exceed [-1, 1] for poses beyond pi rad per component; the env clips it.
+    """
+    index = index or character.character_index(model)
+    diff = np.zeros(model.nv)
+    mujoco.mj_differentiatePos(model, diff, 1.0, model.qpos0, qpos)
+    return (diff[index.action_dofs] / ACTION_SCALE).astype(np.float32)

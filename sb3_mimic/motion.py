@@ -1,0 +1,346 @@
+"""Motion clips: DeepMimic's clip format, converted to the MuJoCo character and sampled by time.
+
+A clip is loaded by name (``"walk"`` or ``"humanoid3d_walk"``, resolved through ``motions/catalogue.json``)
+or by path, converted from DeepMimic's y-up convention to MuJoCo's z-up one, lifted once so that no frame
+penetrates the floor, and frozen into a :class:`MotionClip`.  :meth:`MotionClip.sample` gives the
+character's ``qpos`` and ``qvel`` at any time, looping ``wrap`` clips with their per-cycle root offset.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mujoco
+import numpy as np
+
+from sb3_mimic import character
+from sb3_mimic._resources import data_path
+
+FRAME_SIZE = 44  # duration, root position (3), root quaternion (4), 36 joint numbers
+_DM_QUAT_FIELDS = ("root", *[name for name, kind in character.JOINTS if kind == "ball"])
+
+
+class MotionClipError(ValueError):
+    """A motion clip file is malformed or a clip name is unknown."""
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """One entry of the clip catalogue (``motions/catalogue.json``)."""
+
+    name: str
+    """Short name, e.g. ``"walk"``."""
+    file: str
+    """File name of the clip."""
+    source: str
+    """Where the file lives: ``"pybullet_data"`` (DeepMimic's clips shipped by pybullet) or ``"motions"``."""
+    env_id: str
+    """Registered Gymnasium id of the env that imitates this clip."""
+    fall_bodies: tuple[str, ...]
+    """Bodies whose floor contact ends an episode as a fall."""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class MotionClip:
+    """A motion clip converted to the MuJoCo character.  All arrays are read-only.
+
+    Times are in seconds, positions in metres, angles in radians.  ``qpos`` / ``qvel`` follow the MuJoCo
+    model's layout (``nq = 43``: root position, root quaternion (w, x, y, z), one quaternion per ball joint,
+    one angle per hinge; ``nv = 34``: root linear velocity in the world frame, root angular velocity in the
+    root frame, local angular velocities of the ball joints, hinge rates).
+    """
+
+    name: str
+    """Clip name (catalogue name, or the file stem for a clip loaded by path)."""
+    path: str
+    """File the clip was read from."""
+    loop: bool
+    """``True`` for DeepMimic's ``"wrap"`` clips, which repeat; ``False`` for ``"none"`` clips."""
+    times: np.ndarray
+    """(F,) time of each frame, starting at 0."""
+    qpos: np.ndarray
+    """(F, nq) generalised positions of each frame, lifted by :attr:`lift`."""
+    qvel: np.ndarray
+    """(F, nv) generalised velocity from frame i to frame i + 1 (``mj_differentiatePos``); the last row repeats
+    the one before it."""
+    cycle_offset: np.ndarray
+    """(3,) horizontal root displacement per cycle, added once per completed loop (zero if not looping)."""
+    lift: float
+    """Metres added to the root height so that no frame penetrates the floor."""
+    _model: mujoco.MjModel = field(repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.times)
+        if self.qpos.shape != (n, self._model.nq) or self.qvel.shape != (n, self._model.nv):
+            raise ValueError("MotionClip arrays do not match the model")
+        for name in ("times", "qpos", "qvel", "cycle_offset"):
+            getattr(self, name).flags.writeable = False
+
+    @property
+    def duration(self) -> float:
+        """Length of one pass through the clip, seconds."""
+        return float(self.times[-1])
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.times)
+
+    def phase(self, time: float) -> float:
+        """Fraction of the clip played at ``time``, in [0, 1)."""
+        if self.loop:
+            return (time / self.duration) % 1.0
+        return min(max(time / self.duration, 0.0), 1.0)
+
+    def sample(self, time: float, qpos: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The character's ``qpos`` and ``qvel`` at ``time`` seconds.
+
+        Quaternions are interpolated along the geodesic (slerp), everything else linearly; a looping clip
+        played past its end adds the per-cycle root offset once per completed cycle and keeps the heading.
+        A non-looping clip holds its end poses outside [0, duration].
+
+        :param time: seconds from the clip's start (any real for looping clips)
+        :param qpos: optional output array of shape (nq,)
+        :return: ``(qpos, qvel)``
+        """
+        cycles = 0
+        if self.loop:
+            cycles = math.floor(time / self.duration)
+            local = time - cycles * self.duration
+        else:
+            local = min(max(time, 0.0), self.duration)
+        i = int(np.searchsorted(self.times, local, side="right")) - 1
+        i = min(max(i, 0), len(self.times) - 2)
+        out = np.empty(self._model.nq) if qpos is None else qpos
+        # integrating the segment's constant velocity is exactly slerp for quaternions and lerp otherwise
+        out[:] = self.qpos[i]
+        mujoco.mj_integratePos(self._model, out, self.qvel[i], local - self.times[i])
+        if cycles:
+            out[:3] += cycles * self.cycle_offset
+        return out, self.qvel[i].copy()
+
+
+# --------------------------------------------------------------------------------------------------------
+# catalogue and name resolution
+
+
+@functools.lru_cache(maxsize=1)
+def catalogue() -> dict[str, ClipInfo]:
+    """The clip catalogue, keyed by short name."""
+    raw = json.loads(data_path("motions", "catalogue.json").read_text())
+    default_fall = tuple(raw["default_fall_bodies"])
+    clips = {}
+    for name, entry in raw["clips"].items():
+        clips[name] = ClipInfo(
+            name=name,
+            file=entry["file"],
+            source=entry["source"],
+            env_id=entry["env_id"],
+            fall_bodies=tuple(entry.get("fall_bodies", default_fall)),
+            description=entry.get("description", ""),
+        )
+    return clips
+
+
+def available_clips() -> list[str]:
+    """Short names of every clip in the catalogue."""
+    return sorted(catalogue())
+
+
+def _source_dir(source: str) -> Path:
+    if source == "pybullet_data":
+        try:
+            import pybullet_data
+        except ImportError as err:  # pragma: no cover - pybullet is a declared dependency
+            raise MotionClipError(
+                "DeepMimic's clips ship in the 'pybullet' package, which is not installed: pip install pybullet"
+            ) from err
+        return Path(pybullet_data.getDataPath()) / "data" / "motions"
+    if source == "motions":
+        return data_path("motions")
+    raise MotionClipError(f"catalogue names an unknown clip source {source!r}")
+
+
+def clip_info(name: str) -> ClipInfo:
+    """The catalogue entry for ``name`` (``"walk"`` or ``"humanoid3d_walk"``)."""
+    key = name.removeprefix("humanoid3d_").removesuffix(".txt")
+    clips = catalogue()
+    if key not in clips:
+        raise MotionClipError(
+            f"unknown motion clip {name!r}. Available clips: {', '.join(available_clips())} "
+            "(with or without the 'humanoid3d_' prefix), or give the path of a DeepMimic clip file."
+        )
+    return clips[key]
+
+
+def resolve_clip(name_or_path: str | Path) -> tuple[str, Path, ClipInfo | None]:
+    """Resolve a clip name or path to ``(name, file path, catalogue entry or None)``."""
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    looks_like_path = isinstance(name_or_path, Path) or path.suffix in (".txt", ".json") or "/" in text
+    if looks_like_path:
+        if not path.is_file():
+            key = path.stem.removeprefix("humanoid3d_")
+            if path.parent == Path(".") and key in catalogue():
+                info = catalogue()[key]
+                return info.name, _source_dir(info.source) / info.file, info
+            raise MotionClipError(f"motion clip file {text!r} does not exist")
+        info = catalogue().get(path.stem.removeprefix("humanoid3d_"))
+        return path.stem.removeprefix("humanoid3d_"), path.resolve(), info
+    info = clip_info(text)
+    return info.name, _source_dir(info.source) / info.file, info
+
+
+# --------------------------------------------------------------------------------------------------------
+# parsing and conversion
+
+
+def _dm_quat_to_mujoco(q: np.ndarray) -> np.ndarray:
+    """DeepMimic (w, x, y, z) in y-up to MuJoCo z-up: (w, x, -z, y)."""
+    return np.stack([q[..., 0], q[..., 1], -q[..., 3], q[..., 2]], axis=-1)
+
+
+def _dm_vec_to_mujoco(v: np.ndarray) -> np.ndarray:
+    """DeepMimic (x, y, z) in y-up to MuJoCo z-up: (x, -z, y)."""
+    return np.stack([v[..., 0], -v[..., 2], v[..., 1]], axis=-1)
+
+
+def parse_frames(path: Path) -> tuple[bool, np.ndarray]:
+    """Read and validate a DeepMimic clip file: ``(loop, frames)`` with frames of shape (F, 44)."""
+    try:
+        raw: Any = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise MotionClipError(
+            f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}); "
+            "a DeepMimic clip is a JSON object with 'Loop' and 'Frames'"
+        ) from err
+    except OSError as err:
+        raise MotionClipError(f"{path}: cannot read the clip file ({err.strerror})") from err
+    if not isinstance(raw, dict) or "Frames" not in raw:
+        raise MotionClipError(f"{path}: expected a JSON object with a 'Frames' list (DeepMimic clip format)")
+    loop = raw.get("Loop", "wrap")
+    if loop not in ("wrap", "none"):
+        raise MotionClipError(f"{path}: 'Loop' must be \"wrap\" or \"none\", got {loop!r}")
+    frames = raw["Frames"]
+    if not isinstance(frames, list) or len(frames) < 2:
+        n = len(frames) if isinstance(frames, list) else 0
+        raise MotionClipError(f"{path}: a clip needs at least 2 frames in 'Frames', found {n}")
+    for i, frame in enumerate(frames):
+        if not isinstance(frame, list) or len(frame) != FRAME_SIZE:
+            size = len(frame) if isinstance(frame, list) else type(frame).__name__
+            raise MotionClipError(
+                f"{path}: frame {i} has {size} numbers; each frame needs {FRAME_SIZE} "
+                "(duration, root position 3, root quaternion 4, 36 joint values for the humanoid3d character)"
+            )
+    try:
+        data = np.asarray(frames, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise MotionClipError(f"{path}: every frame value must be a number ({err})") from err
+    bad = np.argwhere(~np.isfinite(data))
+    if len(bad):
+        i, j = bad[0]
+        raise MotionClipError(f"{path}: frame {i} holds a non-finite value (NaN or inf) at index {j}; fix or drop it")
+    durations = data[:-1, 0]
+    if (durations <= 0).any():
+        i = int(np.argmax(durations <= 0))
+        raise MotionClipError(
+            f"{path}: frame {i} has duration {durations[i]:g} s; every frame but the last needs a positive "
+            "duration (the time to the next frame)"
+        )
+    return loop == "wrap", data
+
+
+def _frames_to_qpos(path: Path, data: np.ndarray, model: mujoco.MjModel) -> np.ndarray:
+    index = character.character_index(model)
+    qpos = np.zeros((len(data), model.nq))
+    qpos[:, 0:3] = _dm_vec_to_mujoco(data[:, 1:4])
+    col = 4
+    quats = {"root": data[:, col : col + 4]}
+    col += 4
+    hinge_cols = []
+    for name, kind in character.JOINTS:
+        if kind == "ball":
+            quats[name] = data[:, col : col + 4]
+            col += 4
+        else:
+            hinge_cols.append(col)
+            col += 1
+    for slot, name in enumerate(_DM_QUAT_FIELDS):
+        q = quats[name]
+        norms = np.linalg.norm(q, axis=1)
+        if (norms < 1e-6).any():
+            i = int(np.argmax(norms < 1e-6))
+            raise MotionClipError(
+                f"{path}: frame {i} has a zero quaternion for joint '{name}'; quaternions must be (w, x, y, z) "
+                "with non-zero norm (the identity is 1, 0, 0, 0)"
+            )
+        qpos[:, index.quat_qpos[slot]] = _dm_quat_to_mujoco(q / norms[:, None])
+    qpos[:, index.hinge_qpos] = data[:, hinge_cols]
+    return qpos
+
+
+def _lowest_point(model: mujoco.MjModel, data: mujoco.MjData) -> float:
+    """Lowest point of the character's geoms (the floor plane excluded)."""
+    lowest = np.inf
+    for g in range(model.ngeom):
+        if model.geom_bodyid[g] == 0:
+            continue
+        z, rot, size = data.geom_xpos[g, 2], data.geom_xmat[g].reshape(3, 3), model.geom_size[g]
+        kind = model.geom_type[g]
+        if kind == mujoco.mjtGeom.mjGEOM_SPHERE:
+            low = z - size[0]
+        elif kind == mujoco.mjtGeom.mjGEOM_CAPSULE:
+            low = z - abs(rot[2, 2]) * size[1] - size[0]
+        elif kind == mujoco.mjtGeom.mjGEOM_BOX:
+            low = z - np.abs(rot[2]) @ size
+        else:  # pragma: no cover - the character only uses these shapes
+            low = z - model.geom_rbound[g]
+        lowest = min(lowest, low)
+    return float(lowest)
+
+
+def _clip_from_frames(name: str, path: Path, loop: bool, data: np.ndarray) -> MotionClip:
+    model = character.load_model()
+    qpos = _frames_to_qpos(path, data, model)
+    mdata = mujoco.MjData(model)
+    lowest = np.inf
+    for frame in qpos:
+        mdata.qpos[:] = frame
+        mujoco.mj_kinematics(model, mdata)
+        lowest = min(lowest, _lowest_point(model, mdata))
+    lift = max(0.0, -lowest)
+    qpos[:, 2] += lift
+    times = np.concatenate([[0.0], np.cumsum(data[:-1, 0])])
+    qvel = np.zeros((len(data), model.nv))
+    for i in range(len(data) - 1):
+        mujoco.mj_differentiatePos(model, qvel[i], times[i + 1] - times[i], qpos[i], qpos[i + 1])
+    qvel[-1] = qvel[-2]
+    offset = np.zeros(3)
+    if loop:
+        offset[:2] = qpos[-1, :2] - qpos[0, :2]
+    return MotionClip(
+        name=name, path=str(path), loop=loop, times=times, qpos=qpos, qvel=qvel, cycle_offset=offset, lift=lift,
+        _model=model,
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _load_cached(name: str, path: str, mtime: float) -> MotionClip:
+    loop, data = parse_frames(Path(path))
+    return _clip_from_frames(name, Path(path), loop, data)
+
+
+def load_clip(name_or_path: str | Path) -> MotionClip:
+    """Load a DeepMimic motion clip for the humanoid3d character.
+
+    :param name_or_path: a catalogue name (``"walk"``, ``"humanoid3d_walk"``) or the path of a clip file
+    :return: the converted, lifted, frozen clip (cached: loading the same file twice returns the same object)
+    :raises MotionClipError: unknown name, missing file or malformed content
+    """
+    name, path, _ = resolve_clip(name_or_path)
+    return _load_cached(name, str(path), path.stat().st_mtime)

@@ -1,0 +1,78 @@
+"""DeepMimic's imitation reward, as released with DeepMimic (not the simpler variant stated in the paper).
+
+The reward compares two character states, the simulated one and the reference one, through the features of
+:class:`PoseFeatures`::
+
+    pose_err = sum_j w_j * angle(q_ref_j * conj(q_sim_j))^2       (root rotation and every joint)
+    vel_err  = sum_j w_j * |w_ref_j - w_sim_j|^2                  (root and joint angular velocities)
+    ee_err   = mean over ankles and wrists of |p_ref - p_sim|^2   (root-relative, heading frame, z = height)
+    root_err = |dp_root|^2 + 0.1 angle(dq_root)^2 + 0.01 |dv_root|^2 + 0.001 |dw_root|^2
+    com_err  = 0.1 |dv_com|^2
+    r = 0.5 exp(-2 pose_err) + 0.05 exp(-0.1 vel_err) + 0.15 exp(-40 ee_err)
+        + 0.2 exp(-5 root_err) + 0.1 exp(-10 com_err)
+
+with ``w_j`` DeepMimic's per-joint ``DiffWeight`` divided by their sum.  The weights add up to 1, so the
+reward is 1 exactly at the reference state and lies in (0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sb3_mimic.character import CharacterIndex
+
+#: Weight and error scale of each term, in the order of :data:`TERMS`.
+TERMS: tuple[str, ...] = ("pose", "velocity", "end_effector", "root", "com")
+WEIGHTS: dict[str, float] = {"pose": 0.5, "velocity": 0.05, "end_effector": 0.15, "root": 0.2, "com": 0.1}
+SCALES: dict[str, float] = {"pose": 2.0, "velocity": 0.1, "end_effector": 40.0, "root": 5.0, "com": 10.0}
+
+
+@dataclass
+class PoseFeatures:
+    """What the reward needs to know about one character state."""
+
+    qpos: np.ndarray
+    """(nq,) generalised positions."""
+    qvel: np.ndarray
+    """(nv,) generalised velocities."""
+    end_effectors: np.ndarray
+    """(4, 3) ankle and wrist positions relative to the root in its heading frame; z is the height above ground."""
+    com_velocity: np.ndarray
+    """(3,) centre-of-mass velocity, world frame."""
+
+
+def quat_angle(q1: np.ndarray, q2: np.ndarray) -> np.ndarray:
+    """Rotation angle (rad) between unit quaternions, row-wise: ``angle(q1 * conj(q2))`` in [0, pi]."""
+    dots = np.abs(np.einsum("ij,ij->i", q1, q2))
+    return 2.0 * np.arccos(np.minimum(dots, 1.0))
+
+
+def imitation_errors(sim: PoseFeatures, ref: PoseFeatures, index: CharacterIndex) -> tuple[float, ...]:
+    """The five unscaled errors ``(pose, velocity, end_effector, root, com)``."""
+    angles = quat_angle(ref.qpos[index.quat_qpos], sim.qpos[index.quat_qpos])
+    hinge = ref.qpos[index.hinge_qpos] - sim.qpos[index.hinge_qpos]
+    pose_err = float(index.ball_weights @ (angles * angles) + index.hinge_weights @ (hinge * hinge))
+    dvel = ref.qvel[3:] - sim.qvel[3:]
+    vel_err = float(index.dof_weights @ (dvel * dvel))
+    dee = ref.end_effectors - sim.end_effectors
+    ee_err = float(np.einsum("ij,ij->", dee, dee)) / len(dee)
+    dpos = ref.qpos[:3] - sim.qpos[:3]
+    dv = ref.qvel[:3] - sim.qvel[:3]
+    dw = ref.qvel[3:6] - sim.qvel[3:6]
+    root_err = float(dpos @ dpos + 0.1 * angles[0] ** 2 + 0.01 * (dv @ dv) + 0.001 * (dw @ dw))
+    dcom = ref.com_velocity - sim.com_velocity
+    com_err = 0.1 * float(dcom @ dcom)
+    return pose_err, vel_err, ee_err, root_err, com_err
+
+
+def imitation_reward(sim: PoseFeatures, ref: PoseFeatures, index: CharacterIndex) -> tuple[float, dict[str, float]]:
+    """DeepMimic's reward and its weighted terms (which add up to it).
+
+    :return: ``(reward, {"pose": ..., "velocity": ..., "end_effector": ..., "root": ..., "com": ...})``
+    """
+    errors = imitation_errors(sim, ref, index)
+    terms = {t: WEIGHTS[t] * math.exp(-SCALES[t] * e) for t, e in zip(TERMS, errors)}
+    return sum(terms.values()), terms
