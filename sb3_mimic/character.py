@@ -33,23 +33,23 @@ JOINTS: tuple[tuple[str, str], ...] = (
     ("left_elbow", "hinge"),
 )
 
-#: The 15 bodies in DeepMimic's order (the observation's body order).
+#: The 15 bodies in the model's (depth-first) order, which is the observation's body order.
 BODIES: tuple[str, ...] = (
     "root",
     "chest",
     "neck",
-    "right_hip",
-    "right_knee",
-    "right_ankle",
     "right_shoulder",
     "right_elbow",
     "right_wrist",
-    "left_hip",
-    "left_knee",
-    "left_ankle",
     "left_shoulder",
     "left_elbow",
     "left_wrist",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
 )
 
 END_EFFECTORS: tuple[str, ...] = ("right_ankle", "right_wrist", "left_ankle", "left_wrist")
@@ -122,14 +122,15 @@ class CharacterIndex:
     """(15,) body ids of :data:`BODIES`."""
     end_effector_ids: np.ndarray
     """(4,) body ids of :data:`END_EFFECTORS`."""
-    dof_weights: np.ndarray
-    """(nv - 3,) reward weight of each dof after the root's linear ones (root angular, then joints)."""
-    ball_weights: np.ndarray
-    """(9,) reward weights of the root and the 8 ball joints (quaternion errors), in qpos order of ``quat_qpos``."""
     quat_qpos: np.ndarray
     """(9, 4) qpos addresses of the root quaternion and the 8 ball joints' quaternions."""
-    hinge_weights: np.ndarray
-    """(4,) reward weights of the hinges."""
+    position_weights: np.ndarray
+    """(2, nv) weights that turn squared position differences (``mj_differentiatePos``, reference minus
+    simulation) into DeepMimic's pose error (row 0: w_j per joint dof, root rotation included) and the
+    position part of its root error (row 1: 1 per root position dof, 0.1 per root rotation dof)."""
+    velocity_weights: np.ndarray
+    """(2, nv) the same for squared velocity differences: velocity error (row 0) and the velocity part of
+    the root error (row 1: 0.01 per root linear dof, 0.001 per root angular dof)."""
     torque_limits: np.ndarray
     """(28,) torque limit per action component, N m."""
 
@@ -138,37 +139,33 @@ def character_index(model: mujoco.MjModel) -> CharacterIndex:
     """Build the index arrays for ``model`` (by name, so any body order in the MJCF works)."""
     total = sum(DIFF_WEIGHTS.values())
     ball_qpos, hinge_qpos, action_dofs, torque = [], [], [], []
-    dof_weights = np.zeros(model.nv - 3)
-    ball_w, hinge_w = [], []
+    joint_w = np.zeros(model.nv)
     root = model.joint("root")
-    dof_weights[0:3] = DIFF_WEIGHTS["root"] / total
+    root_dof = int(root.dofadr[0])
+    joint_w[root_dof + 3 : root_dof + 6] = DIFF_WEIGHTS["root"] / total
     for name, kind in JOINTS:
         joint = model.joint(name)
         adr, dof = int(joint.qposadr[0]), int(joint.dofadr[0])
-        w = DIFF_WEIGHTS[name] / total
+        width = 3 if kind == "ball" else 1
+        joint_w[dof : dof + width] = DIFF_WEIGHTS[name] / total
+        action_dofs.extend(range(dof, dof + width))
+        torque.extend([TORQUE_LIMITS[name]] * width)
         if kind == "ball":
             ball_qpos.append(np.arange(adr, adr + 4))
-            action_dofs.extend(range(dof, dof + 3))
-            dof_weights[dof - 3 : dof] = w
-            ball_w.append(w)
-            torque.extend([TORQUE_LIMITS[name]] * 3)
         else:
             hinge_qpos.append(adr)
-            action_dofs.append(dof)
-            dof_weights[dof - 3] = w
-            hinge_w.append(w)
-            torque.append(TORQUE_LIMITS[name])
+    root_pos_w, root_vel_w = np.zeros(model.nv), np.zeros(model.nv)
+    root_pos_w[root_dof : root_dof + 3], root_pos_w[root_dof + 3 : root_dof + 6] = 1.0, 0.1
+    root_vel_w[root_dof : root_dof + 3], root_vel_w[root_dof + 3 : root_dof + 6] = 0.01, 0.001
     root_adr = int(root.qposadr[0])
-    quat_qpos = np.vstack([np.arange(root_adr + 3, root_adr + 7)[None], np.array(ball_qpos)])
     return CharacterIndex(
         ball_qpos=np.array(ball_qpos),
         hinge_qpos=np.array(hinge_qpos),
+        quat_qpos=np.vstack([np.arange(root_adr + 3, root_adr + 7)[None], np.array(ball_qpos)]),
         action_dofs=np.array(action_dofs),
         body_ids=np.array([model.body(b).id for b in BODIES]),
         end_effector_ids=np.array([model.body(b).id for b in END_EFFECTORS]),
-        dof_weights=dof_weights,
-        ball_weights=np.array([DIFF_WEIGHTS["root"] / total, *ball_w]),
-        quat_qpos=quat_qpos,
-        hinge_weights=np.array(hinge_w),
+        position_weights=np.stack([joint_w, root_pos_w]),
+        velocity_weights=np.stack([joint_w, root_vel_w]),
         torque_limits=np.array(torque),
     )

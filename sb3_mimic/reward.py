@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import mujoco
 import numpy as np
 
 from sb3_mimic.character import CharacterIndex
@@ -44,35 +45,36 @@ class PoseFeatures:
     """(3,) centre-of-mass velocity, world frame."""
 
 
-def quat_angle(q1: np.ndarray, q2: np.ndarray) -> np.ndarray:
-    """Rotation angle (rad) between unit quaternions, row-wise: ``angle(q1 * conj(q2))`` in [0, pi]."""
-    dots = np.abs(np.einsum("ij,ij->i", q1, q2))
-    return 2.0 * np.arccos(np.minimum(dots, 1.0))
+def imitation_errors(
+    model: mujoco.MjModel, sim: PoseFeatures, ref: PoseFeatures, index: CharacterIndex, scratch: np.ndarray | None = None
+) -> tuple[float, float, float, float, float]:
+    """The five unscaled errors ``(pose, velocity, end_effector, root, com)``.
 
+    Orientation errors come from one ``mj_differentiatePos`` call: for a ball or free joint, the norm of its
+    angular part is ``angle(q_ref * conj(q_sim))``; for a hinge it is the angle difference.
 
-def imitation_errors(sim: PoseFeatures, ref: PoseFeatures, index: CharacterIndex) -> tuple[float, ...]:
-    """The five unscaled errors ``(pose, velocity, end_effector, root, com)``."""
-    angles = quat_angle(ref.qpos[index.quat_qpos], sim.qpos[index.quat_qpos])
-    hinge = ref.qpos[index.hinge_qpos] - sim.qpos[index.hinge_qpos]
-    pose_err = float(index.ball_weights @ (angles * angles) + index.hinge_weights @ (hinge * hinge))
-    dvel = ref.qvel[3:] - sim.qvel[3:]
-    vel_err = float(index.dof_weights @ (dvel * dvel))
+    :param scratch: optional (nv,) work array
+    """
+    dq = np.empty(model.nv) if scratch is None else scratch
+    # ref - sim: world-frame position difference for the root, rotation vectors (rad) for every joint
+    mujoco.mj_differentiatePos(model, dq, 1.0, sim.qpos, ref.qpos)
+    dv = ref.qvel - sim.qvel
+    pose_err, root_pos_err = index.position_weights @ (dq * dq)
+    vel_err, root_vel_err = index.velocity_weights @ (dv * dv)
     dee = ref.end_effectors - sim.end_effectors
-    ee_err = float(np.einsum("ij,ij->", dee, dee)) / len(dee)
-    dpos = ref.qpos[:3] - sim.qpos[:3]
-    dv = ref.qvel[:3] - sim.qvel[:3]
-    dw = ref.qvel[3:6] - sim.qvel[3:6]
-    root_err = float(dpos @ dpos + 0.1 * angles[0] ** 2 + 0.01 * (dv @ dv) + 0.001 * (dw @ dw))
+    ee_err = float(np.vdot(dee, dee)) / len(dee)
     dcom = ref.com_velocity - sim.com_velocity
-    com_err = 0.1 * float(dcom @ dcom)
-    return pose_err, vel_err, ee_err, root_err, com_err
+    com_err = 0.1 * float(np.vdot(dcom, dcom))
+    return float(pose_err), float(vel_err), ee_err, float(root_pos_err + root_vel_err), com_err
 
 
-def imitation_reward(sim: PoseFeatures, ref: PoseFeatures, index: CharacterIndex) -> tuple[float, dict[str, float]]:
+def imitation_reward(
+    model: mujoco.MjModel, sim: PoseFeatures, ref: PoseFeatures, index: CharacterIndex
+) -> tuple[float, dict[str, float]]:
     """DeepMimic's reward and its weighted terms (which add up to it).
 
     :return: ``(reward, {"pose": ..., "velocity": ..., "end_effector": ..., "root": ..., "com": ...})``
     """
-    errors = imitation_errors(sim, ref, index)
+    errors = imitation_errors(model, sim, ref, index)
     terms = {t: WEIGHTS[t] * math.exp(-SCALES[t] * e) for t, e in zip(TERMS, errors)}
     return sum(terms.values()), terms

@@ -111,6 +111,7 @@ def build(char: dict, ctrl: dict) -> str:
     <map znear="0.01"/>
   </visual>
   <asset>
+    <texture name="sky" type="skybox" builtin="gradient" rgb1=".55 .7 .85" rgb2=".15 .2 .3" width="256" height="256"/>
     <texture name="grid" type="2d" builtin="checker" rgb1=".82 .84 .86" rgb2=".70 .73 .76" width="512" height="512"/>
     <material name="grid" texture="grid" texrepeat="1 1" texuniform="true"/>
     <material name="body" rgba=".4706 .549 .6863 1"/>

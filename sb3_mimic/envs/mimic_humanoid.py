@@ -27,6 +27,12 @@ OBSERVATION_STRUCTURE: dict[str, int] = {
     "body_angular_velocities": 3 * _N_BODIES,
 }
 GHOST_RGBA = (1.0, 0.55, 0.15, 0.35)
+_BADQPOS, _BADQVEL, _BADQACC = (
+    mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL, mujoco.mjtWarning.mjWARN_BADQACC
+)
+_LEVI_CIVITA = np.zeros((3, 3, 3))
+_LEVI_CIVITA[0, 1, 2] = _LEVI_CIVITA[1, 2, 0] = _LEVI_CIVITA[2, 0, 1] = 1.0
+_LEVI_CIVITA[0, 2, 1] = _LEVI_CIVITA[2, 1, 0] = _LEVI_CIVITA[1, 0, 2] = -1.0
 
 
 class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
@@ -176,13 +182,16 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         self._fall_geom = np.isin(m.geom_bodyid, fall_ids)
         self._ball_actions = np.array([[i, i + 1, i + 2] for i in self._action_starts(kind="ball")])
         self._ref = mujoco.MjData(m)
-        self._ref_qvel = np.zeros(m.nv)
+        self._scratch = np.zeros(m.nv)
         self._sim_features = PoseFeatures(self.data.qpos, self.data.qvel, np.zeros((4, 3)), np.zeros(3))
         self._ref_features = PoseFeatures(self._ref.qpos, self._ref.qvel, np.zeros((4, 3)), np.zeros(3))
         self._start_time = 0.0
         self._steps = 0
-        self._bad_qacc = 0
+        self._bad_state = 0
         self._last_obs = np.zeros(size, dtype=np.float32)
+        self._vec_buffer = np.zeros((3 * _N_BODIES, 3))
+        if list(self.index.body_ids) != list(range(1, _N_BODIES + 1)):
+            raise RuntimeError("the character model's bodies 1..15 must be the character's, in BODIES order")
         self._renderer: mujoco.Renderer | None = None
 
     # ------------------------------------------------------------------------------------------------
@@ -223,8 +232,8 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         qpos, qvel = self.clip.sample(start, self.data.qpos)
         self.data.qvel[:] = qvel
         mujoco.mj_forward(self.model, self.data)
-        self._bad_qacc = self.data.warning[mujoco.mjtWarning.mjWARN_BADQACC].number
-        self._update_features(self.data, self._sim_features)
+        self._bad_state = self._divergences()
+        self._update_features(self.data, self._sim_features, kinematics=False)
         self._set_reference(start)
         self._last_obs = self._get_obs()
         return self._last_obs.copy(), {"time": start, "phase": self.clip.phase(start)}
@@ -242,26 +251,27 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
             d.ctrl[:] = ACTION_SCALE * a
         else:
             d.qfrc_applied[self.index.action_dofs] = self._torques(a)
-        mujoco.mj_step(m, d, nstep=self.frame_skip)
+        # mj_step1 ran at the end of the previous step (or mj_forward at reset), so positions, contacts and
+        # velocities seen by the reward and observation belong to the final state, at no extra cost
+        mujoco.mj_step2(m, d)
+        if self.frame_skip > 1:
+            mujoco.mj_step(m, d, nstep=self.frame_skip - 1)
+        mujoco.mj_step1(m, d)
         self._steps += 1
 
-        nonfinite = (
-            d.warning[mujoco.mjtWarning.mjWARN_BADQACC].number != self._bad_qacc
-            or not np.isfinite(d.qpos).all()
-            or not np.isfinite(d.qvel).all()
-        )
+        nonfinite = self._divergences() != self._bad_state or not np.isfinite(d.qvel).all()
         if nonfinite:
             # MuJoCo resets diverged data on its own: keep the last good observation and end the episode
             info = {f"reward_{t}": 0.0 for t in TERMS}
             info.update(mpjpe=float("nan"), time=self.time, phase=self.clip.phase(self.time), fell=True,
                         clip_end=False, nonfinite=True, invalid_action=invalid)
+            mujoco.mj_forward(m, d)
             return self._last_obs.copy(), 0.0, True, False, info
 
-        # positions after mj_step belong to the last substep's start: refresh them for the final state
-        self._update_features(d, self._sim_features)
+        self._update_features(d, self._sim_features, kinematics=False)
         t = self.time
         self._set_reference(t)
-        errors = imitation_errors(self._sim_features, self._ref_features, self.index)
+        errors = imitation_errors(m, self._sim_features, self._ref_features, self.index, self._scratch)
         info: dict[str, Any] = {}
         reward = 0.0
         for term, err in zip(TERMS, errors):
@@ -273,10 +283,13 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         clip_end = (not self.clip.loop) and t >= self.clip.duration - 1e-9
         info.update(time=t, phase=self.clip.phase(t), fell=fell, clip_end=clip_end, nonfinite=False,
                     invalid_action=invalid)
-        self._last_obs = self._get_obs()
-        if self.render_mode == "human":  # pragma: no cover - not offered (headless)
-            self.render()
-        return self._last_obs.copy(), reward, fell or clip_end, False, info
+        obs = self._last_obs = self._get_obs()
+        return obs, reward, fell or clip_end, False, info
+
+    def _divergences(self) -> int:
+        """How often MuJoCo has found a bad state in this data (it then resets the data on its own)."""
+        w = self.data.warning
+        return w[_BADQPOS].number + w[_BADQVEL].number + w[_BADQACC].number
 
     # ------------------------------------------------------------------------------------------------
     # actions
@@ -305,29 +318,26 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
     # ------------------------------------------------------------------------------------------------
     # features, reference, observation
 
-    def _update_features(self, d: mujoco.MjData, out: PoseFeatures) -> None:
+    def _update_features(self, d: mujoco.MjData, out: PoseFeatures, kinematics: bool = True) -> None:
         m = self.model
-        mujoco.mj_kinematics(m, d)
-        mujoco.mj_comPos(m, d)
-        mujoco.mj_comVel(m, d)
+        if kinematics:
+            mujoco.mj_kinematics(m, d)
+            mujoco.mj_comPos(m, d)
+            mujoco.mj_comVel(m, d)
         mujoco.mj_subtreeVel(m, d)
-        root = d.xpos[self._root]
-        c, s = self._heading_cos_sin(d)
-        rel = d.xpos[self.index.end_effector_ids] - root
-        ee = out.end_effectors
-        ee[:, 0] = c * rel[:, 0] + s * rel[:, 1]
-        ee[:, 1] = -s * rel[:, 0] + c * rel[:, 1]
-        ee[:, 2] = d.xpos[self.index.end_effector_ids, 2]
-        out.com_velocity[:] = d.subtree_linvel[self._root]
-
-    def _heading_cos_sin(self, d: mujoco.MjData) -> tuple[float, float]:
         xmat = d.xmat[self._root]
         heading = math.atan2(xmat[3], xmat[0])
-        return math.cos(heading), math.sin(heading)
+        c, s = math.cos(heading), math.sin(heading)
+        ee_pos = d.xpos[self.index.end_effector_ids]
+        rel = ee_pos - d.xpos[self._root]
+        ee = out.end_effectors
+        ee[:, 0] = c * rel[:, 0] + s * rel[:, 1]
+        ee[:, 1] = c * rel[:, 1] - s * rel[:, 0]
+        ee[:, 2] = ee_pos[:, 2]
+        out.com_velocity[:] = d.subtree_linvel[self._root]
 
     def _set_reference(self, t: float) -> None:
-        self.clip.sample(t, self._ref.qpos)
-        _, qvel = self.clip.sample(t)
+        _, qvel = self.clip.sample(t, self._ref.qpos)
         self._ref.qvel[:] = qvel
         self._update_features(self._ref, self._ref_features)
 
@@ -336,40 +346,39 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         return self._ref.qpos.copy(), self._ref.qvel.copy()
 
     def _mpjpe(self) -> float:
-        ids = self.index.body_ids[1:]
-        sim = self.data.xpos[ids] - self.data.xpos[self._root]
-        ref = self._ref.xpos[ids] - self._ref.xpos[self._root]
-        diff = sim - ref
-        return float(np.sqrt(np.einsum("ij,ij->i", diff, diff)).mean())
+        sim = self.data.xpos[2:] - self.data.xpos[1]
+        sim -= self._ref.xpos[2:]
+        sim += self._ref.xpos[1]
+        return float(np.sqrt(np.einsum("ij,ij->i", sim, sim)).mean())
 
     def _get_obs(self) -> np.ndarray:
         d = self.data
-        ids = self.index.body_ids
-        root = d.xpos[self._root]
-        xmat = d.xmat[self._root]
+        # bodies 1..15 of the model are the character, in the order of character.BODIES
+        pos = d.xpos[1:]
+        cvel = d.cvel[1:]
+        xmat = d.xmat[1]
         heading = math.atan2(xmat[3], xmat[0])
         c, s = math.cos(heading), math.sin(heading)
-        rot = np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])  # world -> heading frame
-        cvel = d.cvel[ids]
-        ang, lin = cvel[:, :3], cvel[:, 3:]
-        pos = d.xpos[ids]
-        linvel = lin + np.cross(ang, pos - d.subtree_com[self._root])
-        vectors = np.concatenate([pos - root, linvel, ang]) @ rot.T
-        q = d.xquat[ids]
-        hc, hs = math.cos(0.5 * heading), -math.sin(0.5 * heading)  # conj of the heading quaternion
-        quat = np.empty_like(q)
-        quat[:, 0] = hc * q[:, 0] - hs * q[:, 3]
-        quat[:, 1] = hc * q[:, 1] - hs * q[:, 2]
-        quat[:, 2] = hc * q[:, 2] + hs * q[:, 1]
-        quat[:, 3] = hc * q[:, 3] + hs * q[:, 0]
-        quat[quat[:, 0] < 0] *= -1.0
+        rot = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])  # v_heading = v_world @ rot
+        # conj(heading quaternion) * q, written as q @ left.T
+        hc, hs = math.cos(0.5 * heading), math.sin(0.5 * heading)
+        left_t = np.array([[hc, 0.0, 0.0, -hs], [0.0, hc, -hs, 0.0], [0.0, hs, hc, 0.0], [hs, 0.0, 0.0, hc]])
+        vec = self._vec_buffer  # (45, 3): positions relative to the root, linear and angular velocities
         n = _N_BODIES
+        np.subtract(pos, pos[0], out=vec[:n])
+        # linear velocity of each body origin: cvel's is taken at the subtree centre of mass
+        np.einsum("ijk,bj,bk->bi", _LEVI_CIVITA, cvel[:, :3], pos - d.subtree_com[1], out=vec[n : 2 * n])
+        vec[n : 2 * n] += cvel[:, 3:]
+        vec[2 * n :] = cvel[:, :3]
+        vec = vec @ rot
+        quat = d.xquat[1:] @ left_t
+        quat *= np.copysign(1.0, quat[:, :1])  # w >= 0
         obs = np.empty(2 + 13 * n, dtype=np.float32)
         obs[0] = self.clip.phase(self.time)
-        obs[1] = root[2]
-        obs[2 : 2 + 3 * n] = vectors[:n].ravel()
+        obs[1] = pos[0, 2]
+        obs[2 : 2 + 3 * n] = vec[:n].ravel()
         obs[2 + 3 * n : 2 + 7 * n] = quat.ravel()
-        obs[2 + 7 * n :] = vectors[n:].ravel()
+        obs[2 + 7 * n :] = vec[n:].ravel()
         return obs
 
     # ------------------------------------------------------------------------------------------------

@@ -1,0 +1,302 @@
+"""The imitation env: API contract, reward, reference-state initialisation, episode ends, bad input."""
+
+from __future__ import annotations
+
+import pickle
+
+import gymnasium
+import mujoco
+import numpy as np
+import pytest
+
+import sb3_mimic
+from sb3_mimic import character
+from sb3_mimic.envs import MimicHumanoidEnv
+from sb3_mimic.reward import TERMS, imitation_reward
+
+ALL_IDS = [
+    "MimicHumanoidWalk-v0", "MimicHumanoidRun-v0", "MimicHumanoidDanceA-v0", "MimicHumanoidDanceB-v0",
+    "MimicHumanoidBackflip-v0", "MimicHumanoidCartwheel-v0", "MimicHumanoidCrawl-v0",
+    "MimicHumanoidGetupFacedown-v0", "MimicHumanoidGetupFaceup-v0", "MimicHumanoidJump-v0", "MimicHumanoidKick-v0",
+    "MimicHumanoidPunch-v0", "MimicHumanoidRoll-v0", "MimicHumanoidSpin-v0", "MimicHumanoidSpinkick-v0",
+]
+
+
+def reference_step(env: gymnasium.Env):
+    """Step with the reference pose one control step ahead as the PD target."""
+    u = env.unwrapped
+    qpos, _ = u.clip.sample(u.time + u.dt)
+    return env.step(u.pd_target_action(qpos))
+
+
+@pytest.fixture
+def walk():
+    env = gymnasium.make("MimicHumanoidWalk-v0")
+    yield env
+    env.close()
+
+
+def test_ids_registered_and_run():
+    assert set(ALL_IDS) | {"MimicHumanoid-v0"} <= set(gymnasium.registry)
+    assert set(sb3_mimic.ENV_IDS) == set(ALL_IDS) | {"MimicHumanoid-v0"}
+    for env_id in ALL_IDS:
+        env = gymnasium.make(env_id)
+        assert env.spec.max_episode_steps == 600  # 20 s at 30 Hz
+        obs, _ = env.reset(seed=0)
+        obs, reward, *_ = env.step(env.action_space.sample())
+        assert obs.shape == (197,) and np.isfinite(obs).all() and 0.0 < reward <= 1.0
+        env.close()
+    env = gymnasium.make("MimicHumanoid-v0", motion="humanoid3d_run")
+    assert env.unwrapped.clip.name == "run"
+
+
+def test_spaces_and_timing(walk):
+    u = walk.unwrapped
+    assert walk.action_space.shape == (28,) and walk.action_space.dtype == np.float32
+    assert (walk.action_space.low == -1).all() and (walk.action_space.high == 1).all()
+    assert walk.observation_space.shape == (197,)
+    assert sum(u.observation_structure.values()) == 197
+    assert u.dt == pytest.approx(1 / 30) and u.model.opt.timestep == pytest.approx(1 / 300)
+    assert walk.metadata["render_fps"] == 30
+
+
+def test_gymnasium_and_sb3_env_checkers():
+    from gymnasium.utils.env_checker import check_env as gym_check
+    from stable_baselines3.common.env_checker import check_env as sb3_check
+
+    gym_check(MimicHumanoidEnv(motion="walk"), skip_render_check=True)
+    sb3_check(MimicHumanoidEnv(motion="walk"), warn=True)
+
+
+def test_reward_is_one_at_reference_state():
+    model = character.load_model()
+    index = character.character_index(model)
+    env = MimicHumanoidEnv(motion="dance_a")
+    for t in (0.0, 0.4, 1.3):
+        env.reset(options={"start_time": t})
+        reward, terms = imitation_reward(model, env._sim_features, env._ref_features, index)
+        assert reward == pytest.approx(1.0, abs=1e-9)
+        assert set(terms) == set(TERMS)
+
+
+def test_start_time_reset_is_exact_reference(walk):
+    u = walk.unwrapped
+    for t in (0.0, 0.5, 2.9):  # 2.9 s is past one walk cycle: the root carries the cycle offset
+        walk.reset(options={"start_time": t})
+        qpos, qvel = u.clip.sample(t)
+        np.testing.assert_allclose(u.data.qpos, qpos, atol=1e-12)
+        np.testing.assert_allclose(u.data.qvel, qvel, atol=1e-12)
+        assert u.time == t
+    assert u.clip.sample(2.9)[0][0] > u.clip.sample(2.9 - u.clip.duration)[0][0] + 1.0
+
+
+def test_reward_sums_terms_and_reference_target_tracks(walk):
+    for t in (0.1, 0.3, 0.77, 1.2):
+        walk.reset(options={"start_time": t})
+        _, reward, terminated, _, info = reference_step(walk)
+        assert reward == pytest.approx(sum(info[f"reward_{k}"] for k in TERMS), abs=1e-12)
+        assert reward > 0.85 and info["mpjpe"] < 0.03 and not terminated
+        assert info["time"] == pytest.approx(t + 1 / 30)
+
+
+def test_random_actions_earn_clearly_less(walk):
+    rng = np.random.default_rng(0)
+    tracked, random = [], []
+    for t in (0.1, 0.5, 0.9):
+        walk.reset(options={"start_time": t})
+        rewards = [reference_step(walk)[1] for _ in range(5)]
+        tracked.append(np.mean(rewards))
+        walk.reset(options={"start_time": t})
+        rewards = [walk.step(rng.uniform(-1, 1, 28).astype(np.float32))[1] for _ in range(5)]
+        random.append(np.mean(rewards))
+    assert np.mean(random) < np.mean(tracked) - 0.1
+
+
+def test_reward_drops_with_pose_error(walk):
+    walk.reset(options={"start_time": 0.5})
+    u = walk.unwrapped
+    base = [reference_step(walk)[1] for _ in range(5)]
+    walk.reset(options={"start_time": 0.5})
+    for _ in range(5):
+        qpos, _ = u.clip.sample(u.time + u.dt)
+        action = u.pd_target_action(qpos)
+        action[6:9] += 0.3  # steer the right hip about 0.9 rad away from the reference
+        _, reward, _, _, info = walk.step(action)
+    assert reward < base[-1] - 0.05 and info["mpjpe"] > 0.03
+    assert info["reward_pose"] < 0.45
+
+
+def test_observation_against_independent_computation(walk):
+    obs, _ = walk.reset(options={"start_time": 0.6})
+    obs, *_ = walk.step(walk.action_space.sample() * 0.1)
+    u = walk.unwrapped
+    m, d = u.model, u.data
+    root = m.body("root").id
+    forward = d.xmat[root].reshape(3, 3)[:, 0]
+    heading = np.arctan2(forward[1], forward[0])
+    c, s = np.cos(heading), np.sin(heading)
+    to_heading = np.array([[c, s, 0], [-s, c, 0], [0, 0, 1]])
+    n = 15
+    assert obs[0] == pytest.approx(u.clip.phase(u.time), abs=1e-6)
+    assert obs[1] == pytest.approx(d.xpos[root, 2], abs=1e-6)
+    for i, name in enumerate(character.BODIES):
+        b = m.body(name).id
+        pos = to_heading @ (d.xpos[b] - d.xpos[root])
+        np.testing.assert_allclose(obs[2 + 3 * i : 5 + 3 * i], pos, atol=1e-5)
+        vel = np.zeros(6)
+        mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_XBODY, b, vel, 0)  # body frame origin, world axes
+        np.testing.assert_allclose(obs[2 + 7 * n + 3 * i : 5 + 7 * n + 3 * i], to_heading @ vel[3:], atol=1e-4)
+        np.testing.assert_allclose(obs[2 + 10 * n + 3 * i : 5 + 10 * n + 3 * i], to_heading @ vel[:3], atol=1e-4)
+        quat = obs[2 + 3 * n + 4 * i : 6 + 3 * n + 4 * i]
+        mat = np.zeros(9)
+        mujoco.mju_quat2Mat(mat, quat.astype(np.float64))
+        np.testing.assert_allclose(mat.reshape(3, 3), to_heading @ d.xmat[b].reshape(3, 3), atol=1e-5)
+        assert quat[0] >= 0
+
+
+def test_observation_is_heading_invariant():
+    env = MimicHumanoidEnv(motion="walk")
+    obs, _ = env.reset(options={"start_time": 0.4})
+    m, d = env.model, env.data
+    turn = np.array([np.cos(0.35), 0, 0, np.sin(0.35)])  # 0.7 rad about z
+    quat = d.qpos[3:7].copy()
+    mujoco.mju_mulQuat(d.qpos[3:7], turn, quat)
+    d.qpos[0:2] = [5.0, -2.0]
+    rot = np.zeros(9)
+    mujoco.mju_quat2Mat(rot, turn)
+    d.qvel[0:3] = rot.reshape(3, 3) @ d.qvel[0:3]  # world-frame root velocity turns with the body
+    mujoco.mj_forward(m, d)
+    np.testing.assert_allclose(env._get_obs(), obs, atol=1e-5)
+
+
+def test_seeded_resets_are_reproducible():
+    a, b = MimicHumanoidEnv(motion="walk"), MimicHumanoidEnv(motion="walk")
+    starts_a = [a.reset(seed=s)[1]["time"] for s in (1, 2, 3)]
+    starts_b = [b.reset(seed=s)[1]["time"] for s in (1, 2, 3)]
+    assert starts_a == starts_b and len(set(starts_a)) == 3
+    assert all(0 <= t < a.clip.duration for t in starts_a)
+
+
+def test_zero_torque_falls_and_getup_never_falls():
+    env = gymnasium.make("MimicHumanoidWalk-v0", action_mode="torque")
+    env.reset(seed=0)
+    for step in range(90):
+        _, _, terminated, truncated, info = env.step(np.zeros(28, dtype=np.float32))
+        if terminated:
+            break
+    assert terminated and info["fell"] and not info["clip_end"] and step < 60
+    getup = gymnasium.make("MimicHumanoidGetupFaceup-v0", action_mode="torque")
+    getup.reset(options={"start_time": 0.0})
+    for _ in range(20):
+        _, _, terminated, _, info = getup.step(np.zeros(28, dtype=np.float32))
+        assert not info["fell"]
+
+
+def test_none_clip_ends_at_last_frame():
+    env = gymnasium.make("MimicHumanoidKick-v0")
+    u = env.unwrapped
+    env.reset(options={"start_time": u.clip.duration - 0.1})
+    for _ in range(4):
+        _, _, terminated, truncated, info = reference_step(env)
+        if terminated:
+            break
+    assert terminated and info["clip_end"] and not info["fell"] and not truncated
+    with pytest.raises(ValueError, match="below the clip's duration"):
+        env.reset(options={"start_time": u.clip.duration + 1})
+
+
+def test_torque_mode():
+    env = MimicHumanoidEnv(motion="walk", action_mode="torque")
+    env.reset(options={"start_time": 0.2})
+    env.step(np.zeros(28, dtype=np.float32))
+    assert np.abs(env.data.qfrc_actuator).max() == 0.0  # PD servos are off
+    action = np.ones(28, dtype=np.float32)
+    env.step(action)
+    tau = env.data.qfrc_applied[env.index.action_dofs]
+    chest = np.linalg.norm(tau[0:3])
+    assert chest == pytest.approx(200.0)  # a ball joint's torque is clamped by norm to its limit
+    assert tau[9] == pytest.approx(150.0)  # right knee at its limit
+
+
+def test_nan_and_out_of_range_actions_never_crash(walk):
+    walk.reset(seed=0)
+    action = np.full(28, np.nan, dtype=np.float32)
+    obs, reward, terminated, truncated, info = walk.step(action)
+    assert info["invalid_action"] and np.isfinite(obs).all() and np.isfinite(reward)
+    obs, reward, *_ = walk.step(np.full(28, 1e9, dtype=np.float32))
+    assert np.isfinite(obs).all()
+    np.testing.assert_allclose(walk.unwrapped.data.ctrl, np.pi)
+    with pytest.raises(ValueError, match="shape"):
+        walk.step(np.zeros(5))
+
+
+def test_diverged_state_ends_episode():
+    env = MimicHumanoidEnv(motion="walk")
+    env.reset(seed=0)
+    env.data.qvel[:] = 1e200
+    obs, reward, terminated, _, info = env.step(np.zeros(28, dtype=np.float32))
+    assert terminated and info["nonfinite"] and info["fell"] and reward == 0.0
+    assert np.isfinite(obs).all()
+    env.reset(seed=1)
+    assert np.isfinite(env.step(np.zeros(28, dtype=np.float32))[0]).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"motion": "wlak"}, "Available clips"),
+        ({"action_mode": "velocity"}, "action_mode"),
+        ({"control_frequency": 0}, "control_frequency"),
+        ({"sim_frequency": -300}, "sim_frequency"),
+        ({"sim_frequency": 100, "control_frequency": 30}, "whole multiple"),
+        ({"frame_skip": 3}, "unexpected arguments"),
+    ],
+)
+def test_bad_kwargs_raise_clear_errors(kwargs, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        gymnasium.make("MimicHumanoid-v0", **kwargs)
+
+
+def test_unsupported_render_mode():
+    with pytest.raises(ValueError, match="render_mode"):
+        MimicHumanoidEnv(render_mode="depth_array")
+
+
+def test_bad_reset_options(walk):
+    with pytest.raises(ValueError, match="start_time"):
+        walk.reset(options={"start_time": -1.0})
+    with pytest.raises(ValueError, match="start_time"):
+        walk.reset(options={"start_time": float("nan")})
+    with pytest.raises(ValueError, match="unknown reset options"):
+        walk.reset(options={"start": 1.0})
+
+
+def test_render_shows_character_and_ghost():
+    env = gymnasium.make("MimicHumanoidWalk-v0", render_mode="rgb_array", width=160, height=120, ghost_offset=(0, 1, 0))
+    env.reset(options={"start_time": 0.2})
+    image = env.render()
+    assert image.shape == (120, 160, 3) and image.dtype == np.uint8
+    orange = (image[..., 0].astype(int) - image[..., 2] > 60).sum()  # the ghost is orange, the body blue-grey
+    assert orange > 20
+    env.close()
+    plain = MimicHumanoidEnv(motion="walk")
+    plain.reset(seed=0)
+    assert plain.render() is None
+
+
+def test_pickle_and_subproc_vec_env():
+    env = MimicHumanoidEnv(motion="run")
+    clone = pickle.loads(pickle.dumps(env))
+    assert clone.clip.name == "run"
+    obs_a, _ = env.reset(options={"start_time": 0.3})
+    obs_b, _ = clone.reset(options={"start_time": 0.3})
+    np.testing.assert_array_equal(obs_a, obs_b)
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    # worker processes import sb3_mimic (and so register its ids) through the "module:id" form
+    vec = make_vec_env("sb3_mimic:MimicHumanoidWalk-v0", n_envs=2, vec_env_cls=SubprocVecEnv, seed=0)
+    obs = vec.reset()
+    obs, rewards, dones, infos = vec.step(np.zeros((2, 28), dtype=np.float32))
+    assert obs.shape == (2, 197) and rewards.shape == (2,) and "mpjpe" in infos[0]
+    vec.close()
