@@ -8,6 +8,7 @@ character's ``qpos`` and ``qvel`` at any time, looping ``wrap`` clips with their
 
 from __future__ import annotations
 
+import bisect
 import functools
 import json
 import math
@@ -81,6 +82,7 @@ class MotionClip:
             raise ValueError("MotionClip arrays do not match the model")
         for name in ("times", "qpos", "qvel", "cycle_offset"):
             getattr(self, name).flags.writeable = False
+        object.__setattr__(self, "_time_list", self.times.tolist())  # bisect on a list beats numpy on scalars
 
     @property
     def duration(self) -> float:
@@ -102,7 +104,7 @@ class MotionClip:
 
         Quaternions are interpolated along the geodesic (slerp), everything else linearly; a looping clip
         played past its end adds the per-cycle root offset once per completed cycle and keeps the heading.
-        A non-looping clip holds its end poses outside [0, duration].
+        A non-looping clip holds its end poses, at rest, outside [0, duration).
 
         :param time: seconds from the clip's start (any real for looping clips)
         :param qpos: optional output array of shape (nq,)
@@ -114,14 +116,15 @@ class MotionClip:
             local = time - cycles * self.duration
         else:
             local = min(max(time, 0.0), self.duration)
-        i = int(np.searchsorted(self.times, local, side="right")) - 1
-        i = min(max(i, 0), len(self.times) - 2)
+        i = min(max(bisect.bisect_right(self._time_list, local) - 1, 0), len(self.times) - 2)
         out = np.empty(self._model.nq) if qpos is None else qpos
         # integrating the segment's constant velocity is exactly slerp for quaternions and lerp otherwise
         out[:] = self.qpos[i]
         mujoco.mj_integratePos(self._model, out, self.qvel[i], local - self.times[i])
         if cycles:
             out[:3] += cycles * self.cycle_offset
+        if not self.loop and not 0.0 <= time < self.duration:
+            return out, np.zeros(self._model.nv)  # held at its first or last pose
         return out, self.qvel[i].copy()
 
 

@@ -56,7 +56,7 @@ def test_spaces_and_timing(walk):
     assert (walk.action_space.low == -1).all() and (walk.action_space.high == 1).all()
     assert walk.observation_space.shape == (197,)
     assert sum(u.observation_structure.values()) == 197
-    assert u.dt == pytest.approx(1 / 30) and u.model.opt.timestep == pytest.approx(1 / 300)
+    assert u.dt == pytest.approx(1 / 30) and u.model.opt.timestep == pytest.approx(1 / 240)
     assert walk.metadata["render_fps"] == 30
 
 

@@ -14,6 +14,9 @@ from sb3_mimic import character
 from sb3_mimic.motion import MotionClip, clip_info, load_clip, resolve_clip
 from sb3_mimic.reward import SCALES, TERMS, WEIGHTS, PoseFeatures, imitation_errors
 
+_W_POSE, _W_VEL, _W_EE, _W_ROOT, _W_COM = (WEIGHTS[t] for t in TERMS)
+_S_POSE, _S_VEL, _S_EE, _S_ROOT, _S_COM = (SCALES[t] for t in TERMS)
+
 ACTION_MODES = ("pd_target", "torque")
 #: PD targets are ``ACTION_SCALE * action``: every exp-map component and hinge angle spans [-pi, pi] rad.
 ACTION_SCALE = math.pi
@@ -30,7 +33,7 @@ GHOST_RGBA = (1.0, 0.55, 0.15, 0.35)
 _BADQPOS, _BADQVEL, _BADQACC = (
     mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL, mujoco.mjtWarning.mjWARN_BADQACC
 )
-_LEVI_CIVITA = np.zeros((3, 3, 3))
+_LEVI_CIVITA = np.zeros((3, 3, 3))  # cross products as one einsum: (a x b)_i = eps_ijk a_j b_k
 _LEVI_CIVITA[0, 1, 2] = _LEVI_CIVITA[1, 2, 0] = _LEVI_CIVITA[2, 0, 1] = 1.0
 _LEVI_CIVITA[0, 2, 1] = _LEVI_CIVITA[2, 1, 0] = _LEVI_CIVITA[1, 0, 2] = -1.0
 
@@ -42,7 +45,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
     Physics-Based Character Skills") in MuJoCo, rewarded for tracking a motion-capture clip.  The character
     has 15 bodies, 45 kg, 8 ball joints and 4 hinges driven by stiff PD servos with DeepMimic's gains and
     torque limits.  The policy acts at ``control_frequency`` (30 Hz); physics and PD run at
-    ``sim_frequency`` (300 Hz) with MuJoCo's implicit-in-velocity integrator.
+    ``sim_frequency`` (240 Hz) with MuJoCo's implicit-in-velocity integrator.
 
     ## Action Space
     ``Box(-1, 1, (28,), float32)``, in DeepMimic's joint order: chest, neck, right hip, right knee,
@@ -106,7 +109,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
     | ``motion`` | ``"walk"`` | clip name from the catalogue (``sb3_mimic.available_clips()``) or a clip file path |
     | ``action_mode`` | ``"pd_target"`` | ``"pd_target"`` or ``"torque"`` |
     | ``control_frequency`` | 30 | policy steps per second (Hz) |
-    | ``sim_frequency`` | 300 | physics and PD steps per second (Hz), a multiple of ``control_frequency`` |
+    | ``sim_frequency`` | 240 | physics and PD steps per second (Hz), a multiple of ``control_frequency`` |
     | ``early_termination`` | ``True`` | end episodes on falls |
     | ``render_mode`` | ``None`` | ``"rgb_array"``: images with the reference as a translucent ghost |
     | ``width``, ``height`` | 640, 480 | image size |
@@ -123,7 +126,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         motion: str = "walk",
         action_mode: str = "pd_target",
         control_frequency: float = 30,
-        sim_frequency: float = 300,
+        sim_frequency: float = 240,
         early_termination: bool = True,
         render_mode: str | None = None,
         width: int = 640,
@@ -175,6 +178,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         m = self.model
         self.index = character.character_index(m)
         self._root = int(self.index.body_ids[0])
+        self._ee_ids = self.index.end_effector_ids
         if action_mode == "torque":
             m.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_ACTUATION
             m.dof_damping[:] = 0.0
@@ -189,7 +193,6 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         self._steps = 0
         self._bad_state = 0
         self._last_obs = np.zeros(size, dtype=np.float32)
-        self._vec_buffer = np.zeros((3 * _N_BODIES, 3))
         if list(self.index.body_ids) != list(range(1, _N_BODIES + 1)):
             raise RuntimeError("the character model's bodies 1..15 must be the character's, in BODIES order")
         self._renderer: mujoco.Renderer | None = None
@@ -242,7 +245,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         a = np.array(action, dtype=np.float64)
         if a.shape != (character.ACTION_SIZE,):
             raise ValueError(f"action must have shape ({character.ACTION_SIZE},), got {a.shape}")
-        invalid = not np.isfinite(a).all()
+        invalid = not math.isfinite(a.sum())
         if invalid:
             a = np.nan_to_num(a, nan=0.0, posinf=1.0, neginf=-1.0)
         np.clip(a, -1.0, 1.0, out=a)
@@ -259,7 +262,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         mujoco.mj_step1(m, d)
         self._steps += 1
 
-        nonfinite = self._divergences() != self._bad_state or not np.isfinite(d.qvel).all()
+        nonfinite = self._divergences() != self._bad_state or not math.isfinite(d.qvel.sum())
         if nonfinite:
             # MuJoCo resets diverged data on its own: keep the last good observation and end the episode
             info = {f"reward_{t}": 0.0 for t in TERMS}
@@ -268,23 +271,33 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
             mujoco.mj_forward(m, d)
             return self._last_obs.copy(), 0.0, True, False, info
 
-        self._update_features(d, self._sim_features, kinematics=False)
+        heading, rot = self._update_features(d, self._sim_features, kinematics=False)
         t = self.time
+        phase = self.clip.phase(t)
         self._set_reference(t)
-        errors = imitation_errors(m, self._sim_features, self._ref_features, self.index, self._scratch)
-        info: dict[str, Any] = {}
-        reward = 0.0
-        for term, err in zip(TERMS, errors):
-            value = WEIGHTS[term] * math.exp(-SCALES[term] * err)
-            info[f"reward_{term}"] = value
-            reward += value
-        info["mpjpe"] = self._mpjpe()
-        fell = bool(self.early_termination and d.ncon and self._fall_geom[d.contact.geom].any())
-        clip_end = (not self.clip.loop) and t >= self.clip.duration - 1e-9
-        info.update(time=t, phase=self.clip.phase(t), fell=fell, clip_end=clip_end, nonfinite=False,
-                    invalid_action=invalid)
-        obs = self._last_obs = self._get_obs()
-        return obs, reward, fell or clip_end, False, info
+        e_pose, e_vel, e_ee, e_root, e_com = imitation_errors(
+            m, self._sim_features, self._ref_features, self.index, self._scratch
+        )
+        info = {
+            "reward_pose": _W_POSE * math.exp(-_S_POSE * e_pose),
+            "reward_velocity": _W_VEL * math.exp(-_S_VEL * e_vel),
+            "reward_end_effector": _W_EE * math.exp(-_S_EE * e_ee),
+            "reward_root": _W_ROOT * math.exp(-_S_ROOT * e_root),
+            "reward_com": _W_COM * math.exp(-_S_COM * e_com),
+            "mpjpe": self._mpjpe(),
+            "time": t,
+            "phase": phase,
+            "fell": bool(self.early_termination and d.ncon and self._fall_geom[d.contact.geom].any()),
+            "clip_end": (not self.clip.loop) and t >= self.clip.duration - 1e-9,
+            "nonfinite": False,
+            "invalid_action": invalid,
+        }
+        reward = (
+            info["reward_pose"] + info["reward_velocity"] + info["reward_end_effector"] + info["reward_root"]
+            + info["reward_com"]
+        )
+        obs = self._last_obs = self._get_obs(phase, heading, rot)
+        return obs, reward, info["fell"] or info["clip_end"], False, info
 
     def _divergences(self) -> int:
         """How often MuJoCo has found a bad state in this data (it then resets the data on its own)."""
@@ -318,23 +331,26 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
     # ------------------------------------------------------------------------------------------------
     # features, reference, observation
 
-    def _update_features(self, d: mujoco.MjData, out: PoseFeatures, kinematics: bool = True) -> None:
+    def _update_features(
+        self, d: mujoco.MjData, out: PoseFeatures, kinematics: bool = True
+    ) -> tuple[float, np.ndarray]:
+        """Fill ``out`` from ``d``; return the root heading and the world-to-heading-frame matrix (v @ rot)."""
         m = self.model
         if kinematics:
             mujoco.mj_kinematics(m, d)
             mujoco.mj_comPos(m, d)
             mujoco.mj_comVel(m, d)
         mujoco.mj_subtreeVel(m, d)
-        xmat = d.xmat[self._root]
+        xmat = d.xmat[1]
         heading = math.atan2(xmat[3], xmat[0])
         c, s = math.cos(heading), math.sin(heading)
-        ee_pos = d.xpos[self.index.end_effector_ids]
-        rel = ee_pos - d.xpos[self._root]
+        rot = np.array(((c, -s, 0.0), (s, c, 0.0), (0.0, 0.0, 1.0)))
+        xpos = d.xpos
         ee = out.end_effectors
-        ee[:, 0] = c * rel[:, 0] + s * rel[:, 1]
-        ee[:, 1] = c * rel[:, 1] - s * rel[:, 0]
-        ee[:, 2] = ee_pos[:, 2]
-        out.com_velocity[:] = d.subtree_linvel[self._root]
+        np.matmul(xpos[self._ee_ids] - xpos[1], rot, out=ee)
+        ee[:, 2] = xpos[self._ee_ids, 2]  # height above the floor
+        out.com_velocity[:] = d.subtree_linvel[1]
+        return heading, rot
 
     def _set_reference(self, t: float) -> None:
         _, qvel = self.clip.sample(t, self._ref.qpos)
@@ -346,40 +362,34 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         return self._ref.qpos.copy(), self._ref.qvel.copy()
 
     def _mpjpe(self) -> float:
-        sim = self.data.xpos[2:] - self.data.xpos[1]
-        sim -= self._ref.xpos[2:]
-        sim += self._ref.xpos[1]
-        return float(np.sqrt(np.einsum("ij,ij->i", sim, sim)).mean())
+        sim, ref = self.data.xpos, self._ref.xpos
+        diff = sim[2:] - ref[2:]
+        diff -= sim[1] - ref[1]  # root-relative
+        return float(np.sqrt(np.einsum("ij,ij->i", diff, diff)).sum()) / len(diff)
 
-    def _get_obs(self) -> np.ndarray:
+    def _get_obs(self, phase: float | None = None, heading: float | None = None, rot: np.ndarray | None = None):
         d = self.data
+        if heading is None or rot is None:
+            xmat = d.xmat[1]
+            heading = math.atan2(xmat[3], xmat[0])
+            c, s = math.cos(heading), math.sin(heading)
+            rot = np.array(((c, -s, 0.0), (s, c, 0.0), (0.0, 0.0, 1.0)))  # v_heading = v_world @ rot
         # bodies 1..15 of the model are the character, in the order of character.BODIES
         pos = d.xpos[1:]
         cvel = d.cvel[1:]
-        xmat = d.xmat[1]
-        heading = math.atan2(xmat[3], xmat[0])
-        c, s = math.cos(heading), math.sin(heading)
-        rot = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])  # v_heading = v_world @ rot
-        # conj(heading quaternion) * q, written as q @ left.T
+        ang = cvel[:, :3]
+        # linear velocity of each body origin (cvel's linear part is taken at the subtree centre of mass)
+        arm = pos - d.subtree_com[1]
+        lin = cvel[:, 3:] + np.einsum("ijk,bj,bk->bi", _LEVI_CIVITA, ang, arm)  # + ang x arm
+        vec = np.concatenate((pos - pos[0], lin, ang)) @ rot
+        # body orientations in the heading frame: conj(heading quaternion) * q, written as q @ left_t
         hc, hs = math.cos(0.5 * heading), math.sin(0.5 * heading)
-        left_t = np.array([[hc, 0.0, 0.0, -hs], [0.0, hc, -hs, 0.0], [0.0, hs, hc, 0.0], [hs, 0.0, 0.0, hc]])
-        vec = self._vec_buffer  # (45, 3): positions relative to the root, linear and angular velocities
-        n = _N_BODIES
-        np.subtract(pos, pos[0], out=vec[:n])
-        # linear velocity of each body origin: cvel's is taken at the subtree centre of mass
-        np.einsum("ijk,bj,bk->bi", _LEVI_CIVITA, cvel[:, :3], pos - d.subtree_com[1], out=vec[n : 2 * n])
-        vec[n : 2 * n] += cvel[:, 3:]
-        vec[2 * n :] = cvel[:, :3]
-        vec = vec @ rot
+        left_t = np.array(((hc, 0.0, 0.0, -hs), (0.0, hc, -hs, 0.0), (0.0, hs, hc, 0.0), (hs, 0.0, 0.0, hc)))
         quat = d.xquat[1:] @ left_t
         quat *= np.copysign(1.0, quat[:, :1])  # w >= 0
-        obs = np.empty(2 + 13 * n, dtype=np.float32)
-        obs[0] = self.clip.phase(self.time)
-        obs[1] = pos[0, 2]
-        obs[2 : 2 + 3 * n] = vec[:n].ravel()
-        obs[2 + 3 * n : 2 + 7 * n] = quat.ravel()
-        obs[2 + 7 * n :] = vec[n:].ravel()
-        return obs
+        n = _N_BODIES
+        head = (self.clip.phase(self.time) if phase is None else phase, pos[0, 2])
+        return np.concatenate((head, vec[:n].ravel(), quat.ravel(), vec[n:].ravel()), dtype=np.float32)
 
     # ------------------------------------------------------------------------------------------------
     # rendering

@@ -1,0 +1,64 @@
+"""Shared fixtures: the repository on ``sys.path``, DeepMimic's reference files and raw clip files."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+#: DeepMimic's original character files (``humanoid3d.txt``, ``humanoid3d_ctrl.txt``), outside the repository.
+DEEPMIMIC_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference" / "deepmimic"
+
+
+@pytest.fixture(scope="session")
+def deepmimic_dir() -> Path:
+    """Folder with DeepMimic's humanoid3d.txt and humanoid3d_ctrl.txt; skips the test if absent."""
+    if not (DEEPMIMIC_DIR / "humanoid3d.txt").is_file() or not (DEEPMIMIC_DIR / "humanoid3d_ctrl.txt").is_file():
+        pytest.skip(f"DeepMimic's reference character files are not available at {DEEPMIMIC_DIR}")
+    return DEEPMIMIC_DIR
+
+
+@pytest.fixture(scope="session")
+def dm_char(deepmimic_dir: Path) -> dict:
+    """DeepMimic's humanoid3d.txt, parsed."""
+    return json.loads((deepmimic_dir / "humanoid3d.txt").read_text())
+
+
+@pytest.fixture(scope="session")
+def dm_ctrl(deepmimic_dir: Path) -> dict:
+    """DeepMimic's humanoid3d_ctrl.txt, parsed."""
+    return json.loads((deepmimic_dir / "humanoid3d_ctrl.txt").read_text())
+
+
+def dm_clip_path(name: str) -> Path:
+    """Path of DeepMimic's original clip file ``humanoid3d_<name>.txt`` shipped by pybullet."""
+    pybullet_data = pytest.importorskip("pybullet_data")
+    path = Path(pybullet_data.getDataPath()) / "data" / "motions" / f"humanoid3d_{name}.txt"
+    if not path.is_file():
+        pytest.skip(f"{path} is not available")
+    return path
+
+
+@pytest.fixture(scope="session")
+def dm_clip_file():
+    """``dm_clip_file(name)``: path of DeepMimic's clip file ``humanoid3d_<name>.txt`` (skips if absent)."""
+    return dm_clip_path
+
+
+@pytest.fixture(scope="session")
+def raw_clip():
+    """``raw_clip(name)``: the JSON object of DeepMimic's clip file ``humanoid3d_<name>.txt``, unconverted."""
+    cache: dict[str, dict] = {}
+
+    def load(name: str) -> dict:
+        if name not in cache:
+            cache[name] = json.loads(dm_clip_path(name).read_text())
+        return cache[name]
+
+    return load
