@@ -299,6 +299,24 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         obs = self._last_obs = self._get_obs(phase, heading, rot)
         return obs, reward, info["fell"] or info["clip_end"], False, info
 
+    def set_physics_state(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
+        """Put the character in state ``(qpos, qvel)`` at the current reference time and return its observation.
+
+        The episode's clock is unchanged, so the reward of the next step compares with the reference at
+        ``self.time + self.dt``.  Used to label perturbed reference states.
+        """
+        qpos, qvel = np.asarray(qpos, dtype=np.float64), np.asarray(qvel, dtype=np.float64)
+        if qpos.shape != (self.model.nq,) or qvel.shape != (self.model.nv,):
+            raise ValueError(f"qpos and qvel must have shapes ({self.model.nq},) and ({self.model.nv},)")
+        if not (np.isfinite(qpos).all() and np.isfinite(qvel).all()):
+            raise ValueError("qpos and qvel must be finite")
+        self.data.qpos[:], self.data.qvel[:] = qpos, qvel
+        mujoco.mj_forward(self.model, self.data)
+        self._bad_state = self._divergences()
+        heading, rot = self._update_features(self.data, self._sim_features, kinematics=False)
+        self._last_obs = self._get_obs(None, heading, rot)
+        return self._last_obs.copy()
+
     def _divergences(self) -> int:
         """How often MuJoCo has found a bad state in this data (it then resets the data on its own)."""
         w = self.data.warning

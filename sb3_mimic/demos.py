@@ -1,0 +1,198 @@
+"""Demonstrations: (observation, action) pairs from an expert, as ``imitation`` data types.
+
+- :func:`teacher_forcing` puts the character exactly in the reference state at times drawn continuously
+  across the clip (optionally perturbed, keeping the expert's label at the perturbed state), observes it
+  with the env's own observation code and asks the expert.  Physics runs one control step per sample to give
+  ``next_obs``.
+- :func:`expert_rollouts` lets the expert act in physics from reference-state starts (closed loop).
+
+Both save to and load from ``.npz`` files that carry their metadata (:func:`save_demos`, :func:`load_demos`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from tqdm.auto import tqdm
+
+from sb3_mimic import _imitation  # noqa: F401
+from sb3_mimic.envs.mimic_humanoid import MimicHumanoidEnv
+from sb3_mimic.version import __version__
+from imitation.data.types import Trajectory, Transitions
+
+DEMO_FORMAT = "sb3-mimic-demos/1"
+
+
+@dataclass
+class DemoMetadata:
+    """Where a set of demonstrations comes from; loading checks it against the env that will use them."""
+
+    clip: str
+    """Clip name (or path) the demonstrations imitate."""
+    env_id: str
+    """Gymnasium id of the env (``MimicHumanoid-v0`` for clips given by path)."""
+    action_mode: str
+    """``"pd_target"`` or ``"torque"``."""
+    lookahead: int
+    """Expert lookahead, control steps."""
+    kind: str
+    """``"teacher_forcing"`` or ``"rollouts"``."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Anything else worth keeping (noise levels, seed, expert gains)."""
+    version: str = __version__
+    """sb3-mimic version that made them."""
+
+
+def _base(env: gym.Env) -> MimicHumanoidEnv:
+    base = env.unwrapped
+    if not isinstance(base, MimicHumanoidEnv):
+        raise TypeError(f"demonstrations need a MimicHumanoidEnv, got {type(base).__name__}")
+    return base
+
+
+def teacher_forcing(
+    env: gym.Env,
+    expert,
+    n_samples: int,
+    seed: int = 0,
+    qpos_noise: float = 0.0,
+    qvel_noise: float = 0.0,
+    progress_bar: bool = True,
+) -> Transitions:
+    """Label reference states (optionally perturbed) sampled continuously across the clip.
+
+    :param env: a :class:`MimicHumanoidEnv` (wrapped or not); it is reset for every sample
+    :param expert: a policy with ``predict(obs, deterministic=True)`` (e.g. :class:`~sb3_mimic.experts.PDExpert`)
+    :param n_samples: number of (observation, action) pairs
+    :param seed: seeds the sampled times and the noise
+    :param qpos_noise: standard deviation of the perturbation of joint angles, rad (root excluded)
+    :param qvel_noise: standard deviation of the perturbation of joint and root velocities, rad/s or m/s
+    :return: ``imitation`` Transitions; ``next_obs`` is one control step later under the expert's action
+    """
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be at least 1, got {n_samples}")
+    base = _base(env)
+    rng = np.random.default_rng(seed)
+    end = base.clip.duration if base.clip.loop else max(base.clip.duration - base.dt, 0.0)
+    times = np.sort(rng.uniform(0.0, end, n_samples))
+    obs = np.empty((n_samples, *env.observation_space.shape), dtype=np.float32)
+    next_obs = np.empty_like(obs)
+    acts = np.empty((n_samples, *env.action_space.shape), dtype=np.float32)
+    dones = np.zeros(n_samples, dtype=bool)
+    perturb = np.zeros(base.model.nv)
+    for i in tqdm(range(n_samples), desc="teacher forcing", disable=not progress_bar, unit="sample"):
+        o, _ = env.reset(seed=seed if i == 0 else None, options={"start_time": float(times[i])})
+        if qpos_noise > 0 or qvel_noise > 0:
+            qpos, qvel = base.data.qpos.copy(), base.data.qvel.copy()
+            if qpos_noise > 0:  # joint rotations only; ball joints move along their tangent space
+                perturb[6:] = rng.normal(0.0, qpos_noise, base.model.nv - 6)
+                mujoco.mj_integratePos(base.model, qpos, perturb, 1.0)
+            if qvel_noise > 0:
+                qvel += rng.normal(0.0, qvel_noise, base.model.nv)
+            o = base.set_physics_state(qpos, qvel)
+        action, _ = expert.predict(o, deterministic=True)
+        o2, _, terminated, truncated, _ = env.step(action)
+        obs[i], acts[i], next_obs[i], dones[i] = o, action, o2, terminated or truncated
+    infos = np.array([{} for _ in range(n_samples)])
+    return Transitions(obs=obs, acts=acts, infos=infos, next_obs=next_obs, dones=dones)
+
+
+def expert_rollouts(
+    env: gym.Env, expert, n_episodes: int, seed: int = 0, max_steps: int | None = None, progress_bar: bool = True
+) -> list[Trajectory]:
+    """Closed-loop episodes of ``expert`` in physics from seeded reference-state starts.
+
+    :param env: a :class:`MimicHumanoidEnv`, usually with its ``TimeLimit`` (``gymnasium.make``)
+    :param expert: a policy with ``predict(obs, deterministic=True)``
+    :param n_episodes: number of episodes
+    :param seed: episode ``i`` is reset with seed ``seed + i``
+    :param max_steps: optional cap on the steps per episode
+    :return: ``imitation`` Trajectories (``terminal`` is True when the episode ended, not when it was cut)
+    """
+    if n_episodes < 1:
+        raise ValueError(f"n_episodes must be at least 1, got {n_episodes}")
+    _base(env)
+    trajectories = []
+    for episode in tqdm(range(n_episodes), desc="expert rollouts", disable=not progress_bar, unit="episode"):
+        obs, _ = env.reset(seed=seed + episode)
+        observations, actions, infos = [obs], [], []
+        done = terminal = False
+        while not done:
+            action, _ = expert.predict(obs, deterministic=True)
+            obs, _, terminated, truncated, info = env.step(action)
+            observations.append(obs)
+            actions.append(action)
+            infos.append(info)
+            terminal = terminated or truncated
+            done = terminal or (max_steps is not None and len(actions) >= max_steps)
+        trajectories.append(
+            Trajectory(
+                obs=np.asarray(observations, dtype=np.float32),
+                acts=np.asarray(actions, dtype=np.float32),
+                infos=np.array(infos),
+                terminal=terminal,
+            )
+        )
+    return trajectories
+
+
+def concatenate_transitions(parts: list[Transitions]) -> Transitions:
+    """One Transitions holding all of ``parts`` in order."""
+    names = ("obs", "acts", "infos", "next_obs", "dones")
+    return Transitions(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in names})
+
+
+def save_demos(path: str | Path, transitions: Transitions, metadata: DemoMetadata) -> Path:
+    """Write demonstrations and their metadata to a compressed ``.npz`` file (infos are not kept)."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_suffix(path.suffix + ".npz")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"format": DEMO_FORMAT, **metadata.__dict__}
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(
+        tmp, obs=transitions.obs, acts=transitions.acts, next_obs=transitions.next_obs, dones=transitions.dones,
+        metadata=np.array(json.dumps(meta)),
+    )
+    tmp.replace(path)  # atomic: a crash never leaves a half-written file under the real name
+    return path
+
+
+def load_demos(
+    path: str | Path, env_id: str | None = None, action_mode: str | None = None
+) -> tuple[Transitions, DemoMetadata]:
+    """Read demonstrations written by :func:`save_demos`.
+
+    :param env_id: if given, refuse demos made for another env
+    :param action_mode: if given, refuse demos made for another action mode
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"demonstration file {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["metadata"]))
+            arrays = {k: data[k] for k in ("obs", "acts", "next_obs", "dones")}
+    except (KeyError, ValueError, OSError) as err:
+        raise ValueError(f"{path} is not an sb3-mimic demonstration file ({err}); make one with save_demos") from err
+    if meta.pop("format", None) != DEMO_FORMAT:
+        raise ValueError(f"{path} is not an sb3-mimic demonstration file (format {DEMO_FORMAT} expected)")
+    metadata = DemoMetadata(**meta)
+    if env_id is not None and metadata.env_id != env_id:
+        raise ValueError(
+            f"{path} holds demonstrations for env {metadata.env_id!r} (clip {metadata.clip!r}), not {env_id!r}; "
+            "make new demonstrations for this env"
+        )
+    if action_mode is not None and metadata.action_mode != action_mode:
+        raise ValueError(
+            f"{path} holds demonstrations for action_mode {metadata.action_mode!r}, not {action_mode!r}: their "
+            "actions mean different things; make new demonstrations with the matching action mode"
+        )
+    infos = np.array([{} for _ in range(len(arrays["obs"]))])
+    return Transitions(infos=infos, **arrays), metadata

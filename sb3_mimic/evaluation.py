@@ -1,0 +1,115 @@
+"""Evaluation of a policy (or an expert) on an imitation env: returns, survival, falls and tracking error."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import gymnasium as gym
+import numpy as np
+from tqdm.auto import tqdm
+
+from sb3_mimic.envs.mimic_humanoid import MimicHumanoidEnv
+
+
+@dataclass
+class EvalResult:
+    """Figures over ``episodes`` deterministic episodes from seeded reference-state starts."""
+
+    mean_reward: float
+    """Mean episode return (sum of rewards)."""
+    std_reward: float
+    min_reward: float
+    max_reward: float
+    normalized_return: float
+    """Mean of return / (steps the episode could have lasted), in [0, 1]: 1 is perfect tracking to the time
+    limit (or to the end of a non-looping clip)."""
+    mean_survival_s: float
+    """Mean episode length in seconds (time to fall, or to the time limit or clip end)."""
+    fall_rate: float
+    """Fraction of episodes that ended in a fall."""
+    mpjpe_mm: float
+    """Mean per-joint position error to the reference over all steps, millimetres."""
+    episodes: int
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+    def format_block(self) -> str:
+        """The SFT guide's evaluation block plus the imitation figures."""
+        return "\n".join(
+            [
+                f"Evaluation over {self.episodes} episodes:",
+                f"  Mean Reward: {self.mean_reward:.2f} +/- {self.std_reward:.2f}",
+                f"  Min Reward: {self.min_reward:.2f}",
+                f"  Max Reward: {self.max_reward:.2f}",
+                f"  Normalized return per step: {self.normalized_return:.3f}",
+                f"  Mean time to fall: {self.mean_survival_s:.2f} s (fall rate {self.fall_rate:.0%})",
+                f"  Mean MPJPE: {self.mpjpe_mm:.1f} mm",
+            ]
+        )
+
+
+def evaluate(
+    act: Callable[[np.ndarray], np.ndarray],
+    env: gym.Env,
+    episodes: int = 10,
+    seed: int = 0,
+    progress_bar: bool = False,
+) -> EvalResult:
+    """Run ``episodes`` episodes of ``act`` (observation -> action) on ``env``.
+
+    Episode ``i`` starts with ``env.reset(seed=seed + i)``: a reference-state start at a seeded random time.
+
+    :param act: deterministic policy function
+    :param env: a :class:`MimicHumanoidEnv`, normally with its registered ``TimeLimit``
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes must be at least 1, got {episodes}")
+    base = env.unwrapped
+    if not isinstance(base, MimicHumanoidEnv):
+        raise TypeError(f"evaluate needs a MimicHumanoidEnv, got {type(base).__name__}")
+    limit = env.spec.max_episode_steps if env.spec is not None and env.spec.max_episode_steps else None
+    returns, normalized, survival, falls, errors = [], [], [], [], []
+    for episode in tqdm(range(episodes), desc="evaluation", unit="episode", disable=not progress_bar):
+        obs, info = env.reset(seed=seed + episode)
+        possible = limit or 10**9
+        if not base.clip.loop:
+            possible = min(possible, max(1, math.ceil((base.clip.duration - info["time"]) / base.dt - 1e-9)))
+        total, steps, fell = 0.0, 0, False
+        done = False
+        while not done:
+            obs, reward, terminated, truncated, info = env.step(act(obs))
+            total += reward
+            steps += 1
+            if math.isfinite(info["mpjpe"]):
+                errors.append(info["mpjpe"])
+            fell = bool(info.get("fell", False))
+            done = terminated or truncated
+        returns.append(total)
+        normalized.append(total / possible)
+        survival.append(steps * base.dt)
+        falls.append(fell)
+    r = np.asarray(returns)
+    return EvalResult(
+        mean_reward=float(r.mean()),
+        std_reward=float(r.std()),
+        min_reward=float(r.min()),
+        max_reward=float(r.max()),
+        normalized_return=float(np.mean(normalized)),
+        mean_survival_s=float(np.mean(survival)),
+        fall_rate=float(np.mean(falls)),
+        mpjpe_mm=1000.0 * float(np.mean(errors)) if errors else float("nan"),
+        episodes=episodes,
+    )
+
+
+def policy_actor(policy) -> Callable[[np.ndarray], np.ndarray]:
+    """Deterministic observation -> action function of an SB3 model or policy (or an expert)."""
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        action, _ = policy.predict(obs, deterministic=True)
+        return action
+
+    return act

@@ -1,0 +1,194 @@
+"""Experts that label observations with actions: the PD expert that turns mocap into demonstrations.
+
+Experts are ``imitation.policies.base.NonTrainablePolicy`` subclasses, so they work as SB3 policies, with
+``imitation``'s rollout tools and as DAgger's expert.  They read everything they need from the env's
+observation (phase, joint angles and rates, which :func:`decode_joint_state` recovers from the body
+orientations and angular velocities), so a batch of observations from any vectorised env can be labelled.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+import torch as th
+
+from sb3_mimic import _imitation  # noqa: F401  (clear error if imitation is missing)
+from sb3_mimic import character
+from sb3_mimic.envs.mimic_humanoid import ACTION_MODES, ACTION_SCALE, OBSERVATION_STRUCTURE, MimicHumanoidEnv
+from sb3_mimic.motion import MotionClip, load_clip
+from imitation.policies.base import NonTrainablePolicy
+
+_N = len(character.BODIES)
+_QUAT_START = OBSERVATION_STRUCTURE["phase"] + OBSERVATION_STRUCTURE["root_height"] + OBSERVATION_STRUCTURE["body_positions"]
+_ANGVEL_START = _QUAT_START + OBSERVATION_STRUCTURE["body_rotations"] + OBSERVATION_STRUCTURE["body_linear_velocities"]
+
+
+def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    aw, ax, ay, az = np.moveaxis(a, -1, 0)
+    bw, bx, by, bz = np.moveaxis(b, -1, 0)
+    return np.stack(
+        [
+            aw * bw - ax * bx - ay * by - az * bz,
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+        ],
+        axis=-1,
+    )
+
+
+def _quat_conj(q: np.ndarray) -> np.ndarray:
+    return q * np.array([1.0, -1.0, -1.0, -1.0])
+
+
+def _rotate_inverse(q: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Rotate vectors ``v`` by the inverse of unit quaternions ``q`` (broadcast over leading axes)."""
+    qv = np.concatenate([np.zeros(v.shape[:-1] + (1,)), v], axis=-1)
+    return _quat_mul(_quat_mul(_quat_conj(q), qv), q)[..., 1:]
+
+
+def _quat_log(q: np.ndarray) -> np.ndarray:
+    """Rotation vector (axis * angle, angle in [0, pi]) of unit quaternions."""
+    q = q * np.where(q[..., :1] < 0, -1.0, 1.0)
+    sin_half = np.linalg.norm(q[..., 1:], axis=-1, keepdims=True)
+    angle = 2.0 * np.arctan2(sin_half, q[..., :1])
+    scale = np.where(sin_half > 1e-12, angle / np.maximum(sin_half, 1e-12), 2.0)
+    return q[..., 1:] * scale
+
+
+class JointDecoder:
+    """Recovers joint angles and rates of the 12 actuated joints from :class:`MimicHumanoidEnv` observations.
+
+    Relative orientations and angular velocities do not depend on the frame they are expressed in, so the
+    heading-frame body orientations and angular velocities of the observation determine every joint.
+    """
+
+    def __init__(self, model: mujoco.MjModel) -> None:
+        self.parent = np.array([model.body_parentid[model.body(b).id] - 1 for b in character.BODIES])
+        self.bodies = [character.BODIES.index(name) for name, _ in character.JOINTS]
+        self.kinds = [kind for _, kind in character.JOINTS]
+
+    def decode(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Joint angles and rates in action layout, both of shape (batch, 28).
+
+        Ball joints give their rotation vector (exp-map, rad) and local angular velocity (rad/s), hinges
+        their angle (rad) and rate (rad/s).
+        """
+        obs = np.atleast_2d(np.asarray(obs, dtype=np.float64))
+        quats = obs[:, _QUAT_START : _QUAT_START + 4 * _N].reshape(-1, _N, 4)
+        angvel = obs[:, _ANGVEL_START : _ANGVEL_START + 3 * _N].reshape(-1, _N, 3)
+        child = quats[:, self.bodies]
+        parent = quats[:, self.parent[self.bodies]]
+        local = _quat_mul(_quat_conj(parent), child)  # (batch, 12, 4)
+        rel_w = _rotate_inverse(child, angvel[:, self.bodies] - angvel[:, self.parent[self.bodies]])
+        angles, rates = [], []
+        for j, kind in enumerate(self.kinds):
+            if kind == "ball":
+                angles.append(_quat_log(local[:, j]))
+                rates.append(rel_w[:, j])
+            else:  # hinge about the body's -y axis
+                angles.append(2.0 * np.arctan2(-local[:, j, 2], local[:, j, 0])[:, None])
+                rates.append(-rel_w[:, j, 1:2])
+        return np.concatenate(angles, axis=1), np.concatenate(rates, axis=1)
+
+
+class PDExpert(NonTrainablePolicy):
+    """The mocap PD expert of the SFT guide.
+
+    - ``action_mode="pd_target"``: the PD target is the reference pose ``lookahead`` control steps ahead of the
+      observed phase, encoded as the env's normalised action.
+    - ``action_mode="torque"``: ``clip(kp * (q_target - q) - kd * qdot, -1, 1)`` in normalised torque units,
+      with ``q`` and ``qdot`` decoded from the observation (ball joints: rotation-vector error).
+
+    :param clip: the clip the env imitates (a :class:`MotionClip`, or a name/path for :func:`load_clip`)
+    :param observation_space: the env's observation space
+    :param action_space: the env's action space
+    :param action_mode: the env's action mode
+    :param lookahead: control steps ahead of the current phase to target (>= 1)
+    :param control_dt: the env's control step, seconds
+    :param kp: proportional gain of the torque rule, normalised torque per radian
+    :param kd: derivative gain of the torque rule, normalised torque per rad/s
+    """
+
+    def __init__(
+        self,
+        clip: MotionClip | str,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        action_mode: str = "pd_target",
+        lookahead: int = 1,
+        control_dt: float = 1.0 / 30.0,
+        kp: float = 1.0,
+        kd: float = 0.1,
+    ) -> None:
+        super().__init__(observation_space, action_space)
+        if action_mode not in ACTION_MODES:
+            raise ValueError(f"unknown action_mode {action_mode!r}; choose one of {ACTION_MODES}")
+        if int(lookahead) != lookahead or lookahead < 1:
+            raise ValueError(f"lookahead must be a whole number of control steps >= 1, got {lookahead!r}")
+        if control_dt <= 0:
+            raise ValueError(f"control_dt must be positive, got {control_dt!r}")
+        self.clip = load_clip(clip) if isinstance(clip, str) else clip
+        self.action_mode = action_mode
+        self.lookahead = int(lookahead)
+        self.control_dt = float(control_dt)
+        self.kp, self.kd = float(kp), float(kd)
+        self._model = character.load_model()
+        self._index = character.character_index(self._model)
+        self._decoder = JointDecoder(self._model)
+        self._diff = np.zeros(self._model.nv)
+
+    @classmethod
+    def for_env(cls, env: gym.Env, **kwargs) -> PDExpert:
+        """Build the expert for a (possibly wrapped or vectorised) :class:`MimicHumanoidEnv`."""
+        base = env.get_attr("unwrapped")[0] if hasattr(env, "get_attr") else env.unwrapped
+        if not isinstance(base, MimicHumanoidEnv):
+            raise TypeError(f"PDExpert needs a MimicHumanoidEnv, got {type(base).__name__}")
+        return cls(
+            base.clip, env.observation_space, env.action_space, action_mode=base.action_mode, control_dt=base.dt,
+            **kwargs,
+        )
+
+    def target_time(self, phase: float) -> float:
+        """Clip time targeted from an observed phase."""
+        return float(phase) * self.clip.duration + self.lookahead * self.control_dt
+
+    def target_angles(self, phase: float) -> np.ndarray:
+        """Joint angles (rad, action layout: exp-maps and hinge angles) of the reference at the target time."""
+        qpos, _ = self.clip.sample(self.target_time(phase))
+        mujoco.mj_differentiatePos(self._model, self._diff, 1.0, self._model.qpos0, qpos)
+        return self._diff[self._index.action_dofs].copy()
+
+    def label(self, obs: np.ndarray) -> np.ndarray:
+        """Expert actions for a batch of observations, shape (batch, 28), float32."""
+        obs = np.atleast_2d(np.asarray(obs))
+        targets = np.stack([self.target_angles(p) for p in obs[:, 0]])
+        if self.action_mode == "pd_target":
+            return (targets / ACTION_SCALE).astype(np.float32)
+        angles, rates = self._decoder.decode(obs)
+        error = targets - angles
+        balls = [i for i, (_, kind) in enumerate(character.JOINTS) if kind == "ball"]
+        offsets = np.cumsum([0] + [3 if kind == "ball" else 1 for _, kind in character.JOINTS])
+        for j in balls:  # ball joints: rotation-vector error log(q^-1 q_target), not a difference of exp-maps
+            sl = slice(offsets[j], offsets[j] + 3)
+            error[:, sl] = _rotvec_error(angles[:, sl], targets[:, sl])
+        return np.clip(self.kp * error - self.kd * rates, -1.0, 1.0).astype(np.float32)
+
+    def _choose_action(self, obs: np.ndarray) -> np.ndarray:
+        return self.label(obs)[0]
+
+    def _predict(self, observation: th.Tensor, deterministic: bool = False) -> th.Tensor:
+        return th.as_tensor(self.label(observation.detach().cpu().numpy()), device=self.device)
+
+
+def _exp(rotvec: np.ndarray) -> np.ndarray:
+    angle = np.linalg.norm(rotvec, axis=-1, keepdims=True)
+    half = 0.5 * angle
+    scale = np.where(angle > 1e-12, np.sin(half) / np.maximum(angle, 1e-12), 0.5)
+    return np.concatenate([np.cos(half), rotvec * scale], axis=-1)
+
+
+def _rotvec_error(current: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Rotation vector of ``q_current^-1 q_target`` in the current joint frame."""
+    return _quat_log(_quat_mul(_quat_conj(_exp(current)), _exp(target)))
