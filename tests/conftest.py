@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
+
+# headless rendering; must be set before mujoco is first imported, which happens while collecting tests
+os.environ.setdefault("MUJOCO_GL", "egl")
 
 import pytest
 

@@ -416,7 +416,13 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         if self.render_mode is None:
             return None
         if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, self.height, self.width)
+            try:
+                self._renderer = mujoco.Renderer(self.model, self.height, self.width)
+            except mujoco.FatalError as err:
+                raise RuntimeError(
+                    f"MuJoCo could not create an OpenGL context ({err}). For headless rendering set the environment "
+                    "variable MUJOCO_GL=egl (or osmesa) before mujoco is first imported."
+                ) from err
             self._camera = mujoco.MjvCamera()
             self._camera.type = mujoco.mjtCamera.mjCAMERA_FREE
             self._camera.distance, self._camera.azimuth, self._camera.elevation = 4.0, 90.0, -12.0
