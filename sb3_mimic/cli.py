@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
+
+if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
+    os.environ["MUJOCO_GL"] = "egl"  # headless rendering; must precede the first import of mujoco
 
 DESCRIPTION = """Teach DeepMimic's humanoid to imitate motion-capture clips in MuJoCo with Stable-Baselines3.
 
@@ -88,36 +92,16 @@ def _add_eval(sub) -> None:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    import gymnasium as gym
-
-    from sb3_mimic.evaluation import evaluate, policy_actor
-    from sb3_mimic.sft import check_policy_fits, env_spec_for, load_policy, make_env_from_metadata
+    from sb3_mimic.evaluation import evaluate
 
     if args.eval_episodes < 1:
         raise ValueError(f"--eval_episodes must be at least 1, got {args.eval_episodes}")
-    if args.expert and not args.mocap:
-        raise ValueError("--expert needs --mocap: the clip the expert tracks")
     if args.json_out:
         from sb3_mimic.sft import check_writable
 
         check_writable(args.json_out)
-    model = None
-    if args.model:
-        model = load_policy(args.model)
-        meta = getattr(model, "sb3_mimic", {}) or {}
-    if args.mocap:
-        mode = args.action_mode or (meta.get("action_mode", "pd_target") if model is not None else "pd_target")
-        env_id, env_kwargs = env_spec_for(args.mocap, mode)
-        env = gym.make(env_id, **env_kwargs)
-    else:
-        env = make_env_from_metadata(meta)
-    if model is not None:
-        check_policy_fits(model, env)
-        act, label = policy_actor(model), f"policy {args.model}"
-    else:
-        from sb3_mimic.experts import PDExpert
-
-        act, label = policy_actor(PDExpert.for_env(env, lookahead=args.lookahead)), "PD expert"
+    act, env = _policy_and_env(args)
+    label = f"policy {args.model}" if args.model else "PD expert"
     base = env.unwrapped
     print(f"Evaluating {label} on {base.clip.name} (action_mode={base.action_mode}), seed {args.seed}")
     result = evaluate(act, env, episodes=args.eval_episodes, seed=args.seed, progress_bar=True)
@@ -127,6 +111,213 @@ def _run_eval(args: argparse.Namespace) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
         print(f"Wrote {path}")
+    return 0
+
+
+def _add_rl_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--num_timesteps", type=int, default=2_000_000, help="total env steps of the run")
+    p.add_argument("--save_per_iter", type=int, default=10, help="checkpoint and evaluate every K iterations")
+    p.add_argument("--run_dir", help="run directory (default: runs/<algo>_<clip>_<date-time>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
+    p.add_argument("--n_envs", type=int, default=0, help="parallel envs (SubprocVecEnv); 0 = one per CPU core")
+    p.add_argument("--exploration_std", type=float, default=0.05, help="action std (normalised units) at the start")
+    p.add_argument("--eval_episodes", type=int, default=10, help="evaluation episodes at each checkpoint")
+    p.add_argument("--seed", type=int, default=0, help="seed of envs, network initialisation and evaluations")
+    p.add_argument("--no_progress", action="store_true", help="hide the progress bar")
+
+
+def _add_finetune(sub) -> None:
+    p = sub.add_parser(
+        "finetune",
+        help="TRPO fine-tuning of an SFT policy, with critic warm-up, checkpoints and evaluations",
+        description=(
+            "Fine-tune a policy written by `sb3-mimic sft` with sb3-contrib TRPO. The critic is first fitted on "
+            "rollouts of the frozen SFT policy (--critic_warmup iterations), then actor and critic train together. "
+            "Every --save_per_iter iterations a checkpoint is written atomically and the policy is evaluated "
+            "(RUN_DIR/evaluations.csv); TensorBoard logs go to RUN_DIR/tb."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--load_sft_pretrain", help="policy written by `sb3-mimic sft` (.zip or .pth)")
+    p.add_argument("--mocap", help="clip to fine-tune on (default: the SFT policy's clip)")
+    p.add_argument("--critic_warmup", type=int, default=5, help="critic-only iterations before actor updates")
+    _add_rl_common(p)
+    p.set_defaults(func=_run_finetune)
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="pure RL (TRPO or PPO from scratch) with checkpoints and evaluations",
+        description="Train a policy from scratch with TRPO (sb3-contrib) or PPO on an sb3-mimic env.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--algo", choices=["trpo", "ppo"], default="trpo", help="RL algorithm")
+    p.add_argument("--env", default="MimicHumanoidWalk-v0", help="registered env id")
+    p.add_argument("--mocap", help="clip for MimicHumanoid-v0 (name or path)")
+    p.add_argument("--hidden_size", type=int, default=64, help="units per hidden layer (actor and critic)")
+    p.add_argument("--num_layers", type=int, default=2, help="hidden layers (actor and critic)")
+    _add_rl_common(p)
+    p.set_defaults(func=_run_train)
+
+
+def _default_run_dir(algo: str, clip: str) -> str:
+    import time
+
+    return str(Path("runs") / f"{algo}_{clip}_{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def _run_rl(args: argparse.Namespace, config) -> int:
+    from sb3_mimic.rl import run_training
+
+    run_dir = args.run_dir or _default_run_dir(config.algo, config.env_kwargs.get("motion", config.env_id))
+    print(f"Training {config.algo.upper()} on {config.env_id} for {config.num_timesteps} steps in {run_dir}")
+    run_training(config, run_dir, progress_bar=not args.no_progress)
+    print(f"Done: {run_dir}/final_model.zip")
+    return 0
+
+
+def _maybe_resume(args: argparse.Namespace) -> int | None:
+    if not args.resume:
+        return None
+    from sb3_mimic.rl import resume_training
+
+    resume_training(args.resume, progress_bar=not args.no_progress)
+    return 0
+
+
+def _run_finetune(args: argparse.Namespace) -> int:
+    resumed = _maybe_resume(args)
+    if resumed is not None:
+        return resumed
+    if not args.load_sft_pretrain:
+        raise ValueError("--load_sft_pretrain PATH is required (or --resume RUN_DIR)")
+    from sb3_mimic.rl import RunConfig
+    from sb3_mimic.sft import env_spec_for, load_policy
+
+    sft = load_policy(args.load_sft_pretrain)
+    meta = getattr(sft, "sb3_mimic", {}) or {}
+    mode = meta.get("action_mode", "pd_target")
+    if args.mocap:
+        env_id, env_kwargs = env_spec_for(args.mocap, mode)
+    else:
+        env_id, env_kwargs = meta["env_id"], meta.get("env_kwargs", {})
+    config = RunConfig(
+        algo="trpo", env_id=env_id, env_kwargs=env_kwargs, num_timesteps=args.num_timesteps,
+        save_per_iter=args.save_per_iter, n_envs=args.n_envs, seed=args.seed, exploration_std=args.exploration_std,
+        critic_warmup_iterations=args.critic_warmup, eval_episodes=args.eval_episodes,
+        load_sft_pretrain=str(Path(args.load_sft_pretrain).resolve()),
+    )
+    return _run_rl(args, config)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    resumed = _maybe_resume(args)
+    if resumed is not None:
+        return resumed
+    from sb3_mimic.rl import RunConfig
+
+    env_kwargs = {"motion": args.mocap} if args.mocap else {}
+    config = RunConfig(
+        algo=args.algo, env_id=args.env, env_kwargs=env_kwargs, num_timesteps=args.num_timesteps,
+        save_per_iter=args.save_per_iter, n_envs=args.n_envs, seed=args.seed, hidden_size=args.hidden_size,
+        num_layers=args.num_layers, exploration_std=args.exploration_std, critic_warmup_iterations=0,
+        eval_episodes=args.eval_episodes,
+    )
+    return _run_rl(args, config)
+
+
+def _add_video(sub) -> None:
+    p = sub.add_parser(
+        "video",
+        help="headless mp4 (or a still PNG) of a policy with the reference as a translucent ghost",
+        description=(
+            "Record the policy (or the PD expert) from a seeded reference-state start, camera following the "
+            "character, the reference drawn as an orange ghost, at the env's control rate (30 fps)."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--model", help="policy file (.zip or .pth)")
+    who.add_argument("--expert", choices=["pd"], help="record the PD expert instead")
+    p.add_argument("--mocap", help="clip name or path (default: the model's clip)")
+    p.add_argument("--out", default="run.mp4", help="output .mp4")
+    p.add_argument("--frame", metavar="PNG", help="write a single still PNG instead of a video")
+    p.add_argument("--frame_step", type=int, default=0, help="with --frame: steps to take before the still")
+    p.add_argument("--seconds", type=float, default=10.0, help="video length (stops earlier if the episode ends)")
+    p.add_argument("--width", type=int, default=640, help="image width")
+    p.add_argument("--height", type=int, default=480, help="image height")
+    p.add_argument("--ghost_offset", type=float, nargs=3, default=(0.0, 0.0, 0.0), help="ghost offset (m)")
+    p.add_argument("--no_early_termination", action="store_true", help="keep going after a fall")
+    p.add_argument("--seed", type=int, default=0, help="reset seed (start time)")
+    p.add_argument("--start_time", type=float, help="start at this clip time instead of a seeded one")
+    p.set_defaults(func=_run_video)
+
+
+def _policy_and_env(args: argparse.Namespace, **env_overrides):
+    """(actor, env) for --model/--expert and --mocap, with extra env kwargs."""
+    import gymnasium as gym
+
+    from sb3_mimic.evaluation import policy_actor
+    from sb3_mimic.sft import check_policy_fits, env_spec_for, load_policy
+
+    model, meta = None, {}
+    if getattr(args, "model", None):
+        model = load_policy(args.model)
+        meta = getattr(model, "sb3_mimic", {}) or {}
+    if args.mocap:
+        mode = getattr(args, "action_mode", None) or meta.get("action_mode", "pd_target")
+        env_id, env_kwargs = env_spec_for(args.mocap, mode)
+    elif model is not None and "env_id" in meta:
+        env_id, env_kwargs = meta["env_id"], dict(meta.get("env_kwargs", {}))
+    else:
+        raise ValueError("--mocap is needed: the policy carries no clip, or an expert was asked for")
+    env = gym.make(env_id, **env_kwargs, **env_overrides)
+    if model is not None:
+        check_policy_fits(model, env)
+        return policy_actor(model), env
+    from sb3_mimic.experts import PDExpert
+
+    return policy_actor(PDExpert.for_env(env, lookahead=getattr(args, "lookahead", 1))), env
+
+
+def _run_video(args: argparse.Namespace) -> int:
+    from sb3_mimic.video import record_video, save_frame
+
+    overrides = {"render_mode": "rgb_array", "width": args.width, "height": args.height,
+                 "ghost_offset": tuple(args.ghost_offset)}
+    if args.no_early_termination:
+        overrides["early_termination"] = False
+    act, env = _policy_and_env(args, **overrides)
+    if args.frame:
+        info = save_frame(act, env, args.frame, steps=args.frame_step, seed=args.seed, start_time=args.start_time)
+        print(f"Wrote {info.path} (t = {info.time:.2f} s{', fell' if info.fell else ''})")
+    else:
+        info = record_video(act, env, args.out, seconds=args.seconds, seed=args.seed, start_time=args.start_time)
+        end = " (the episode ended early: fall or clip end)" if info.ended_early else ""
+        print(f"Wrote {info.path}: {info.frames} frames at {info.fps} fps, {info.seconds:.2f} s{end}")
+    env.close()
+    return 0
+
+
+def _add_plot(sub) -> None:
+    p = sub.add_parser(
+        "plot",
+        help="learning curves of one or more runs (PNG)",
+        description="Normalised return and time to fall against env steps and wall time, one line per run.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (with evaluations.csv)")
+    p.add_argument("--out", default="curves.png", help="output PNG")
+    p.add_argument("--labels", nargs="+", help="one legend label per run (default: folder names)")
+    p.set_defaults(func=_run_plot)
+
+
+def _run_plot(args: argparse.Namespace) -> int:
+    from sb3_mimic.plotting import plot_learning_curves
+
+    path = plot_learning_curves(args.run_dirs, args.out, labels=args.labels)
+    print(f"Wrote {path}")
     return 0
 
 
@@ -140,6 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_sft(sub)
     _add_eval(sub)
+    _add_finetune(sub)
+    _add_train(sub)
+    _add_video(sub)
+    _add_plot(sub)
     return parser
 
 
@@ -154,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ValueError, MotionClipError, PolicyLoadError, FileNotFoundError) as err:
+    except (ValueError, TypeError, MotionClipError, PolicyLoadError, FileNotFoundError) as err:
         print(f"sb3-mimic {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

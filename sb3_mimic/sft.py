@@ -33,6 +33,17 @@ from imitation.data.types import Transitions
 from imitation.util import logger as imitation_logger
 
 POLICY_FORMAT = "sb3-mimic-policy/1"
+#: Action std (normalised units) a saved SFT policy explores with when RL continues from it: DeepMimic's fixed
+#: exploration noise, the ``log_std_init`` of zoo_configs/.  BC's own std fits the labels' residual and is tiny.
+DEFAULT_EXPLORATION_STD = 0.05
+
+
+def set_exploration_std(model, std: float) -> None:
+    """Set the Gaussian policy's action std (state-independent ``log_std``) to ``std``."""
+    if not (std > 0 and math.isfinite(std)):
+        raise ValueError(f"exploration std must be positive, got {std}")
+    with th.no_grad():
+        model.policy.log_std.fill_(math.log(std))
 
 
 def env_spec_for(mocap: str, action_mode: str = "pd_target") -> tuple[str, dict[str, Any]]:
@@ -390,7 +401,11 @@ def run_sft(config: SFTConfig, progress_bar: bool = True, log=print) -> SFTRun:
         model, train, val, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
         progress_bar=progress_bar,
     )
+    bc_std = float(th.exp(model.policy.log_std).mean())
+    set_exploration_std(model, DEFAULT_EXPLORATION_STD)  # the mean action (what BC learned) is unchanged
     metadata = {
+        "bc_action_std": bc_std,
+        "exploration_std": DEFAULT_EXPLORATION_STD,
         "clip": base.clip.name,
         "env_id": env_id,
         "env_kwargs": env_kwargs,
