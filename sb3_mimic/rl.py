@@ -1,0 +1,322 @@
+"""Reinforcement learning: TRPO fine-tuning from an SFT policy, or TRPO/PPO from scratch.
+
+Every run lives in a run directory::
+
+    RUN_DIR/run.json              the run's configuration (what --resume needs)
+    RUN_DIR/checkpoints/*.zip     SB3 checkpoints, written atomically every ``save_per_iter`` iterations
+    RUN_DIR/evaluations.csv       deterministic evaluations at each checkpoint (and .json)
+    RUN_DIR/tb/                   TensorBoard logs
+    RUN_DIR/final_model.zip       the model at the end of the run
+
+Observations are not normalised, neither in SFT nor here, so an SFT policy runs unchanged in RL.
+Fine-tuning a cloned policy with a random critic makes the first actor updates follow noise: the critic is
+first fitted on rollouts of the frozen SFT policy (``critic_warmup_iterations``, default 5).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from sb3_contrib import TRPO
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+from torch.nn import functional as F
+
+from sb3_mimic.evaluation import evaluate, policy_actor
+from sb3_mimic.sft import PolicyLoadError, check_policy_fits, load_policy, policy_kwargs_for, set_exploration_std
+
+RUN_FILE = "run.json"
+EVAL_COLUMNS = (
+    "iteration", "env_steps", "wall_time_s", "mean_reward", "normalized_return", "mean_survival_s", "fall_rate",
+    "mpjpe_mm",
+)
+
+#: Hyperparameters shared by the command line and zoo_configs/ (DeepMimic's TRPO port: max_kl 0.01, lambda 0.97).
+TRPO_DEFAULTS: dict[str, Any] = {
+    "n_steps": 1024,
+    "batch_size": 256,
+    "gamma": 0.95,
+    "gae_lambda": 0.97,
+    "target_kl": 0.01,
+    "n_critic_updates": 10,
+    "learning_rate": 1e-3,
+}
+PPO_DEFAULTS: dict[str, Any] = {
+    "n_steps": 1024,
+    "batch_size": 256,
+    "gamma": 0.95,
+    "gae_lambda": 0.95,
+    "n_epochs": 10,
+    "learning_rate": 3e-4,
+    "clip_range": 0.2,
+}
+
+
+class MimicTRPO(TRPO):
+    """TRPO whose first ``critic_warmup_iterations`` updates fit only the critic (the actor stays frozen).
+
+    Rollouts of those iterations are collected with the current (e.g. SFT) policy, so the value function
+    has learned that policy's returns before the first natural-gradient step uses its advantages.
+    """
+
+    def __init__(self, *args, critic_warmup_iterations: int = 0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.critic_warmup_left = int(critic_warmup_iterations)
+
+    def train(self) -> None:
+        if getattr(self, "critic_warmup_left", 0) > 0:
+            self._train_critic_only()
+            self.critic_warmup_left -= 1
+            return
+        super().train()
+
+    def _train_critic_only(self) -> None:
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        critic = list(self.policy.mlp_extractor.value_net.parameters()) + list(self.policy.value_net.parameters())
+        critic_ids = {id(p) for p in critic}
+        losses = []
+        for _ in range(self.n_critic_updates):
+            for batch in self.rollout_buffer.get(self.batch_size):
+                loss = F.mse_loss(batch.returns, self.policy.predict_values(batch.observations).flatten())
+                self.policy.optimizer.zero_grad()
+                loss.backward()
+                for p in self.policy.parameters():
+                    if id(p) not in critic_ids:
+                        p.grad = None  # the actor (and log_std) stay exactly as they are
+                self.policy.optimizer.step()
+                losses.append(loss.item())
+        self.logger.record("train/value_loss", float(np.mean(losses)))
+        self.logger.record("train/critic_warmup", 1)
+
+
+ALGOS = {"trpo": MimicTRPO, "ppo": PPO}
+
+
+@dataclass
+class RunConfig:
+    """A training run's configuration, saved as ``run.json``."""
+
+    algo: str
+    env_id: str
+    env_kwargs: dict[str, Any]
+    num_timesteps: int
+    save_per_iter: int = 10
+    n_envs: int = 0
+    """Parallel envs (``SubprocVecEnv`` if > 1); 0 means one per CPU core."""
+    seed: int = 0
+    hidden_size: int = 64
+    num_layers: int = 2
+    exploration_std: float = 0.05
+    """Action standard deviation (normalised units) at the start of fine-tuning or training."""
+    critic_warmup_iterations: int = 5
+    eval_episodes: int = 10
+    load_sft_pretrain: str | None = None
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.algo not in ALGOS:
+            raise ValueError(f"unknown algo {self.algo!r}; choose one of {sorted(ALGOS)}")
+        if self.load_sft_pretrain and self.algo != "trpo":
+            raise ValueError("fine-tuning an SFT policy uses TRPO (--algo trpo)")
+        for name in ("num_timesteps", "save_per_iter", "eval_episodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if self.n_envs < 0 or self.critic_warmup_iterations < 0:
+            raise ValueError("--n_envs and --critic_warmup must not be negative")
+        if not (self.exploration_std > 0 and math.isfinite(self.exploration_std)):
+            raise ValueError(f"--exploration_std must be positive, got {self.exploration_std}")
+        if self.env_id not in gym.registry:
+            raise ValueError(f"unknown env id {self.env_id!r}; sb3-mimic ids start with MimicHumanoid")
+
+
+def resolved_n_envs(n_envs: int) -> int:
+    return n_envs if n_envs > 0 else max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+def make_training_env(config: RunConfig):
+    n = resolved_n_envs(config.n_envs)
+    # the "module:id" form makes worker processes import sb3_mimic, which registers the ids
+    env_id = config.env_id if ":" in config.env_id else f"sb3_mimic:{config.env_id}"
+    return make_vec_env(
+        env_id, n_envs=n, seed=config.seed, env_kwargs=config.env_kwargs,
+        vec_env_cls=SubprocVecEnv if n > 1 else DummyVecEnv,
+    )
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest checkpoint of a run (by its step count), or None."""
+    files = sorted(Path(run_dir, "checkpoints").glob("model_*_steps.zip"))
+    return files[-1] if files else None
+
+
+def _atomic_save(model, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.zip")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+class CheckpointEvalCallback(BaseCallback):
+    """Every ``save_per_iter`` iterations: an atomic checkpoint and a deterministic evaluation row."""
+
+    def __init__(
+        self, run_dir: Path, config: RunConfig, wall_offset: float = 0.0, iteration_offset: int = 0, verbose: int = 1
+    ) -> None:
+        super().__init__(verbose)
+        self.run_dir, self.config = run_dir, config
+        self.wall_offset, self.iteration = wall_offset, iteration_offset
+        self._eval_env = gym.make(config.env_id, **config.env_kwargs)
+        self._t0 = time.perf_counter()
+        self._eval_time = 0.0
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_training_start(self) -> None:
+        if self.iteration == 0 and not (self.run_dir / "evaluations.csv").exists():
+            self.checkpoint()  # the starting policy's own score (the SFT policy's, when fine-tuning)
+
+    def wall_time(self) -> float:
+        """Training wall time so far (evaluation excluded), including earlier sessions of the run."""
+        return self.wall_offset + time.perf_counter() - self._t0 - self._eval_time
+
+    def _on_rollout_start(self) -> None:
+        if self.iteration > 0 and self.iteration % self.config.save_per_iter == 0:
+            self.checkpoint()
+
+    def _on_rollout_end(self) -> None:
+        self.iteration += 1
+
+    def _on_training_end(self) -> None:
+        if latest_checkpoint(self.run_dir) != self._path():
+            self.checkpoint()
+
+    def _path(self) -> Path:
+        return self.run_dir / "checkpoints" / f"model_{self.model.num_timesteps:012d}_steps.zip"
+
+    def checkpoint(self) -> None:
+        wall = self.wall_time()
+        _atomic_save(self.model, self._path())
+        start = time.perf_counter()
+        result = evaluate(policy_actor(self.model), self._eval_env, self.config.eval_episodes, seed=self.config.seed + 10_000)
+        self._eval_time += time.perf_counter() - start
+        row = {"iteration": self.iteration, "env_steps": self.model.num_timesteps, "wall_time_s": round(wall, 3),
+               **{k: v for k, v in result.to_dict().items() if k in EVAL_COLUMNS}}
+        append_evaluation(self.run_dir, row)
+        state = {"wall_time_s": wall, "iteration": self.iteration, "num_timesteps": self.model.num_timesteps}
+        _write_json(self.run_dir / "state.json", state)
+        if self.verbose:
+            print(
+                f"[{self.model.num_timesteps} steps, {wall / 60:.1f} min] normalized return {row['normalized_return']:.3f}, "
+                f"time to fall {row['mean_survival_s']:.2f} s, MPJPE {row['mpjpe_mm']:.0f} mm",
+                flush=True,
+            )
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def append_evaluation(run_dir: Path, row: dict[str, Any]) -> None:
+    """Append one evaluation row to ``evaluations.csv`` and rewrite ``evaluations.json``."""
+    csv_path = run_dir / "evaluations.csv"
+    new = not csv_path.exists()
+    with csv_path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=EVAL_COLUMNS)
+        if new:
+            writer.writeheader()
+        writer.writerow({k: row[k] for k in EVAL_COLUMNS})
+    with csv_path.open() as f:
+        rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    _write_json(run_dir / "evaluations.json", rows)
+
+
+def _new_model(config: RunConfig, env, run_dir: Path):
+    defaults = TRPO_DEFAULTS if config.algo == "trpo" else PPO_DEFAULTS
+    hyper = {**defaults, **config.hyperparameters}
+    common = dict(seed=config.seed, device="cpu", verbose=0, tensorboard_log=str(run_dir / "tb"))
+    if config.load_sft_pretrain:
+        sft = load_policy(config.load_sft_pretrain)
+        probe = gym.make(config.env_id, **config.env_kwargs)
+        check_policy_fits(sft, probe)
+        probe.close()
+        model = MimicTRPO(
+            "MlpPolicy", env, policy_kwargs=sft.policy_kwargs, critic_warmup_iterations=config.critic_warmup_iterations,
+            **hyper, **common,
+        )
+        model.policy.load_state_dict(sft.policy.state_dict())
+    else:
+        kwargs = {"critic_warmup_iterations": 0} if config.algo == "trpo" else {}
+        model = ALGOS[config.algo](
+            "MlpPolicy", env, policy_kwargs=policy_kwargs_for(config.hidden_size, config.num_layers), **hyper, **kwargs,
+            **common,
+        )
+    set_exploration_std(model, config.exploration_std)
+    return model
+
+
+def run_training(config: RunConfig, run_dir: str | Path, progress_bar: bool = True):
+    """Start a new run in ``run_dir`` (which must not hold one already) and train to ``num_timesteps``."""
+    config.validate()
+    run_dir = Path(run_dir)
+    if (run_dir / RUN_FILE).exists():
+        raise ValueError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --run_dir")
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    _write_json(run_dir / RUN_FILE, asdict(config))
+    env = make_training_env(config)
+    try:
+        model = _new_model(config, env, run_dir)
+        return _learn(model, config, run_dir, config.num_timesteps, progress_bar, wall_offset=0.0, iteration=0)
+    finally:
+        env.close()
+
+
+def resume_training(run_dir: str | Path, progress_bar: bool = True):
+    """Continue a run from its newest checkpoint with the same step count and configuration."""
+    run_dir = Path(run_dir)
+    if not (run_dir / RUN_FILE).exists():
+        raise ValueError(f"{run_dir} holds no run ({RUN_FILE} missing); start one with `sb3-mimic finetune` or `train`")
+    config = RunConfig(**json.loads((run_dir / RUN_FILE).read_text()))
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is None:
+        raise ValueError(f"{run_dir} has no checkpoint yet; start the run again")
+    state_path = run_dir / "state.json"
+    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    env = make_training_env(config)
+    try:
+        try:
+            model = ALGOS[config.algo].load(ckpt, env=env, device="cpu", tensorboard_log=str(run_dir / "tb"))
+        except ValueError as err:
+            raise PolicyLoadError(f"checkpoint {ckpt} does not fit {config.env_id}: {err}") from err
+        remaining = config.num_timesteps - model.num_timesteps
+        if remaining <= 0:
+            print(f"{run_dir} is complete ({model.num_timesteps} of {config.num_timesteps} steps)")
+            return model
+        print(f"Resuming {run_dir} from {ckpt.name} ({model.num_timesteps} steps)")
+        return _learn(model, config, run_dir, remaining, progress_bar, state.get("wall_time_s", 0.0),
+                      state.get("iteration", 0), reset=False)
+    finally:
+        env.close()
+
+
+def _learn(model, config: RunConfig, run_dir: Path, steps: int, progress_bar: bool, wall_offset: float, iteration: int,
+           reset: bool = True):
+    callback = CheckpointEvalCallback(run_dir, config, wall_offset, iteration)
+    model.learn(total_timesteps=steps, callback=callback, progress_bar=progress_bar, reset_num_timesteps=reset,
+                tb_log_name="run")
+    _atomic_save(model, run_dir / "final_model.zip")
+    return model
