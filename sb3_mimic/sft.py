@@ -96,7 +96,7 @@ class SFTResult:
     initial_val_loss: float
     """Validation MSE of the untrained policy."""
     history: list[dict[str, float]] = field(default_factory=list)
-    """Per epoch: ``epoch``, ``val_loss`` and ``train_loss`` (last batch's BC loss)."""
+    """Per epoch: ``epoch`` and ``val_loss``."""
 
 
 def split_transitions(transitions: Transitions, val_split: float, seed: int = 0) -> tuple[Transitions, Transitions]:
@@ -238,7 +238,10 @@ def load_policy(path: str | Path, env: gym.Env | DummyVecEnv | None = None) -> T
         try:
             checkpoint = th.load(path, map_location="cpu", weights_only=True)
         except Exception as err:
-            raise PolicyLoadError(f"{path} is not a readable torch checkpoint ({err})") from err
+            raise PolicyLoadError(
+                f"{path} is not a readable torch checkpoint ({type(err).__name__}); a .pth policy is written by "
+                "`sb3-mimic sft --save_path NAME.pth`"
+            ) from err
         if not isinstance(checkpoint, dict) or checkpoint.get("format") != POLICY_FORMAT:
             raise PolicyLoadError(f"{path} is not an sb3-mimic policy checkpoint (made by `sb3-mimic sft`)")
         meta = checkpoint["metadata"]
@@ -249,15 +252,15 @@ def load_policy(path: str | Path, env: gym.Env | DummyVecEnv | None = None) -> T
         model.sb3_mimic = meta
         return model
     try:
-        if env is None:
-            probe = TRPO.load(path, device="cpu")
-            env = make_env_from_metadata(_metadata(probe))
-        model = TRPO.load(path, env=env, device="cpu")
-    except ValueError as err:
-        raise PolicyLoadError(f"{path} does not fit this env: {err}") from err
+        probe = TRPO.load(path, device="cpu")
     except Exception as err:
         raise PolicyLoadError(f"{path} is not a readable SB3 TRPO model ({type(err).__name__}: {err})") from err
-    return model
+    if env is None:
+        env = make_env_from_metadata(_metadata(probe))
+    try:
+        return TRPO.load(path, env=env, device="cpu")
+    except ValueError as err:
+        raise PolicyLoadError(f"{path} does not fit this env: {err}") from err
 
 
 def _check_spaces(path: Path, env, state_dict: dict[str, th.Tensor]) -> None:
@@ -274,7 +277,9 @@ def _check_spaces(path: Path, env, state_dict: dict[str, th.Tensor]) -> None:
 def make_env_from_metadata(meta: dict[str, Any]) -> gym.Env:
     """Make the env a policy was trained for, from its sb3-mimic metadata."""
     if "env_id" not in meta:
-        raise PolicyLoadError("this policy carries no sb3-mimic metadata; pass the env (or --mocap) explicitly")
+        raise PolicyLoadError(
+            "this policy carries no sb3-mimic metadata (it was not written by sb3-mimic); pass the env (or --mocap)"
+        )
     return gym.make(meta["env_id"], **meta.get("env_kwargs", {}))
 
 
@@ -355,7 +360,7 @@ def check_writable(path: str | Path) -> None:
         with tempfile.NamedTemporaryFile(dir=parent, prefix=".sb3_mimic_write_test_"):
             pass
     except OSError as err:
-        raise ValueError(f"cannot write {path}: {parent} is not writable ({err.strerror})") from err
+        raise ValueError(f"cannot write {path} (save path): {parent} is not a writable folder ({err.strerror})") from err
     if path.exists() and not os.access(path, os.W_OK):
         raise ValueError(f"cannot overwrite {path}: permission denied")
 

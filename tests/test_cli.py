@@ -1,0 +1,190 @@
+"""The ``sb3-mimic`` command line: argument errors, help, and tiny ``sft`` and ``eval`` runs."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+
+import gymnasium
+import numpy as np
+import pytest
+from sb3_contrib import TRPO
+
+import sb3_mimic.demos
+from sb3_mimic import sft
+from sb3_mimic.cli import build_parser, main
+from sb3_mimic.evaluation import evaluate, policy_actor
+
+GUIDE_ARGS = [
+    "--mocap", "--epochs", "--batch_size", "--lr", "--lookahead", "--hidden_size", "--num_layers", "--val_split",
+    "--save_path", "--eval_episodes", "--no_eval",
+]
+EVAL_KEYS = {
+    "mean_reward", "std_reward", "min_reward", "max_reward", "normalized_return", "mean_survival_s", "fall_rate",
+    "mpjpe_mm", "episodes",
+}
+TINY = ["--mocap", "walk", "--epochs", "2", "--n_samples", "300", "--n_rollouts", "3", "--hidden_size", "16",
+        "--num_layers", "1", "--no_progress"]
+
+
+@pytest.fixture
+def no_work(monkeypatch, tmp_path):
+    """Make any start of the SFT work (demonstrations) fail the test; run in an empty folder."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("sb3-mimic sft started working despite a bad argument")
+
+    monkeypatch.setattr(sb3_mimic.demos, "teacher_forcing", refuse)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("args", "messages"),
+    [
+        (["--mocap", "wlak"], ["wlak", "Available clips", "walk", "dance_a"]),
+        (["--lookahead", "0"], ["--lookahead"]),
+        (["--val_split", "1.5"], ["--val_split"]),
+        (["--val_split", "0"], ["--val_split"]),
+        (["--epochs", "0"], ["--epochs"]),
+        (["--batch_size", "0"], ["--batch_size"]),
+        (["--lr", "-1"], ["--lr"]),
+        (["--hidden_size", "0"], ["--hidden_size"]),
+        (["--eval_episodes", "0"], ["--eval_episodes"]),
+    ],
+)
+def test_sft_bad_arguments_fail_before_any_work(no_work, capsys, args, messages):
+    start = time.perf_counter()
+    code = main(["sft", *args, "--save_path", str(no_work / "p.zip"), "--no_progress"])
+    elapsed = time.perf_counter() - start
+    out, err = capsys.readouterr()
+    assert code == 2 and elapsed < 5.0
+    assert out == ""  # not even the "SFT on ..." line: nothing started
+    assert err.startswith("sb3-mimic sft: error:")
+    for message in messages:
+        assert message in err
+    assert list(no_work.iterdir()) == []
+
+
+def test_sft_unwritable_save_path_fails_before_any_work(no_work, capsys):
+    blocker = no_work / "afile"
+    blocker.write_text("a regular file, not a folder\n")
+    target = blocker / "x.zip"
+    start = time.perf_counter()
+    code = main(["sft", *TINY, "--save_path", str(target)])
+    elapsed = time.perf_counter() - start
+    out, err = capsys.readouterr()
+    assert code == 2 and elapsed < 5.0 and out == ""
+    assert "cannot write" in err and str(target) in err
+    assert blocker.read_text() == "a regular file, not a folder\n"
+    (no_work / "folder.zip").mkdir()
+    assert main(["sft", *TINY, "--save_path", str(no_work / "folder.zip")]) == 2
+    assert "is a directory" in capsys.readouterr().err
+
+
+def test_eval_bad_arguments(tmp_path, capsys):
+    assert main(["eval", "--model", str(tmp_path / "missing.zip")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["eval", "--expert", "pd"]) == 2
+    assert "--mocap" in capsys.readouterr().err
+    assert main(["eval", "--expert", "pd", "--mocap", "walk", "--eval_episodes", "0"]) == 2
+    assert "--eval_episodes" in capsys.readouterr().err
+    assert main(["eval", "--expert", "pd", "--mocap", "wlak"]) == 2
+    assert "Available clips" in capsys.readouterr().err
+
+
+def test_help_lists_the_guide_arguments_and_defaults(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sft", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for arg in GUIDE_ARGS:
+        assert arg in text, arg
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for arg in ("--model", "--expert", "--mocap", "--action_mode", "--lookahead", "--eval_episodes", "--seed", "--json"):
+        assert arg in text, arg
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "sft" in text and "eval" in text
+    # the guide's defaults
+    args = build_parser().parse_args(["sft"])
+    assert (args.mocap, args.epochs, args.batch_size, args.lr, args.lookahead) == ("humanoid3d_dance_a", 100, 256, 1e-3, 1)
+    assert (args.hidden_size, args.num_layers, args.val_split) == (64, 2, 0.1)
+    assert (args.save_path, args.eval_episodes, args.no_eval) == ("policy_sft_pretrained.zip", 10, False)
+    assert main([]) == 2
+
+
+def test_sft_end_to_end_then_eval(tmp_path, capsys):
+    save = tmp_path / "tmp" / "x.zip"
+    assert main(["sft", *TINY, "--eval_episodes", "2", "--save_path", str(save)]) == 0
+    out = capsys.readouterr().out
+    assert "Training complete! Best validation loss:" in out and "Mean Reward:" in out
+    assert "Evaluation over 2 episodes" in out
+    assert save.is_file()
+
+    model = TRPO.load(save, device="cpu")  # a plain SB3 zip
+    meta = model.sb3_mimic
+    assert (meta["clip"], meta["env_id"], meta["action_mode"], meta["lookahead"]) == (
+        "walk", "MimicHumanoidWalk-v0", "pd_target", 1
+    )
+    printed = float(re.search(r"Best validation loss: ([0-9.]+)", out).group(1))
+    assert printed == pytest.approx(meta["best_val_loss"], abs=1e-6)
+    assert meta["best_val_loss"] < meta["initial_val_loss"]
+    weights = {k: v.shape for k, v in model.policy.state_dict().items()}
+    assert weights["mlp_extractor.policy_net.0.weight"] == (16, 197)  # --hidden_size 16, --num_layers 1
+    assert weights["action_net.weight"] == (28, 16)
+    assert not any(k.startswith("mlp_extractor.policy_net.2") for k in weights)
+
+    report = tmp_path / "eval" / "out.json"
+    assert main(["eval", "--model", str(save), "--eval_episodes", "2", "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "Mean Reward:" in out
+    figures = json.loads(report.read_text())
+    assert set(figures) == EVAL_KEYS and figures["episodes"] == 2
+    assert 0.0 <= figures["normalized_return"] <= 1.0 and 0.0 <= figures["fall_rate"] <= 1.0
+    env = gymnasium.make("MimicHumanoidWalk-v0")
+    direct = evaluate(policy_actor(sft.load_policy(save)), env, episodes=2, seed=0)
+    assert figures["mean_reward"] == pytest.approx(direct.mean_reward)
+
+    assert main(["eval", "--model", str(save), "--mocap", "walk", "--action_mode", "torque"]) == 2
+    err = capsys.readouterr().err
+    assert "action_mode" in err and "pd_target" in err and "torque" in err
+
+    assert main(["eval", "--expert", "pd", "--mocap", "walk", "--eval_episodes", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "PD expert" in out and "Evaluation over 2 episodes" in out and "Mean Reward:" in out
+
+
+def test_sft_pth_without_evaluation(tmp_path, capsys):
+    save = tmp_path / "p.pth"
+    args = ["sft", "--mocap", "humanoid3d_walk", "--epochs", "1", "--n_samples", "100", "--n_rollouts", "0",
+            "--hidden_size", "16", "--num_layers", "1", "--lookahead", "2", "--no_eval", "--no_progress",
+            "--save_path", str(save)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "Training complete!" in out and "Mean Reward:" not in out
+    model = sft.load_policy(save)
+    assert model.sb3_mimic["lookahead"] == 2 and model.sb3_mimic["n_demonstrations"] == 100
+    assert model.predict(np.zeros(197, dtype=np.float32), deterministic=True)[0].shape == (28,)
+    assert main(["eval", "--model", str(save), "--eval_episodes", "1"]) == 0
+    assert "Mean Reward:" in capsys.readouterr().out
+
+
+def test_module_entry_point_runs_eval(tmp_path):
+    report = tmp_path / "expert.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "sb3_mimic.cli", "eval", "--expert", "pd", "--mocap", "walk", "--eval_episodes", "2",
+         "--json", str(report)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Mean Reward:" in done.stdout
+    figures = json.loads(report.read_text())
+    assert set(figures) == EVAL_KEYS and figures["episodes"] == 2
