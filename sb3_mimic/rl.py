@@ -123,6 +123,8 @@ class RunConfig:
     """Action standard deviation (normalised units) at the start of fine-tuning or training."""
     critic_warmup_iterations: int = 5
     eval_episodes: int = 10
+    time_budget_s: float | None = None
+    """Stop once training (evaluations excluded) has taken this many wall-clock seconds in all."""
     load_sft_pretrain: str | None = None
     hyperparameters: dict[str, Any] = field(default_factory=dict)
 
@@ -182,7 +184,8 @@ class CheckpointEvalCallback(BaseCallback):
         self._eval_time = 0.0
 
     def _on_step(self) -> bool:
-        return True
+        budget = self.config.time_budget_s
+        return budget is None or self.wall_time() < budget
 
     def _on_training_start(self) -> None:
         if self.iteration == 0 and not (self.run_dir / "evaluations.csv").exists():
@@ -269,9 +272,15 @@ def _new_model(config: RunConfig, env, run_dir: Path):
     return model
 
 
+def _one_torch_thread() -> None:
+    # the env workers use the cores; a multi-threaded torch next to them spins and slows training 20-60x here
+    th.set_num_threads(1)
+
+
 def run_training(config: RunConfig, run_dir: str | Path, progress_bar: bool = True):
     """Start a new run in ``run_dir`` (which must not hold one already) and train to ``num_timesteps``."""
     config.validate()
+    _one_torch_thread()
     run_dir = Path(run_dir)
     if (run_dir / RUN_FILE).exists():
         raise ValueError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --run_dir")
@@ -288,6 +297,7 @@ def run_training(config: RunConfig, run_dir: str | Path, progress_bar: bool = Tr
 def resume_training(run_dir: str | Path, progress_bar: bool = True):
     """Continue a run from its newest checkpoint with the same step count and configuration."""
     run_dir = Path(run_dir)
+    _one_torch_thread()
     if not (run_dir / RUN_FILE).exists():
         raise ValueError(f"{run_dir} holds no run ({RUN_FILE} missing); start one with `sb3-mimic finetune` or `train`")
     config = RunConfig(**json.loads((run_dir / RUN_FILE).read_text()))
