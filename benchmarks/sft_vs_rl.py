@@ -119,8 +119,9 @@ def main() -> None:
         "Normalised return (0..1) | time to fall (s) | MPJPE (mm), deterministic evaluation over "
         f"{args.eval_episodes} seeded reference-state starts.",
         "",
-        "| at | TRPO | SFT + TRPO |",
-        "|---|---|---|",
+        "| at | TRPO return | TRPO time to fall | TRPO MPJPE | SFT + TRPO return | SFT + TRPO time to fall | "
+        "SFT + TRPO MPJPE |",
+        "|---|---|---|---|---|---|---|",
     ]
     max_steps = min(trpo_rows[-1]["env_steps"], sft_rows[-1]["env_steps"])
     for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
