@@ -26,7 +26,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch as th
 from sb3_contrib import TRPO
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
@@ -35,7 +34,14 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 from torch.nn import functional as F
 
 from sb3_mimic.evaluation import evaluate, policy_actor
-from sb3_mimic.sft import PolicyLoadError, check_policy_fits, load_policy, policy_kwargs_for, set_exploration_std
+from sb3_mimic.sft import (
+    PolicyLoadError,
+    check_policy_fits,
+    load_policy,
+    policy_kwargs_for,
+    set_exploration_std,
+    use_one_torch_thread,
+)
 
 RUN_FILE = "run.json"
 EVAL_COLUMNS = (
@@ -272,15 +278,10 @@ def _new_model(config: RunConfig, env, run_dir: Path):
     return model
 
 
-def _one_torch_thread() -> None:
-    # the env workers use the cores; a multi-threaded torch next to them spins and slows training 20-60x here
-    th.set_num_threads(1)
-
-
 def run_training(config: RunConfig, run_dir: str | Path, progress_bar: bool = True):
     """Start a new run in ``run_dir`` (which must not hold one already) and train to ``num_timesteps``."""
     config.validate()
-    _one_torch_thread()
+    use_one_torch_thread()
     run_dir = Path(run_dir)
     if (run_dir / RUN_FILE).exists():
         raise ValueError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --run_dir")
@@ -297,7 +298,7 @@ def run_training(config: RunConfig, run_dir: str | Path, progress_bar: bool = Tr
 def resume_training(run_dir: str | Path, progress_bar: bool = True):
     """Continue a run from its newest checkpoint with the same step count and configuration."""
     run_dir = Path(run_dir)
-    _one_torch_thread()
+    use_one_torch_thread()
     if not (run_dir / RUN_FILE).exists():
         raise ValueError(f"{run_dir} holds no run ({RUN_FILE} missing); start one with `sb3-mimic finetune` or `train`")
     config = RunConfig(**json.loads((run_dir / RUN_FILE).read_text()))
