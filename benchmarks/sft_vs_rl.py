@@ -1,6 +1,7 @@
 """SFT + TRPO against pure TRPO on walk, with the same wall-clock budget on this machine.
 
-In one run:
+In one run, side by side (two processes at once, one core and one env each, so that whatever else the machine
+does slows both alike):
 1. pure TRPO from scratch (``sb3-mimic train``'s defaults) for ``--minutes`` of training wall time;
 2. SFT (``sb3-mimic sft`` defaults on walk), then TRPO fine-tuning (``sb3-mimic finetune`` defaults) for what is
    left of the same ``--minutes`` (the SFT time counts against the budget);
@@ -21,6 +22,7 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -77,32 +79,44 @@ def main() -> None:
     parser.add_argument("--eval_episodes", type=int, default=10)
     parser.add_argument("--out", default="benchmarks/results/sft_vs_rl", help="output folder (runs, PNG, Markdown)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--contender", choices=["trpo", "sft_trpo"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     out = Path(args.out)
+    budget = 60.0 * args.minutes
+    common = dict(env_id=ENV_ID, env_kwargs={}, num_timesteps=10**9, save_per_iter=args.save_per_iter,
+                  eval_episodes=args.eval_episodes, seed=args.seed, n_envs=1)
+    if args.contender == "trpo":
+        run_training(RunConfig(algo="trpo", **common, time_budget_s=budget), out / "trpo", progress_bar=False)
+        return
+    if args.contender == "sft_trpo":
+        start = time.perf_counter()
+        sft = run_sft(SFTConfig(mocap="walk", save_path=str(out / "walk_sft.zip"), no_eval=True), progress_bar=False)
+        sft_time = time.perf_counter() - start
+        (out / "sft_time.json").write_text(json.dumps({"sft_time_s": sft_time}))
+        print(f"SFT took {sft_time:.0f} s; fine-tuning for {(budget - sft_time) / 60:.1f} min", flush=True)
+        run_training(
+            RunConfig(algo="trpo", **common, time_budget_s=budget - sft_time, load_sft_pretrain=str(sft.save_path)),
+            out / "sft_trpo", progress_bar=False,
+        )
+        return
+
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    budget = 60.0 * args.minutes
-    common = dict(env_id=ENV_ID, env_kwargs={}, num_timesteps=10**9, save_per_iter=args.save_per_iter,
-                  eval_episodes=args.eval_episodes, seed=args.seed)
-
     single_env = env_throughput()
     print(f"env throughput (one process, random actions): {single_env:.0f} steps/s", flush=True)
-
-    print(f"== pure TRPO, {args.minutes:g} min", flush=True)
-    start = time.perf_counter()
-    run_training(RunConfig(algo="trpo", **common, time_budget_s=budget), out / "trpo", progress_bar=False)
-    trpo_wall = time.perf_counter() - start
-
-    print("== SFT on walk (default arguments)", flush=True)
-    start = time.perf_counter()
-    sft = run_sft(SFTConfig(mocap="walk", save_path=str(out / "walk_sft.zip"), no_eval=True), progress_bar=False)
-    sft_time = time.perf_counter() - start
-    print(f"== TRPO fine-tuning, {(budget - sft_time) / 60:.1f} min", flush=True)
-    run_training(
-        RunConfig(algo="trpo", **common, time_budget_s=budget - sft_time, load_sft_pretrain=str(sft.save_path)),
-        out / "sft_trpo", progress_bar=False,
-    )
+    print(f"== pure TRPO and SFT + TRPO side by side, {args.minutes:g} min each", flush=True)
+    argv = [sys.executable, __file__, "--minutes", str(args.minutes), "--save_per_iter", str(args.save_per_iter),
+            "--eval_episodes", str(args.eval_episodes), "--out", str(out), "--seed", str(args.seed)]
+    procs = []
+    for contender in ("trpo", "sft_trpo"):
+        log = (out / f"{contender}.log").open("w")
+        procs.append(subprocess.Popen([*argv, "--contender", contender], stdout=log, stderr=subprocess.STDOUT))
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        raise SystemExit(f"a contender failed (exit codes {codes}); see {out}/*.log")
+    sft_time = json.loads((out / "sft_time.json").read_text())["sft_time_s"]
+    trpo_wall = budget
 
     trpo_rows, sft_rows = read_rows(out / "trpo"), read_rows(out / "sft_trpo")
     for row in sft_rows:  # the SFT time is part of this contender's wall time
@@ -112,7 +126,8 @@ def main() -> None:
     lines = [
         f"# SFT + TRPO vs pure TRPO on walk, {args.minutes:g} min each",
         "",
-        f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
+        f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}; both contenders ran at once, "
+        "one env and one core each; "
         f"{time.strftime('%Y-%m-%d %H:%M')}. SFT took {sft_time:.0f} s of the SFT + TRPO budget "
         "(the fine-tuning curve's wall times include it).",
         "",
@@ -138,7 +153,7 @@ def main() -> None:
         "",
         "| throughput | env steps/s | / single-process env |",
         "|---|---|---|",
-        f"| env alone (one process, random actions) | {single_env:.0f} | 1.00 |",
+        f"| env alone (one process, random actions, measured before the runs) | {single_env:.0f} | 1.00 |",
         f"| pure TRPO training | {trpo_rate:.0f} | {trpo_rate / single_env:.2f} |",
         f"| TRPO fine-tuning | {fine_rate:.0f} | {fine_rate / single_env:.2f} |",
         "",
