@@ -30,13 +30,13 @@ from pathlib import Path
 os.environ.setdefault("MUJOCO_GL", "egl")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import gymnasium as gym  # noqa: E402
-import numpy as np  # noqa: E402
+import gymnasium as gym
+import numpy as np
 
-import sb3_mimic  # noqa: E402, F401
-from sb3_mimic.plotting import plot_learning_curves  # noqa: E402
-from sb3_mimic.rl import RunConfig, run_training  # noqa: E402
-from sb3_mimic.sft import SFTConfig, run_sft  # noqa: E402
+import sb3_mimic  # noqa: F401
+from sb3_mimic.plotting import plot_learning_curves
+from sb3_mimic.rl import RunConfig, run_training
+from sb3_mimic.sft import SFTConfig, run_sft
 
 ENV_ID = "MimicHumanoidWalk-v0"
 

@@ -9,9 +9,9 @@ import os
 if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
     os.environ["MUJOCO_GL"] = "egl"  # headless rendering by default
 
-from sb3_mimic.motion import MotionClip, MotionClipError, available_clips, load_clip  # noqa: E402
-from sb3_mimic.registration import register_envs  # noqa: E402
-from sb3_mimic.version import __version__  # noqa: E402
+from sb3_mimic.motion import MotionClip, MotionClipError, available_clips, load_clip
+from sb3_mimic.registration import register_envs
+from sb3_mimic.version import __version__
 
 ENV_IDS = register_envs()
 

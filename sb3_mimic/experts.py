@@ -44,7 +44,7 @@ def _quat_conj(q: np.ndarray) -> np.ndarray:
 
 def _rotate_inverse(q: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Rotate vectors ``v`` by the inverse of unit quaternions ``q`` (broadcast over leading axes)."""
-    qv = np.concatenate([np.zeros(v.shape[:-1] + (1,)), v], axis=-1)
+    qv = np.concatenate([np.zeros((*v.shape[:-1], 1)), v], axis=-1)
     return _quat_mul(_quat_mul(_quat_conj(q), qv), q)[..., 1:]
 
 

@@ -76,5 +76,5 @@ def imitation_reward(
     :return: ``(reward, {"pose": ..., "velocity": ..., "end_effector": ..., "root": ..., "com": ...})``
     """
     errors = imitation_errors(model, sim, ref, index)
-    terms = {t: WEIGHTS[t] * math.exp(-SCALES[t] * e) for t, e in zip(TERMS, errors)}
+    terms = {t: WEIGHTS[t] * math.exp(-SCALES[t] * e) for t, e in zip(TERMS, errors, strict=True)}
     return sum(terms.values()), terms

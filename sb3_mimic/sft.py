@@ -56,7 +56,7 @@ def env_spec_for(mocap: str, action_mode: str = "pd_target") -> tuple[str, dict[
     """Registered env id and kwargs for a clip name or path."""
     if action_mode not in ACTION_MODES:
         raise ValueError(f"unknown action_mode {action_mode!r}; choose one of {ACTION_MODES}")
-    name, path, info = resolve_clip(mocap)
+    _, path, info = resolve_clip(mocap)
     kwargs: dict[str, Any] = {} if action_mode == "pd_target" else {"action_mode": action_mode}
     if info is not None and Path(path).name == info.file and info.source == "pybullet_data":
         return info.env_id, kwargs
@@ -110,7 +110,7 @@ def split_transitions(transitions: Transitions, val_split: float, seed: int = 0)
     if not 0.0 < val_split < 1.0:
         raise ValueError(f"val_split must be between 0 and 1 (exclusive), got {val_split}")
     n = len(transitions)
-    n_val = max(1, int(round(n * val_split)))
+    n_val = max(1, round(n * val_split))
     if n - n_val < 1:
         raise ValueError(f"{n} samples are too few to keep {n_val} for validation; use more samples")
     order = np.random.default_rng(seed).permutation(n)

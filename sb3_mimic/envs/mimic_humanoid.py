@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import mujoco
 import numpy as np
@@ -54,8 +54,8 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
 
     | action_mode | meaning of ``a`` |
     |---|---|
-    | ``"pd_target"`` (default) | PD target ``pi * a``: an exponential map (rad, joint frame) per ball joint, an angle (rad) per hinge |
-    | ``"torque"`` | joint torque ``a * torque_limit`` (N m), clamped by norm per ball joint; PD servos and joint damping are off |
+    | ``"pd_target"`` (default) | PD target ``pi * a``: exp-map (rad, joint frame) per ball joint, angle (rad) per hinge |
+    | ``"torque"`` | torque ``a * torque_limit`` (N m), clamped by norm per ball joint; PD servos and damping off |
 
     Out-of-range actions are clipped to [-1, 1]; NaN entries are replaced by 0 (``info["invalid_action"]``).
     :func:`pd_target_action` encodes a pose as the action that targets it.
@@ -119,7 +119,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
     - v0: first version.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 30}
 
     def __init__(
         self,
@@ -164,12 +164,12 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         self.early_termination = early_termination
         self.ghost_offset = np.asarray(ghost_offset, dtype=np.float64)
         self._sim_frequency = float(sim_frequency)
-        self.metadata = {**self.metadata, "render_fps": int(round(control_frequency))}
+        self.metadata = {**self.metadata, "render_fps": round(control_frequency)}
         self.observation_structure = dict(OBSERVATION_STRUCTURE)
         size = sum(self.observation_structure.values())
         observation_space = spaces.Box(-np.inf, np.inf, shape=(size,), dtype=np.float32)
         MujocoEnv.__init__(
-            self, character.model_path(), int(round(ratio)), observation_space, render_mode=render_mode,
+            self, character.model_path(), round(ratio), observation_space, render_mode=render_mode,
             width=width, height=height,
         )
         if abs(1.0 / self.dt - control_frequency) > 1e-6 * control_frequency:
@@ -232,7 +232,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
             start = float(self.np_random.uniform(0.0, end))
         mujoco.mj_resetData(self.model, self.data)
         self._start_time, self._steps = start, 0
-        qpos, qvel = self.clip.sample(start, self.data.qpos)
+        _, qvel = self.clip.sample(start, self.data.qpos)
         self.data.qvel[:] = qvel
         mujoco.mj_forward(self.model, self.data)
         self._bad_state = self._divergences()
