@@ -123,7 +123,23 @@ def _add_rl_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exploration_std", type=float, default=0.05, help="action std (normalised units) at the start")
     p.add_argument("--eval_episodes", type=int, default=10, help="evaluation episodes at each checkpoint")
     p.add_argument("--seed", type=int, default=0, help="seed of envs, network initialisation and evaluations")
+    p.add_argument("--n_steps", type=int, help="env steps per env and iteration (default: sb3_mimic.rl defaults)")
+    p.add_argument("--batch_size", type=int, help="minibatch size (default: sb3_mimic.rl defaults)")
+    p.add_argument("--time_budget", type=float, help="stop after this many minutes of training (all sessions)")
     p.add_argument("--no_progress", action="store_true", help="hide the progress bar")
+
+
+def _run_options(args: argparse.Namespace) -> dict:
+    """RunConfig fields shared by finetune and train."""
+    hyper = {k: getattr(args, k) for k in ("n_steps", "batch_size") if getattr(args, k) is not None}
+    for name, value in hyper.items():
+        if value < 1:
+            raise ValueError(f"--{name} must be at least 1, got {value}")
+    return {
+        "num_timesteps": args.num_timesteps, "save_per_iter": args.save_per_iter, "n_envs": args.n_envs,
+        "seed": args.seed, "exploration_std": args.exploration_std, "eval_episodes": args.eval_episodes,
+        "time_budget_s": None if args.time_budget is None else 60.0 * args.time_budget, "hyperparameters": hyper,
+    }
 
 
 def _add_finetune(sub) -> None:
@@ -202,11 +218,11 @@ def _run_finetune(args: argparse.Namespace) -> int:
         env_id, env_kwargs = env_spec_for(args.mocap, mode)
     else:
         env_id, env_kwargs = meta["env_id"], meta.get("env_kwargs", {})
+    arch = sft.policy_kwargs.get("net_arch", {}).get("pi", [64, 64])
     config = RunConfig(
-        algo="trpo", env_id=env_id, env_kwargs=env_kwargs, num_timesteps=args.num_timesteps,
-        save_per_iter=args.save_per_iter, n_envs=args.n_envs, seed=args.seed, exploration_std=args.exploration_std,
-        critic_warmup_iterations=args.critic_warmup, eval_episodes=args.eval_episodes,
-        load_sft_pretrain=str(Path(args.load_sft_pretrain).resolve()),
+        algo="trpo", env_id=env_id, env_kwargs=env_kwargs, critic_warmup_iterations=args.critic_warmup,
+        hidden_size=arch[0] if arch else 64, num_layers=len(arch),
+        load_sft_pretrain=str(Path(args.load_sft_pretrain).resolve()), **_run_options(args),
     )
     return _run_rl(args, config)
 
@@ -219,10 +235,8 @@ def _run_train(args: argparse.Namespace) -> int:
 
     env_kwargs = {"motion": args.mocap} if args.mocap else {}
     config = RunConfig(
-        algo=args.algo, env_id=args.env, env_kwargs=env_kwargs, num_timesteps=args.num_timesteps,
-        save_per_iter=args.save_per_iter, n_envs=args.n_envs, seed=args.seed, hidden_size=args.hidden_size,
-        num_layers=args.num_layers, exploration_std=args.exploration_std, critic_warmup_iterations=0,
-        eval_episodes=args.eval_episodes,
+        algo=args.algo, env_id=args.env, env_kwargs=env_kwargs, hidden_size=args.hidden_size,
+        num_layers=args.num_layers, critic_warmup_iterations=0, **_run_options(args),
     )
     return _run_rl(args, config)
 
@@ -259,21 +273,19 @@ def _policy_and_env(args: argparse.Namespace, **env_overrides):
     import gymnasium as gym
 
     from sb3_mimic.evaluation import policy_actor
-    from sb3_mimic.sft import check_policy_fits, env_spec_for, load_policy
+    from sb3_mimic.sft import check_policy_fits, env_spec_for, load_policy, read_metadata
 
-    model, meta = None, {}
-    if getattr(args, "model", None):
-        model = load_policy(args.model)
-        meta = getattr(model, "sb3_mimic", {}) or {}
+    meta = read_metadata(args.model) if getattr(args, "model", None) else {}
     if args.mocap:
         mode = getattr(args, "action_mode", None) or meta.get("action_mode", "pd_target")
         env_id, env_kwargs = env_spec_for(args.mocap, mode)
-    elif model is not None and "env_id" in meta:
+    elif "env_id" in meta:
         env_id, env_kwargs = meta["env_id"], dict(meta.get("env_kwargs", {}))
     else:
         raise ValueError("--mocap is needed: the policy carries no clip, or an expert was asked for")
     env = gym.make(env_id, **env_kwargs, **env_overrides)
-    if model is not None:
+    if getattr(args, "model", None):
+        model = load_policy(args.model, env)
         check_policy_fits(model, env)
         return policy_actor(model), env
     from sb3_mimic.experts import PDExpert

@@ -35,6 +35,7 @@ from torch.nn import functional as F
 
 from sb3_mimic.evaluation import evaluate, policy_actor
 from sb3_mimic.sft import (
+    POLICY_FORMAT,
     PolicyLoadError,
     check_policy_fits,
     load_policy,
@@ -142,6 +143,10 @@ class RunConfig:
         for name in ("num_timesteps", "save_per_iter", "eval_episodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if self.hidden_size < 1 or self.num_layers < 1:
+            raise ValueError(f"--hidden_size and --num_layers must be at least 1, got {self.hidden_size}, {self.num_layers}")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise ValueError(f"the time budget must be positive, got {self.time_budget_s} s")
         if self.n_envs < 0 or self.critic_warmup_iterations < 0:
             raise ValueError("--n_envs and --critic_warmup must not be negative")
         if not (self.exploration_std > 0 and math.isfinite(self.exploration_std)):
@@ -202,7 +207,8 @@ class CheckpointEvalCallback(BaseCallback):
         return self.wall_offset + time.perf_counter() - self._t0 - self._eval_time
 
     def _on_rollout_start(self) -> None:
-        if self.iteration > 0 and self.iteration % self.config.save_per_iter == 0:
+        due = self.iteration > 0 and self.iteration % self.config.save_per_iter == 0
+        if due and latest_checkpoint(self.run_dir) != self._path():  # a resumed run starts on its own checkpoint
             self.checkpoint()
 
     def _on_rollout_end(self) -> None:
@@ -217,6 +223,8 @@ class CheckpointEvalCallback(BaseCallback):
 
     def checkpoint(self) -> None:
         wall = self.wall_time()
+        # the progress travels inside the checkpoint, so a resume can never read it from a different moment
+        self.model.sb3_mimic_progress = {"iteration": self.iteration, "wall_time_s": wall}
         _atomic_save(self.model, self._path())
         start = time.perf_counter()
         result = evaluate(policy_actor(self.model), self._eval_env, self.config.eval_episodes, seed=self.config.seed + 10_000)
@@ -224,8 +232,6 @@ class CheckpointEvalCallback(BaseCallback):
         row = {"iteration": self.iteration, "env_steps": self.model.num_timesteps, "wall_time_s": round(wall, 3),
                **{k: v for k, v in result.to_dict().items() if k in EVAL_COLUMNS}}
         append_evaluation(self.run_dir, row)
-        state = {"wall_time_s": wall, "iteration": self.iteration, "num_timesteps": self.model.num_timesteps}
-        _write_json(self.run_dir / "state.json", state)
         if self.verbose:
             print(
                 f"[{self.model.num_timesteps} steps, {wall / 60:.1f} min] normalized return {row['normalized_return']:.3f}, "
@@ -275,6 +281,16 @@ def _new_model(config: RunConfig, env, run_dir: Path):
             **common,
         )
     set_exploration_std(model, config.exploration_std)
+    inherited = (getattr(sft, "sb3_mimic", None) or {}) if config.load_sft_pretrain else {}
+    model.sb3_mimic = {
+        **inherited,
+        "format": POLICY_FORMAT,
+        "env_id": config.env_id,
+        "env_kwargs": config.env_kwargs,
+        "action_mode": config.env_kwargs.get("action_mode", "pd_target"),
+        "trained_by": "finetune" if config.load_sft_pretrain else f"train ({config.algo})",
+        "exploration_std": config.exploration_std,
+    }
     return model
 
 
@@ -285,11 +301,11 @@ def run_training(config: RunConfig, run_dir: str | Path, progress_bar: bool = Tr
     run_dir = Path(run_dir)
     if (run_dir / RUN_FILE).exists():
         raise ValueError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --run_dir")
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    _write_json(run_dir / RUN_FILE, asdict(config))
     env = make_training_env(config)
     try:
         model = _new_model(config, env, run_dir)
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        _write_json(run_dir / RUN_FILE, asdict(config))  # only once the run can start: a failed start can be retried
         return _learn(model, config, run_dir, config.num_timesteps, progress_bar, wall_offset=0.0, iteration=0)
     finally:
         env.close()
@@ -305,8 +321,6 @@ def resume_training(run_dir: str | Path, progress_bar: bool = True):
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None:
         raise ValueError(f"{run_dir} has no checkpoint yet; start the run again")
-    state_path = run_dir / "state.json"
-    state = json.loads(state_path.read_text()) if state_path.exists() else {}
     env = make_training_env(config)
     try:
         try:
@@ -317,9 +331,10 @@ def resume_training(run_dir: str | Path, progress_bar: bool = True):
         if remaining <= 0:
             print(f"{run_dir} is complete ({model.num_timesteps} of {config.num_timesteps} steps)")
             return model
+        progress = getattr(model, "sb3_mimic_progress", None) or {}
         print(f"Resuming {run_dir} from {ckpt.name} ({model.num_timesteps} steps)")
-        return _learn(model, config, run_dir, remaining, progress_bar, state.get("wall_time_s", 0.0),
-                      state.get("iteration", 0), reset=False)
+        return _learn(model, config, run_dir, remaining, progress_bar, progress.get("wall_time_s", 0.0),
+                      progress.get("iteration", 0), reset=False)
     finally:
         env.close()
 

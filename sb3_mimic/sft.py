@@ -269,6 +269,23 @@ def load_policy(path: str | Path, env: gym.Env | DummyVecEnv | None = None) -> T
         raise PolicyLoadError(f"{path} does not fit this env: {err}") from err
 
 
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """sb3-mimic metadata of a saved policy (empty for a zip that sb3-mimic did not write)."""
+    path = Path(path)
+    if not path.is_file():
+        raise PolicyLoadError(f"policy file {path} does not exist")
+    if path.suffix == ".pth":
+        try:
+            checkpoint = th.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise PolicyLoadError(f"{path} is not a readable torch checkpoint ({type(err).__name__})") from err
+        return dict(checkpoint.get("metadata", {})) if isinstance(checkpoint, dict) else {}
+    try:
+        return _metadata(TRPO.load(path, device="cpu"))
+    except Exception as err:
+        raise PolicyLoadError(f"{path} is not a readable SB3 TRPO model ({type(err).__name__}: {err})") from err
+
+
 def _check_spaces(path: Path, env, state_dict: dict[str, th.Tensor]) -> None:
     obs_dim = int(np.prod(env.observation_space.shape))
     act_dim = int(np.prod(env.action_space.shape))

@@ -1,0 +1,560 @@
+"""RL: TRPO fine-tuning with critic warm-up, checkpoints and resume, errors, rl-zoo and the RL command line.
+
+Everything runs on one env (DummyVecEnv) with tiny rollouts (``n_steps`` 128) and 2-episode evaluations of
+policies that fall within about a second, so the whole file stays well under 90 s on two busy cores.
+
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import gymnasium
+import numpy as np
+import pytest
+import torch as th
+import yaml
+from sb3_contrib import TRPO
+from stable_baselines3 import PPO
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+import sb3_mimic
+from sb3_mimic import rl
+from sb3_mimic.cli import main
+from sb3_mimic.evaluation import evaluate, policy_actor
+from sb3_mimic.rl import MimicTRPO, RunConfig, latest_checkpoint, resume_training, run_training
+from sb3_mimic.sft import (
+    DEFAULT_EXPLORATION_STD,
+    PolicyLoadError,
+    SFTConfig,
+    load_policy,
+    make_trpo,
+    policy_kwargs_for,
+    run_sft,
+    save_policy,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+WALK = "MimicHumanoidWalk-v0"
+N = 128  # env steps per iteration (n_steps with one env)
+TINY = {"n_steps": N, "batch_size": 64}
+CRITIC = ("mlp_extractor.value_net.", "value_net.")
+WALK_META = {"env_id": WALK, "env_kwargs": {}, "clip": "walk", "action_mode": "pd_target", "lookahead": 1}
+ZOO_TIMEOUT_S = 240
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    th.set_num_threads(1)
+
+
+def _config(**overrides) -> RunConfig:
+    kwargs = dict(
+        algo="trpo", env_id=WALK, env_kwargs={}, num_timesteps=2 * N, save_per_iter=1, n_envs=1, eval_episodes=2,
+        hyperparameters=dict(TINY),
+    )
+    kwargs.update(overrides)
+    return RunConfig(**kwargs)
+
+
+def _quiet(fn, *args, **kwargs):
+    """Call ``fn`` with stdout captured; return (result, output)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        result = fn(*args, **kwargs)
+    return result, out.getvalue()
+
+
+def _checkpoints(run_dir: Path) -> list[Path]:
+    return sorted((run_dir / "checkpoints").glob("model_*_steps.zip"))
+
+
+def _steps(path: Path) -> int:
+    return int(path.stem.split("_")[1])
+
+
+def _rows(run_dir: Path) -> list[dict[str, float]]:
+    with (run_dir / "evaluations.csv").open() as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _is_critic(key: str) -> bool:
+    return key.startswith(CRITIC)
+
+
+def _actor_equal(a: dict, b: dict) -> bool:
+    """Actor weights (everything but the critic and log_std) bit-identical."""
+    return all(th.equal(a[k], b[k]) for k in a if not _is_critic(k) and k != "log_std")
+
+
+def _tmp_files(run_dir: Path) -> list[Path]:
+    return [p for p in run_dir.rglob("*") if ".tmp" in p.name]
+
+
+@pytest.fixture(scope="module")
+def sft_zip(tmp_path_factory) -> Path:
+    """A quickly cloned walk policy with sb3-mimic's default SFT architecture (2 x 64) and metadata."""
+    path = tmp_path_factory.mktemp("sft") / "sft.zip"
+    config = SFTConfig(mocap="walk", epochs=2, n_samples=300, n_rollouts=3, save_path=str(path), no_eval=True)
+    _quiet(run_sft, config, progress_bar=False)
+    th.set_num_threads(1)
+    return path
+
+
+@pytest.fixture(scope="module")
+def torque_zip(tmp_path_factory) -> Path:
+    """An untrained torque-mode walk policy (1 x 16) saved with sb3-mimic metadata."""
+    env = gymnasium.make(WALK, action_mode="torque")
+    model = make_trpo(DummyVecEnv([lambda: env]), 16, 1)
+    meta = {**WALK_META, "env_kwargs": {"action_mode": "torque"}, "action_mode": "torque"}
+    return save_policy(model, tmp_path_factory.mktemp("torque") / "torque.zip", meta)
+
+
+@pytest.fixture(scope="module")
+def pendulum_zip(tmp_path_factory) -> Path:
+    """A policy for 3 observations and 1 action that claims (in its metadata) to be a walk policy."""
+    model = make_trpo(DummyVecEnv([lambda: gymnasium.make("Pendulum-v1")]), 16, 1)
+    return save_policy(model, tmp_path_factory.mktemp("pendulum") / "pendulum.zip", WALK_META)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 1. the start of fine-tuning: critic warm-up leaves the SFT actor untouched
+
+
+def test_critic_warmup_keeps_the_sft_actor_and_its_score(sft_zip, tmp_path):
+    std = 0.08  # not the SFT policy's 0.05, so that log_std is seen to be set
+    run_dir = tmp_path / "ft"
+    config = _config(load_sft_pretrain=str(sft_zip), critic_warmup_iterations=2, num_timesteps=2 * N, exploration_std=std)
+    _quiet(run_training, config, run_dir, progress_bar=False)
+
+    sft = load_policy(sft_zip)
+    ref = sft.policy.state_dict()
+    checkpoints = _checkpoints(run_dir)
+    assert [_steps(p) for p in checkpoints] == [0, N, 2 * N]
+    for path in checkpoints:
+        model = MimicTRPO.load(path, device="cpu")
+        state = model.policy.state_dict()
+        assert list(state) == list(ref) and model.policy_kwargs == sft.policy_kwargs
+        assert _actor_equal(state, ref), path.name
+        assert th.equal(state["log_std"], th.full_like(ref["log_std"], math.log(std)))
+        critic_changed = [k for k in state if _is_critic(k) and not th.equal(state[k], ref[k])]
+        if model.num_timesteps == 0:
+            assert critic_changed == [] and model.critic_warmup_left == 2
+        else:  # every critic tensor was fitted (the SFT critic's zero biases included)
+            assert critic_changed == [k for k in state if _is_critic(k)]
+            assert model.critic_warmup_left == 2 - model.num_timesteps // N
+    final = MimicTRPO.load(run_dir / "final_model.zip", device="cpu")
+    assert final.num_timesteps == 2 * N and _actor_equal(final.policy.state_dict(), ref)
+
+    rows = _rows(run_dir)
+    assert [r["env_steps"] for r in rows] == [0, N, 2 * N]
+    assert [r["iteration"] for r in rows] == [0, 1, 2]
+    # the row at 0 steps is the SFT policy's own score (same episodes: seed + 10000) ...
+    env = gymnasium.make(WALK)
+    own = evaluate(policy_actor(sft), env, episodes=2, seed=config.seed + 10_000)
+    env.close()
+    assert rows[0]["normalized_return"] == pytest.approx(own.normalized_return, rel=1e-9)
+    assert rows[0]["normalized_return"] > 0
+    # ... and the first evaluation after the warm-up is no collapse
+    after = next(r for r in rows if r["env_steps"] == 2 * N)
+    assert abs(after["normalized_return"] - rows[0]["normalized_return"]) <= 0.1 * rows[0]["normalized_return"]
+    assert not _tmp_files(run_dir)
+
+
+def test_without_warmup_the_first_iteration_moves_the_actor(sft_zip, tmp_path):
+    run_dir = tmp_path / "ft0"
+    _quiet(run_training, _config(load_sft_pretrain=str(sft_zip), critic_warmup_iterations=0, num_timesteps=N), run_dir,
+           progress_bar=False)
+    ref = load_policy(sft_zip).policy.state_dict()
+    first = MimicTRPO.load(run_dir / "checkpoints" / f"model_{N:012d}_steps.zip", device="cpu").policy.state_dict()
+    assert not _actor_equal(first, ref)
+    assert not th.equal(first["action_net.weight"], ref["action_net.weight"])
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 2. checkpoints and resume
+
+
+@pytest.fixture(scope="module")
+def crashed_and_resumed(sft_zip, tmp_path_factory):
+    """A fine-tuning run (2 warm-up iterations, 4 in all) killed during its 2nd iteration, resumed to the end,
+    then extended by one iteration (run.json's num_timesteps raised, as for a run killed before its target)."""
+    run_dir = tmp_path_factory.mktemp("resume") / "run"
+    config = _config(load_sft_pretrain=str(sft_zip), critic_warmup_iterations=2, num_timesteps=4 * N)
+    on_step = rl.CheckpointEvalCallback._on_step
+
+    def crash(self):
+        if self.model.num_timesteps >= N + N // 2:
+            raise RuntimeError("simulated crash")
+        return on_step(self)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(rl.CheckpointEvalCallback, "_on_step", crash)
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            _quiet(run_training, config, run_dir, progress_bar=False)
+    crashed = {
+        "checkpoints": [_steps(p) for p in _checkpoints(run_dir)],
+        "rows": _rows(run_dir),
+        "final_exists": (run_dir / "final_model.zip").exists(),
+    }
+    th.set_num_threads(1)
+    resumed, out1 = _quiet(resume_training, run_dir, progress_bar=False)
+    after_resume = {"rows": _rows(run_dir), "num_timesteps": resumed.num_timesteps, "out": out1}
+    run = json.loads((run_dir / "run.json").read_text())
+    run["num_timesteps"] = 5 * N
+    (run_dir / "run.json").write_text(json.dumps(run))
+    extended, out2 = _quiet(resume_training, run_dir, progress_bar=False)
+    rows_before_noop = _rows(run_dir)
+    again, out3 = _quiet(resume_training, run_dir, progress_bar=False)  # complete: nothing to do
+    return {
+        "run_dir": run_dir, "crashed": crashed, "after_resume": after_resume, "extended": extended, "out2": out2,
+        "rows_before_noop": rows_before_noop, "again": again, "out3": out3,
+    }
+
+
+def test_resume_continues_from_the_newest_checkpoint(crashed_and_resumed, sft_zip):
+    r = crashed_and_resumed
+    run_dir = r["run_dir"]
+    assert r["crashed"]["checkpoints"] == [0, N] and not r["crashed"]["final_exists"]
+    assert [row["env_steps"] for row in r["crashed"]["rows"]] == [0, N]
+    assert f"from model_{N:012d}_steps.zip ({N} steps)" in r["after_resume"]["out"]
+    assert r["after_resume"]["num_timesteps"] == 4 * N  # the step count continued, it was not reset
+    assert f"from model_{4 * N:012d}_steps.zip ({4 * N} steps)" in r["out2"]
+    assert r["extended"].num_timesteps == 5 * N
+
+    # every checkpoint loads, with its own step count; the warm-up state survived the crash
+    ref = load_policy(sft_zip).policy.state_dict()
+    checkpoints = _checkpoints(run_dir)
+    assert [_steps(p) for p in checkpoints] == [0, N, 2 * N, 3 * N, 4 * N, 5 * N]
+    for path in checkpoints:
+        model = MimicTRPO.load(path, device="cpu")
+        assert model.num_timesteps == _steps(path)
+        frozen = _actor_equal(model.policy.state_dict(), ref)
+        assert frozen == (model.num_timesteps <= 2 * N), path.name  # warm-up iteration 2 ran after the resume
+    final = MimicTRPO.load(run_dir / "final_model.zip", device="cpu")
+    assert final.num_timesteps == 5 * N
+    for key, value in MimicTRPO.load(checkpoints[-1], device="cpu").policy.state_dict().items():
+        assert th.equal(value, final.policy.state_dict()[key])
+    assert not _tmp_files(run_dir)
+
+    rows = _rows(run_dir)
+    steps = [row["env_steps"] for row in rows]
+    assert steps == sorted(steps) and steps[-1] == 5 * N
+    assert set(steps) == {0, N, 2 * N, 3 * N, 4 * N, 5 * N}
+    walls = [row["wall_time_s"] for row in rows]
+    assert walls == sorted(walls)  # training wall time carries over from the checkpoint's progress
+    progress = MimicTRPO.load(checkpoints[-1], device="cpu").sb3_mimic_progress
+    assert progress["iteration"] == 5 and progress["wall_time_s"] == pytest.approx(walls[-1], abs=1e-3)
+    assert json.loads((run_dir / "evaluations.json").read_text()) == rows
+
+
+def test_resume_of_a_complete_run_does_nothing(crashed_and_resumed):
+    r = crashed_and_resumed
+    assert "is complete (640 of 640 steps)" in r["out3"] and r["again"].num_timesteps == 5 * N
+    assert _rows(r["run_dir"]) == r["rows_before_noop"]
+
+
+def test_resume_does_not_repeat_the_evaluation_of_its_checkpoint(crashed_and_resumed):
+    steps = [row["env_steps"] for row in _rows(crashed_and_resumed["run_dir"])]
+    assert steps == [0, N, 2 * N, 3 * N, 4 * N, 5 * N]
+
+
+def test_resume_needs_a_run_and_a_checkpoint(tmp_path):
+    with pytest.raises(ValueError, match=r"run\.json missing"):
+        resume_training(tmp_path / "nothing", progress_bar=False)
+    run_dir = tmp_path / "started"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "run.json").write_text(json.dumps(asdict(_config())))
+    with pytest.raises(ValueError, match="no checkpoint"):
+        resume_training(run_dir, progress_bar=False)
+
+
+def test_a_run_folder_is_not_started_twice(tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    text = json.dumps(asdict(_config(num_timesteps=999)))
+    (run_dir / "run.json").write_text(text)
+    with pytest.raises(ValueError, match="--resume"):
+        run_training(_config(), run_dir, progress_bar=False)
+    assert (run_dir / "run.json").read_text() == text and _checkpoints(run_dir) == []
+
+
+def test_resume_refuses_a_checkpoint_for_another_env(tmp_path, pendulum_zip):
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "run.json").write_text(json.dumps(asdict(_config())))
+    (run_dir / "checkpoints" / "model_000000000128_steps.zip").write_bytes(pendulum_zip.read_bytes())
+    with pytest.raises(PolicyLoadError, match="does not fit"):
+        resume_training(run_dir, progress_bar=False)
+
+
+def test_time_budget_stops_the_run_with_a_final_checkpoint(tmp_path):
+    run_dir = tmp_path / "budget"
+    model, _ = _quiet(run_training, _config(time_budget_s=1e-9, num_timesteps=4 * N, hidden_size=16, num_layers=1),
+                      run_dir, progress_bar=False)
+    assert 0 < model.num_timesteps < N
+    assert latest_checkpoint(run_dir).name == f"model_{model.num_timesteps:012d}_steps.zip"
+    assert (run_dir / "final_model.zip").exists()
+    assert [row["env_steps"] for row in _rows(run_dir)] == [0, model.num_timesteps]
+
+
+def test_a_failed_start_can_be_retried(tmp_path, sft_zip):
+    run_dir = tmp_path / "run"
+    with pytest.raises(PolicyLoadError):
+        run_training(_config(load_sft_pretrain=str(tmp_path / "missing.zip"), num_timesteps=N), run_dir,
+                     progress_bar=False)
+    _quiet(run_training, _config(load_sft_pretrain=str(sft_zip), num_timesteps=N), run_dir, progress_bar=False)
+    assert (run_dir / "final_model.zip").exists()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 3. policies that do not fit, and bad configurations
+
+
+def test_load_policy_refuses_another_observation_size(pendulum_zip, tmp_path):
+    env = gymnasium.make(WALK)
+    with pytest.raises(PolicyLoadError, match="does not fit"):
+        load_policy(pendulum_zip, env)
+    with pytest.raises(PolicyLoadError, match="does not fit"):
+        load_policy(pendulum_zip)  # the env its metadata names
+    pth = save_policy(load_policy(pendulum_zip, gymnasium.make("Pendulum-v1")), tmp_path / "p.pth", WALK_META)
+    with pytest.raises(PolicyLoadError, match="observations of size 3"):
+        load_policy(pth, env)
+    env.close()
+
+
+def test_finetuning_a_policy_for_another_env_fails_clearly(pendulum_zip, tmp_path):
+    with pytest.raises(PolicyLoadError, match="does not fit"):
+        run_training(_config(load_sft_pretrain=str(pendulum_zip)), tmp_path / "run", progress_bar=False)
+
+
+def test_finetuning_refuses_a_torque_policy_on_a_pd_target_env(torque_zip, tmp_path):
+    with pytest.raises(PolicyLoadError, match="action_mode='torque'"):
+        run_training(_config(load_sft_pretrain=str(torque_zip)), tmp_path / "run", progress_bar=False)
+
+
+def test_cli_finetune_uses_the_policys_action_mode(torque_zip, tmp_path, capsys):
+    run_dir = tmp_path / "ft"
+    # the CLI has no --n_steps: one iteration is TRPO_DEFAULTS' 1024 steps, whatever --num_timesteps says
+    code = main(["finetune", "--load_sft_pretrain", str(torque_zip), "--mocap", "walk", "--num_timesteps", "256",
+                 "--save_per_iter", "1", "--run_dir", str(run_dir), "--n_envs", "1", "--eval_episodes", "2",
+                 "--critic_warmup", "0", "--no_progress"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["env_id"] == WALK and run["env_kwargs"] == {"action_mode": "torque"}
+    assert run["load_sft_pretrain"] == str(torque_zip.resolve())
+    final = MimicTRPO.load(run_dir / "final_model.zip", device="cpu")
+    assert final.num_timesteps == rl.TRPO_DEFAULTS["n_steps"] and final.policy_kwargs == policy_kwargs_for(16, 1)
+    assert [row["env_steps"] for row in _rows(run_dir)] == [0, rl.TRPO_DEFAULTS["n_steps"]]
+    assert main(["finetune", "--resume", str(run_dir), "--no_progress"]) == 0
+    assert "is complete" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"algo": "a2c"}, "unknown algo"),
+        ({"num_timesteps": 0}, "--num_timesteps"),
+        ({"num_timesteps": -5}, "--num_timesteps"),
+        ({"save_per_iter": 0}, "--save_per_iter"),
+        ({"eval_episodes": -1}, "--eval_episodes"),
+        ({"n_envs": -1}, "--n_envs"),
+        ({"critic_warmup_iterations": -1}, "--critic_warmup"),
+        ({"exploration_std": 0.0}, "--exploration_std"),
+        ({"exploration_std": -0.1}, "--exploration_std"),
+        ({"exploration_std": float("nan")}, "--exploration_std"),
+        ({"env_id": "NoSuchEnv-v0"}, "unknown env id"),
+        ({"algo": "ppo", "load_sft_pretrain": "policy.zip"}, "--algo trpo"),
+    ],
+)
+def test_bad_run_config_is_refused_before_any_work(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        _config(**overrides).validate()
+    with pytest.raises(ValueError, match=message):
+        run_training(_config(**overrides), tmp_path / "run", progress_bar=False)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("overrides", [{"hidden_size": 0}, {"num_layers": 0}])
+def test_bad_network_size_is_refused(overrides):
+    with pytest.raises(ValueError):
+        _config(**overrides).validate()
+
+
+def test_cli_rl_argument_errors(tmp_path, capsys):
+    assert main(["finetune", "--run_dir", str(tmp_path / "a"), "--no_progress"]) == 2
+    assert "--load_sft_pretrain PATH is required" in capsys.readouterr().err
+    assert main(["finetune", "--load_sft_pretrain", str(tmp_path / "missing.zip"), "--no_progress"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["train", "--num_timesteps", "0", "--run_dir", str(tmp_path / "b"), "--no_progress"]) == 2
+    assert "--num_timesteps" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path / "nothing"), "--no_progress"]) == 2
+    assert "run.json missing" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--algo", "a2c"])
+    assert exit_info.value.code == 2
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 4. rl-baselines3-zoo
+
+
+def _zoo(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MUJOCO_GL": "egl", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", *args, "--gym-packages", "sb3_mimic", "--num-threads", "1"],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=ZOO_TIMEOUT_S,
+    )
+    assert result.returncode == 0, f"{' '.join(args)}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def _zoo_train(cwd: Path, algo: str, steps: int, *extra: str) -> subprocess.CompletedProcess:
+    return _zoo(
+        cwd, "rl_zoo3.train", "--algo", algo, "--env", WALK, "--conf-file", str(REPO_ROOT / "zoo_configs" / f"{algo}.yml"),
+        "-n", str(steps), "-f", "logs", "--eval-freq", "-1", "--device", "cpu", "--hyperparams", f"n_steps:{N}",
+        "n_envs:1", "batch_size:64", *extra,
+    )
+
+
+@pytest.fixture(scope="module")
+def zoo_dir(tmp_path_factory) -> Path:
+    """rl-zoo's folder after `rl_zoo3.train --algo trpo -n 512` (experiment 1)."""
+    cwd = tmp_path_factory.mktemp("zoo")
+    _zoo_train(cwd, "trpo", 4 * N)
+    return cwd
+
+
+def test_zoo_trains_trpo_and_enjoy_replays_it(zoo_dir):
+    model_path = zoo_dir / "logs" / "trpo" / f"{WALK}_1" / f"{WALK}.zip"
+    model = TRPO.load(model_path, device="cpu")
+    assert model.num_timesteps == 4 * N
+    assert model.policy_kwargs == {**policy_kwargs_for(64, 2), "log_std_init": -3.0}
+    assert not model.policy.use_sde
+    result = _zoo(zoo_dir, "rl_zoo3.enjoy", "--algo", "trpo", "--env", WALK, "-f", "logs", "--exp-id", "1", "-n", "50",
+                  "--no-render", "--device", "cpu")
+    assert f"{WALK}_1/{WALK}.zip" in result.stdout
+
+
+def test_zoo_enjoy_is_importable():
+    import rl_zoo3.load_from_hub  # noqa: F401
+
+
+def test_zoo_warm_starts_from_an_sft_policy(zoo_dir, sft_zip):
+    _zoo_train(zoo_dir, "trpo", N, "-i", str(sft_zip))
+    model = TRPO.load(zoo_dir / "logs" / "trpo" / f"{WALK}_2" / f"{WALK}.zip", device="cpu")
+    sft = TRPO.load(sft_zip, device="cpu")
+    assert model.policy_kwargs == sft.policy_kwargs == policy_kwargs_for(64, 2)
+    assert model.num_timesteps == N
+    assert model.sb3_mimic["env_id"] == WALK  # the SFT metadata travels on
+    # one small TRPO step from the SFT weights, not a fresh network (which differs by ~100 %)
+    ours, theirs = model.policy.state_dict(), sft.policy.state_dict()
+    for key in ("mlp_extractor.policy_net.0.weight", "mlp_extractor.policy_net.2.weight"):
+        assert 0 < float((ours[key] - theirs[key]).norm() / theirs[key].norm()) < 0.05, key
+    np.testing.assert_allclose(ours["log_std"].numpy(), math.log(DEFAULT_EXPLORATION_STD), atol=0.05)
+
+
+def test_zoo_trains_ppo(tmp_path):
+    _zoo_train(tmp_path, "ppo", 2 * N)
+    model = PPO.load(tmp_path / "logs" / "ppo" / f"{WALK}_1" / f"{WALK}.zip", device="cpu")
+    assert model.num_timesteps == 2 * N and model.policy_kwargs["net_arch"] == policy_kwargs_for(64, 2)["net_arch"]
+
+
+@pytest.mark.parametrize(("algo", "defaults"), [("trpo", rl.TRPO_DEFAULTS), ("ppo", rl.PPO_DEFAULTS)])
+def test_zoo_configs_cover_every_env_and_match_sft(algo, defaults):
+    config = yaml.safe_load((REPO_ROOT / "zoo_configs" / f"{algo}.yml").read_text())
+    assert sorted(config) == sorted(sb3_mimic.ENV_IDS)
+    for env_id in sb3_mimic.ENV_IDS:
+        entry = config[env_id]
+        assert "<<" not in entry  # merge keys resolved
+        assert entry["policy"] == "MlpPolicy" and entry["normalize"] is False and entry["use_sde"] is False
+        kwargs = eval(entry["policy_kwargs"], {"__builtins__": {}}, {"dict": dict})  # rl-zoo evaluates it too
+        assert kwargs["net_arch"] == policy_kwargs_for(64, 2)["net_arch"]
+        assert kwargs["log_std_init"] == pytest.approx(math.log(DEFAULT_EXPLORATION_STD), abs=0.01)
+        for name, value in defaults.items():
+            assert entry[name] == pytest.approx(value), (env_id, name)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 5. the command line: train, plot, video
+
+
+@pytest.fixture(scope="module")
+def cli_ppo_run(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("cli") / "ppo"
+    code, _ = _quiet(main, ["train", "--algo", "ppo", "--num_timesteps", "256", "--save_per_iter", "1", "--run_dir",
+                            str(run_dir), "--n_envs", "1", "--eval_episodes", "2", "--hidden_size", "16", "--num_layers",
+                            "1", "--no_progress"])
+    th.set_num_threads(1)
+    assert code == 0
+    return run_dir
+
+
+def test_cli_train_ppo(cli_ppo_run):
+    run = json.loads((cli_ppo_run / "run.json").read_text())
+    assert run["algo"] == "ppo" and run["env_id"] == WALK and run["critic_warmup_iterations"] == 0
+    final = PPO.load(cli_ppo_run / "final_model.zip", device="cpu")
+    assert final.num_timesteps == rl.PPO_DEFAULTS["n_steps"]  # one full rollout: the CLI has no --n_steps
+    assert final.policy_kwargs == policy_kwargs_for(16, 1)
+    start = PPO.load(_checkpoints(cli_ppo_run)[0], device="cpu")
+    assert start.num_timesteps == 0  # --exploration_std (default 0.05) set the starting action std
+    assert th.equal(start.policy.log_std, th.full_like(start.policy.log_std, math.log(0.05)))
+    assert [row["env_steps"] for row in _rows(cli_ppo_run)] == [0, rl.PPO_DEFAULTS["n_steps"]]
+    for path in _checkpoints(cli_ppo_run):
+        PPO.load(path, device="cpu")
+
+
+def test_cli_plot_two_runs(cli_ppo_run, crashed_and_resumed, tmp_path, capsys):
+    import imageio.v3 as iio
+
+    out = tmp_path / "curves.png"
+    assert main(["plot", str(cli_ppo_run), str(crashed_and_resumed["run_dir"]), "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    image = iio.imread(out)
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+    assert f"Wrote {out}" in capsys.readouterr().out
+
+
+def test_cli_video_frame_count(sft_zip, tmp_path, capsys):
+    import imageio.v2 as imageio
+
+    out = tmp_path / "v.mp4"
+    code = main(["video", "--model", str(sft_zip), "--out", str(out), "--seconds", "0.5", "--width", "160", "--height",
+                 "120"])
+    assert code == 0, capsys.readouterr().err
+    # the same deterministic episode, replayed without rendering: 15 steps at 30 Hz unless it ends first
+    env = gymnasium.make(WALK)
+    act = policy_actor(load_policy(sft_zip))
+    obs, _ = env.reset(seed=0)
+    steps = 0
+    while steps < 15:
+        obs, _, terminated, truncated, _ = env.step(act(obs))
+        steps += 1
+        if terminated or truncated:
+            break
+    env.close()
+    with imageio.get_reader(out, format="FFMPEG") as reader:
+        frames = np.stack([np.asarray(f) for f in reader])
+    assert frames.shape == (steps + 1, 120, 160, 3)
+    assert frames[0].std() > 5  # an image, not a blank frame
+    assert f"{steps + 1} frames" in capsys.readouterr().out
+
+
+def test_cli_video_of_a_finetuned_model(crashed_and_resumed, tmp_path, capsys):
+    out = tmp_path / "ft.mp4"
+    model = crashed_and_resumed["run_dir"] / "final_model.zip"
+    code = main(["video", "--model", str(model), "--mocap", "walk", "--out", str(out), "--seconds", "0.2", "--width",
+                 "160", "--height", "120"])
+    assert code == 0, capsys.readouterr().err
+    assert out.is_file()
