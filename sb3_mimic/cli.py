@@ -54,6 +54,8 @@ def _add_sft(sub) -> None:
     p.add_argument("--n_rollouts", type=int, default=d.n_rollouts, help="closed-loop expert episodes added to them")
     p.add_argument("--qpos_noise", type=float, default=d.qpos_noise, help="joint-angle noise of teacher forcing, rad")
     p.add_argument("--qvel_noise", type=float, default=d.qvel_noise, help="velocity noise of teacher forcing")
+    p.add_argument("--save_demos", metavar="NPZ", help="also save the demonstrations (with their metadata)")
+    p.add_argument("--demos", metavar="NPZ", help="train on saved demonstrations instead of making new ones")
     p.add_argument("--no_progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=_run_sft)
 

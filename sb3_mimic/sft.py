@@ -347,6 +347,10 @@ class SFTConfig:
     n_rollouts: int = 300
     qpos_noise: float = 0.05
     qvel_noise: float = 0.2
+    demos: str | None = None
+    """Train on these saved demonstrations (``.npz``) instead of making new ones."""
+    save_demos: str | None = None
+    """Also save the demonstrations to this ``.npz`` file."""
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad argument (before any work is done)."""
@@ -369,6 +373,10 @@ class SFTConfig:
             if not ok:
                 raise ValueError(message)
         check_writable(self.save_path)
+        if self.save_demos:
+            check_writable(self.save_demos)
+        if self.demos and not Path(self.demos).is_file():
+            raise ValueError(f"--demos {self.demos}: no such file")
 
 
 def check_writable(path: str | Path) -> None:
@@ -401,7 +409,14 @@ class SFTRun:
 
 def run_sft(config: SFTConfig, progress_bar: bool = True, log=print) -> SFTRun:
     """Demonstrations from the PD expert, BC into a TRPO policy, save, and (unless ``no_eval``) evaluate."""
-    from sb3_mimic.demos import concatenate_transitions, expert_rollouts, teacher_forcing
+    from sb3_mimic.demos import (
+        DemoMetadata,
+        concatenate_transitions,
+        expert_rollouts,
+        load_demos,
+        save_demos,
+        teacher_forcing,
+    )
     from imitation.data.rollout import flatten_trajectories
     from sb3_mimic.evaluation import evaluate, policy_actor
     from sb3_mimic.experts import PDExpert
@@ -411,19 +426,30 @@ def run_sft(config: SFTConfig, progress_bar: bool = True, log=print) -> SFTRun:
     env_id, env_kwargs = env_spec_for(config.mocap, config.action_mode)
     env = gym.make(env_id, **env_kwargs)
     base = env.unwrapped
+    source = (f"demonstrations from {config.demos}" if config.demos else
+              f"{config.n_samples} teacher-forced samples + {config.n_rollouts} expert rollouts")
     log(
-        f"SFT on {base.clip.name} ({env_id}, action_mode={config.action_mode}): {config.n_samples} teacher-forced "
-        f"samples + {config.n_rollouts} expert rollouts, {config.epochs} epochs, MLP {config.num_layers}x{config.hidden_size}"
+        f"SFT on {base.clip.name} ({env_id}, action_mode={config.action_mode}): {source}, {config.epochs} epochs, "
+        f"MLP {config.num_layers}x{config.hidden_size}"
     )
-    expert = PDExpert.for_env(env, lookahead=config.lookahead)
-    demos = teacher_forcing(
-        env, expert, config.n_samples, seed=config.seed, qpos_noise=config.qpos_noise, qvel_noise=config.qvel_noise,
-        progress_bar=progress_bar,
-    )
-    if config.n_rollouts:
-        # the expert's own closed-loop states, labelled by it: the clone then follows the expert off the reference
-        rollouts = expert_rollouts(env, expert, config.n_rollouts, seed=config.seed + 10**6, progress_bar=progress_bar)
-        demos = concatenate_transitions([demos, flatten_trajectories(rollouts)])
+    if config.demos:
+        demos, demo_meta = load_demos(config.demos, env_id=env_id, action_mode=config.action_mode)
+        log(f"Loaded {len(demos)} demonstrations from {config.demos} ({demo_meta.kind}, lookahead {demo_meta.lookahead})")
+    else:
+        expert = PDExpert.for_env(env, lookahead=config.lookahead)
+        demos = teacher_forcing(
+            env, expert, config.n_samples, seed=config.seed, qpos_noise=config.qpos_noise,
+            qvel_noise=config.qvel_noise, progress_bar=progress_bar,
+        )
+        if config.n_rollouts:
+            # the expert's own closed-loop states, labelled by it: the clone then follows the expert off the reference
+            rollouts = expert_rollouts(env, expert, config.n_rollouts, seed=config.seed + 10**6, progress_bar=progress_bar)
+            demos = concatenate_transitions([demos, flatten_trajectories(rollouts)])
+    if config.save_demos:
+        extra = {"n_samples": config.n_samples, "n_rollouts": config.n_rollouts, "qpos_noise": config.qpos_noise,
+                 "qvel_noise": config.qvel_noise, "seed": config.seed}
+        meta = DemoMetadata(base.clip.name, env_id, config.action_mode, config.lookahead, "teacher_forcing+rollouts", extra)
+        log(f"Saved demonstrations to {save_demos(config.save_demos, demos, meta)}")
     train, val = split_transitions(demos, config.val_split, seed=config.seed)
     model = make_trpo(DummyVecEnv([lambda: env]), config.hidden_size, config.num_layers, seed=config.seed)
     result = train_bc(

@@ -188,3 +188,23 @@ def test_module_entry_point_runs_eval(tmp_path):
     assert "Mean Reward:" in done.stdout
     figures = json.loads(report.read_text())
     assert set(figures) == EVAL_KEYS and figures["episodes"] == 2
+
+
+def test_sft_saves_and_reuses_demonstrations(tmp_path, capsys):
+    demos = tmp_path / "walk_demos.npz"
+    args = ["sft", "--mocap", "walk", "--epochs", "1", "--hidden_size", "8", "--num_layers", "1", "--no_eval",
+            "--no_progress"]
+    assert main([*args, "--n_samples", "60", "--n_rollouts", "1", "--save_demos", str(demos),
+                 "--save_path", str(tmp_path / "a.zip")]) == 0
+    assert demos.is_file()
+    from sb3_mimic.demos import load_demos
+
+    transitions, meta = load_demos(demos)
+    assert meta.clip == "walk" and meta.kind == "teacher_forcing+rollouts" and len(transitions) > 60
+    capsys.readouterr()
+    assert main([*args, "--demos", str(demos), "--save_path", str(tmp_path / "b.zip")]) == 0
+    assert f"demonstrations from {demos}" in capsys.readouterr().out
+    assert main([*args, "--mocap", "run", "--demos", str(demos), "--save_path", str(tmp_path / "c.zip")]) == 2
+    err = capsys.readouterr().err
+    assert "MimicHumanoidWalk-v0" in err and "MimicHumanoidRun-v0" in err
+    assert not (tmp_path / "c.zip").exists()

@@ -300,3 +300,13 @@ def test_pickle_and_subproc_vec_env():
     obs, rewards, dones, infos = vec.step(np.zeros((2, 28), dtype=np.float32))
     assert obs.shape == (2, 197) and rewards.shape == (2,) and "mpjpe" in infos[0]
     vec.close()
+
+
+def test_observation_table_in_docstring_matches_structure():
+    import re
+
+    rows = re.findall(r"^\s*\| (\d+)(?:-(\d+))? \| (\d+) \|", MimicHumanoidEnv.__doc__, flags=re.MULTILINE)
+    sizes = [int(size) for _, _, size in rows]
+    assert sizes == list(MimicHumanoidEnv(motion="walk").observation_structure.values())
+    for start, end, size in rows:  # each row's slice covers exactly its size
+        assert (int(end or start) - int(start) + 1) == int(size)
