@@ -83,7 +83,7 @@ def _add_eval(sub) -> None:
     )
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", help="policy file written by `sb3-mimic sft` (.zip or .pth) or any SB3 TRPO zip")
-    who.add_argument("--expert", choices=["pd"], help="evaluate an expert instead of a policy")
+    who.add_argument("--expert", choices=["pd", "mpc"], help="evaluate an expert instead of a policy")
     p.add_argument("--mocap", help="clip name or path (default: the clip the model was trained on)")
     p.add_argument("--action_mode", choices=["pd_target", "torque"], help="env action mode (default: the model's)")
     p.add_argument("--lookahead", type=int, default=1, help="expert lookahead, control steps (with --expert)")
@@ -255,7 +255,7 @@ def _add_video(sub) -> None:
     )
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", help="policy file (.zip or .pth)")
-    who.add_argument("--expert", choices=["pd"], help="record the PD expert instead")
+    who.add_argument("--expert", choices=["pd", "mpc"], help="record an expert instead")
     p.add_argument("--mocap", help="clip name or path (default: the model's clip)")
     p.add_argument("--out", default="run.mp4", help="output .mp4")
     p.add_argument("--frame", metavar="PNG", help="write a single still PNG instead of a video")
@@ -290,6 +290,10 @@ def _policy_and_env(args: argparse.Namespace, **env_overrides):
         model = load_policy(args.model, env)
         check_policy_fits(model, env)
         return policy_actor(model), env
+    if getattr(args, "expert", None) == "mpc":
+        from sb3_mimic.mpc import MPCExpert
+
+        return policy_actor(MPCExpert(env, seed=getattr(args, "seed", 0))), env
     from sb3_mimic.experts import PDExpert
 
     return policy_actor(PDExpert.for_env(env, lookahead=getattr(args, "lookahead", 1))), env
