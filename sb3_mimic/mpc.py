@@ -33,6 +33,12 @@ _STATE = mujoco.mjtState.mjSTATE_FULLPHYSICS
 _LINEAR = np.array([WEIGHTS[t] * SCALES[t] for t in TERMS])
 
 
+def _yaw(quat: np.ndarray) -> float:
+    """Heading (rad about z) of the body x axis of a (w, x, y, z) quaternion."""
+    w, x, y, z = quat
+    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
 class MPCExpert(NonTrainablePolicy):
     """MPPI tracking expert for a :class:`~sb3_mimic.envs.MimicHumanoidEnv` in ``pd_target`` mode.
 
@@ -47,6 +53,8 @@ class MPCExpert(NonTrainablePolicy):
     :param knots: perturbations are drawn at this many knots over the horizon and interpolated (smooth noise)
     :param temperature: MPPI temperature, as a fraction of the spread of the sampled costs
     :param fall_penalty: cost per planned step after a fall
+    :param reanchor_heading: also turn the planner's reference to the character's heading (its root position
+        is always moved to the character's)
     :param nthread: rollout threads (default: one per core)
     :param seed: seeds the perturbations
     """
@@ -61,6 +69,7 @@ class MPCExpert(NonTrainablePolicy):
         knots: int = 4,
         temperature: float = 0.1,
         fall_penalty: float = 3.0,
+        reanchor_heading: bool = False,
         nthread: int | None = None,
         seed: int = 0,
     ) -> None:
@@ -79,6 +88,7 @@ class MPCExpert(NonTrainablePolicy):
         self.envs = envs
         self.horizon, self.samples, self.iterations = int(horizon), int(samples), int(iterations)
         self.noise, self.knots, self.temperature, self.fall_penalty = noise, int(knots), temperature, fall_penalty
+        self.reanchor_heading = reanchor_heading
         self.rng = np.random.default_rng(seed)
         base = envs[0]
         self.model, self.substeps, self.clip, self.dt = base.model, base.frame_skip, base.clip, base.dt
@@ -95,6 +105,12 @@ class MPCExpert(NonTrainablePolicy):
         fall[base._fall_geom] = True
         fall[self.model.geom_bodyid == 0] = False
         self._fall_geoms = np.flatnonzero(fall)
+        types = self.model.geom_type[self._fall_geoms]
+        if not np.isin(types, [mujoco.mjtGeom.mjGEOM_SPHERE, mujoco.mjtGeom.mjGEOM_CAPSULE]).all():
+            raise ValueError("MPCExpert's fall check handles sphere and capsule bodies only")
+        capsule = types == mujoco.mjtGeom.mjGEOM_CAPSULE
+        self._fall_radius = self.model.geom_size[self._fall_geoms, 0]
+        self._fall_half_length = np.where(capsule, self.model.geom_size[self._fall_geoms, 1], 0.0)
         # knot interpolation matrix (horizon x knots)
         grid = np.linspace(0, self.knots - 1, self.horizon)
         lower = np.minimum(np.floor(grid).astype(int), self.knots - 2)
@@ -108,14 +124,23 @@ class MPCExpert(NonTrainablePolicy):
         """Reference qpos, qvel and PD-target actions for the next ``horizon`` control steps, re-anchored so that
         the reference root starts where the character's root is (horizontally)."""
         t0 = env.time
-        anchor = env.data.qpos[:2] - self.clip.sample(t0)[0][:2]
+        now = self.clip.sample(t0)[0]
+        turn = _yaw(env.data.qpos[3:7]) - _yaw(now[3:7]) if self.reanchor_heading else 0.0
+        c, s = math.cos(turn), math.sin(turn)
+        rot = np.array(((c, -s), (s, c)))
+        zquat = np.array([math.cos(0.5 * turn), 0.0, 0.0, math.sin(0.5 * turn)])
         qpos = np.empty((self.horizon, self.model.nq))
         qvel = np.empty((self.horizon, self.model.nv))
         targets = np.empty((self.horizon, self.index.action_dofs.size))
         diff = np.zeros(self.model.nv)
         for k in range(self.horizon):
             q, v = self.clip.sample(t0 + (k + 1) * self.dt, qpos[k])
-            q[:2] += anchor
+            # move the reference so that it starts at the character's root position (and heading)
+            q[:2] = env.data.qpos[:2] + rot @ (q[:2] - now[:2])
+            if turn:
+                quat = q[3:7].copy()
+                mujoco.mju_mulQuat(q[3:7], zquat, quat)
+                v[:2] = rot @ v[:2]
             qvel[k] = v
             mujoco.mj_differentiatePos(self.model, diff, 1.0, self.model.qpos0, q)
             targets[k] = diff[self.index.action_dofs] / ACTION_SCALE
@@ -140,7 +165,11 @@ class MPCExpert(NonTrainablePolicy):
         if out is not self._feat:
             out.qpos[:], out.qvel[:] = qpos, qvel
         g = self._fall_geoms
-        return float((d.geom_xpos[g, 2] - self.model.geom_rbound[g]).min()) if g.size else math.inf
+        if not g.size:
+            return math.inf
+        # exact lowest points: z - r for spheres, z - |R_zz| h - r for capsules (the character has no others here)
+        axis_z = np.abs(d.geom_xmat[g, 8])
+        return float((d.geom_xpos[g, 2] - self._fall_radius - axis_z * self._fall_half_length).min())
 
     def _costs(self, states: np.ndarray, ref_qpos: np.ndarray, ref_qvel: np.ndarray) -> np.ndarray:
         nq = self.model.nq
