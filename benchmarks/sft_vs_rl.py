@@ -121,7 +121,8 @@ def main() -> None:
     trpo_rows, sft_rows = read_rows(out / "trpo"), read_rows(out / "sft_trpo")
     for row in sft_rows:  # the SFT time is part of this contender's wall time
         row["wall_time_s"] += sft_time
-    png = plot_learning_curves([out / "trpo", out / "sft_trpo"], out / "curves.png", labels=["TRPO", "SFT + TRPO"])
+    png = plot_learning_curves([out / "trpo", out / "sft_trpo"], out / "curves.png", labels=["TRPO", "SFT + TRPO"],
+                               wall_offsets_s=[0.0, sft_time], title="Walk: pure TRPO vs SFT + TRPO (wall time includes SFT)")
 
     lines = [
         f"# SFT + TRPO vs pure TRPO on walk, {args.minutes:g} min each",

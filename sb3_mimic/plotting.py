@@ -77,6 +77,7 @@ def plot_learning_curves(
     title: str | None = None,
     figsize: tuple[float, float] = (11.0, 8.0),
     dpi: int = 120,
+    wall_offsets_s: Sequence[float] | None = None,
 ) -> Path:
     """Draw a 2x2 figure of learning curves, one line per run, and save it (atomically) to ``out_path``.
 
@@ -87,6 +88,7 @@ def plot_learning_curves(
     :param out_path: image file; ``.png`` normally, any format matplotlib writes (``.pdf``, ``.svg``) works
     :param labels: legend entries, one per run; default the run folder names
     :param title: figure title; default "Learning curves"
+    :param wall_offsets_s: seconds added to each run's wall times (e.g. the SFT time before a fine-tuning run)
     :raises FileNotFoundError: a run without ``evaluations.csv``
     :raises ValueError: bad labels, an unsupported output format, or a malformed CSV
     """
@@ -112,6 +114,11 @@ def plot_learning_curves(
     if fmt not in supported:
         raise ValueError(f"cannot write a figure to {str(out_path)!r}: use one of .{', .'.join(sorted(supported))}")
     runs = [load_evaluations(r) for r in run_dirs]  # all errors before any drawing
+    offsets = list(wall_offsets_s) if wall_offsets_s is not None else [0.0] * len(runs)
+    if len(offsets) != len(runs):
+        raise ValueError(f"got {len(offsets)} wall-time offsets for {len(runs)} runs")
+    for data, offset in zip(runs, offsets, strict=True):
+        data["wall_time_s"] = data["wall_time_s"] + float(offset)
 
     axes = fig.subplots(2, 2, sharex="col", sharey="row")
     panels = [  # (row, column, x, y)
