@@ -24,7 +24,7 @@ import torch as th
 from mujoco import rollout as mj_rollout
 
 from sb3_mimic import _imitation  # noqa: F401
-from sb3_mimic.envs.mimic_humanoid import ACTION_SCALE, MimicHumanoidEnv
+from sb3_mimic.envs.mimic_humanoid import ACTION_SCALE, MimicHumanoidEnv, reward_features
 from sb3_mimic.reward import SCALES, TERMS, WEIGHTS, PoseFeatures, imitation_errors
 from imitation.policies.base import NonTrainablePolicy
 
@@ -150,18 +150,7 @@ class MPCExpert(NonTrainablePolicy):
         """Fill ``out`` for a state; return the lowest point of the fall geoms (m)."""
         d = self._fk
         d.qpos[:], d.qvel[:] = qpos, qvel
-        m = self.model
-        mujoco.mj_kinematics(m, d)
-        mujoco.mj_comPos(m, d)
-        mujoco.mj_comVel(m, d)
-        mujoco.mj_subtreeVel(m, d)
-        xmat = d.xmat[1]
-        heading = math.atan2(xmat[3], xmat[0])
-        c, s = math.cos(heading), math.sin(heading)
-        ee_pos = d.xpos[self.index.end_effector_ids]
-        np.matmul(ee_pos - d.xpos[1], np.array(((c, -s, 0.0), (s, c, 0.0), (0.0, 0.0, 0.0))), out=out.end_effectors)
-        out.end_effectors[:, 2] = ee_pos[:, 2]
-        out.com_velocity[:] = d.subtree_linvel[1]
+        reward_features(self.model, d, self.index.end_effector_ids, out)
         if out is not self._feat:
             out.qpos[:], out.qvel[:] = qpos, qvel
         g = self._fall_geoms

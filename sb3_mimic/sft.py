@@ -230,13 +230,8 @@ class PolicyLoadError(ValueError):
     """A saved policy cannot be loaded, or does not fit the env it is loaded for."""
 
 
-def load_policy(path: str | Path, env: gym.Env | DummyVecEnv | None = None) -> TRPO:
-    """Load a policy saved by :func:`save_policy` (``.zip`` or ``.pth``) as a TRPO model.
-
-    :param path: the file
-    :param env: the env to attach; if None, the env recorded in the metadata is made
-    :raises PolicyLoadError: missing or unreadable file, or a policy whose spaces do not match ``env``
-    """
+def _read(path: str | Path) -> tuple[Path, dict[str, Any] | TRPO]:
+    """The checkpoint dict of a ``.pth`` policy, or the TRPO model of a ``.zip`` loaded without an env."""
     path = Path(path)
     if not path.is_file():
         raise PolicyLoadError(f"policy file {path} does not exist")
@@ -250,40 +245,41 @@ def load_policy(path: str | Path, env: gym.Env | DummyVecEnv | None = None) -> T
             ) from err
         if not isinstance(checkpoint, dict) or checkpoint.get("format") != POLICY_FORMAT:
             raise PolicyLoadError(f"{path} is not an sb3-mimic policy checkpoint (made by `sb3-mimic sft`)")
-        meta = checkpoint["metadata"]
-        env = env if env is not None else make_env_from_metadata(meta)
-        _check_spaces(path, env, checkpoint["state_dict"])
-        model = TRPO("MlpPolicy", env, policy_kwargs=checkpoint["policy_kwargs"], device="cpu", verbose=0)
-        model.policy.load_state_dict(checkpoint["state_dict"])
-        model.sb3_mimic = meta
-        return model
+        return path, checkpoint
     try:
-        probe = TRPO.load(path, device="cpu")
+        return path, TRPO.load(path, device="cpu")
     except Exception as err:
         raise PolicyLoadError(f"{path} is not a readable SB3 TRPO model ({type(err).__name__}: {err})") from err
-    if env is None:
-        env = make_env_from_metadata(_metadata(probe))
-    try:
-        return TRPO.load(path, env=env, device="cpu")
-    except ValueError as err:
-        raise PolicyLoadError(f"{path} does not fit this env: {err}") from err
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """sb3-mimic metadata of a saved policy (empty for a zip that sb3-mimic did not write)."""
-    path = Path(path)
-    if not path.is_file():
-        raise PolicyLoadError(f"policy file {path} does not exist")
-    if path.suffix == ".pth":
-        try:
-            checkpoint = th.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise PolicyLoadError(f"{path} is not a readable torch checkpoint ({type(err).__name__})") from err
-        return dict(checkpoint.get("metadata", {})) if isinstance(checkpoint, dict) else {}
+    _, saved = _read(path)
+    return dict(saved["metadata"]) if isinstance(saved, dict) else _metadata(saved)
+
+
+def load_policy(path: str | Path, env: gym.Env | DummyVecEnv | None = None) -> TRPO:
+    """Load a policy saved by :func:`save_policy` (``.zip`` or ``.pth``) as a TRPO model.
+
+    :param path: the file
+    :param env: the env to attach; if None, the env recorded in the metadata is made
+    :raises PolicyLoadError: missing or unreadable file, or a policy whose spaces do not match ``env``
+    """
+    path, saved = _read(path)
+    if isinstance(saved, dict):
+        meta = saved["metadata"]
+        env = env if env is not None else make_env_from_metadata(meta)
+        _check_spaces(path, env, saved["state_dict"])
+        model = TRPO("MlpPolicy", env, policy_kwargs=saved["policy_kwargs"], device="cpu", verbose=0)
+        model.policy.load_state_dict(saved["state_dict"])
+        model.sb3_mimic = meta
+        return model
+    if env is None:
+        env = make_env_from_metadata(_metadata(saved))
     try:
-        return _metadata(TRPO.load(path, device="cpu"))
-    except Exception as err:
-        raise PolicyLoadError(f"{path} is not a readable SB3 TRPO model ({type(err).__name__}: {err})") from err
+        return TRPO.load(path, env=env, device="cpu")
+    except ValueError as err:
+        raise PolicyLoadError(f"{path} does not fit this env: {err}") from err
 
 
 def _check_spaces(path: Path, env, state_dict: dict[str, th.Tensor]) -> None:

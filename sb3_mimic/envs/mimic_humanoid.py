@@ -352,23 +352,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
     def _update_features(
         self, d: mujoco.MjData, out: PoseFeatures, kinematics: bool = True
     ) -> tuple[float, np.ndarray]:
-        """Fill ``out`` from ``d``; return the root heading and the world-to-heading-frame matrix (v @ rot)."""
-        m = self.model
-        if kinematics:
-            mujoco.mj_kinematics(m, d)
-            mujoco.mj_comPos(m, d)
-            mujoco.mj_comVel(m, d)
-        mujoco.mj_subtreeVel(m, d)
-        xmat = d.xmat[1]
-        heading = math.atan2(xmat[3], xmat[0])
-        c, s = math.cos(heading), math.sin(heading)
-        rot = np.array(((c, -s, 0.0), (s, c, 0.0), (0.0, 0.0, 1.0)))
-        xpos = d.xpos
-        ee = out.end_effectors
-        np.matmul(xpos[self._ee_ids] - xpos[1], rot, out=ee)
-        ee[:, 2] = xpos[self._ee_ids, 2]  # height above the floor
-        out.com_velocity[:] = d.subtree_linvel[1]
-        return heading, rot
+        return reward_features(self.model, d, self._ee_ids, out, kinematics)
 
     def _set_reference(self, t: float) -> None:
         _, qvel = self.clip.sample(t, self._ref.qpos)
@@ -447,6 +431,31 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
             self._renderer.close()
             self._renderer = None
         super().close()
+
+
+def reward_features(
+    model: mujoco.MjModel, d: mujoco.MjData, ee_ids: np.ndarray, out: PoseFeatures, kinematics: bool = True
+) -> tuple[float, np.ndarray]:
+    """Fill ``out`` (end effectors, centre-of-mass velocity) from ``d``.
+
+    :param kinematics: run forward kinematics and velocities first (not needed right after ``mj_step1``)
+    :return: the root's heading (rad) and the world-to-heading-frame matrix ``rot`` (``v_heading = v @ rot``)
+    """
+    if kinematics:
+        mujoco.mj_kinematics(model, d)
+        mujoco.mj_comPos(model, d)
+        mujoco.mj_comVel(model, d)
+    mujoco.mj_subtreeVel(model, d)
+    xmat = d.xmat[1]
+    heading = math.atan2(xmat[3], xmat[0])
+    c, s = math.cos(heading), math.sin(heading)
+    rot = np.array(((c, -s, 0.0), (s, c, 0.0), (0.0, 0.0, 1.0)))
+    xpos = d.xpos
+    ee = out.end_effectors
+    np.matmul(xpos[ee_ids] - xpos[1], rot, out=ee)
+    ee[:, 2] = xpos[ee_ids, 2]  # height above the floor
+    out.com_velocity[:] = d.subtree_linvel[1]
+    return heading, rot
 
 
 def pd_target_action(model: mujoco.MjModel, qpos: np.ndarray, index: character.CharacterIndex | None = None) -> np.ndarray:
