@@ -30,9 +30,6 @@ OBSERVATION_STRUCTURE: dict[str, int] = {
     "body_angular_velocities": 3 * _N_BODIES,
 }
 GHOST_RGBA = (1.0, 0.55, 0.15, 0.35)
-_BADQPOS, _BADQVEL, _BADQACC = (
-    mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL, mujoco.mjtWarning.mjWARN_BADQACC
-)
 _LEVI_CIVITA = np.zeros((3, 3, 3))  # cross products as one einsum: (a x b)_i = eps_ijk a_j b_k
 _LEVI_CIVITA[0, 1, 2] = _LEVI_CIVITA[1, 2, 0] = _LEVI_CIVITA[2, 0, 1] = 1.0
 _LEVI_CIVITA[0, 2, 1] = _LEVI_CIVITA[2, 1, 0] = _LEVI_CIVITA[1, 0, 2] = -1.0
@@ -191,7 +188,6 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         self._ref_features = PoseFeatures(self._ref.qpos, self._ref.qvel, np.zeros((4, 3)), np.zeros(3))
         self._start_time = 0.0
         self._steps = 0
-        self._bad_state = 0
         self._last_obs = np.zeros(size, dtype=np.float32)
         if list(self.index.body_ids) != list(range(1, _N_BODIES + 1)):
             raise RuntimeError("the character model's bodies 1..15 must be the character's, in BODIES order")
@@ -235,7 +231,6 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         _, qvel = self.clip.sample(start, self.data.qpos)
         self.data.qvel[:] = qvel
         mujoco.mj_forward(self.model, self.data)
-        self._bad_state = self._divergences()
         self._update_features(self.data, self._sim_features, kinematics=False)
         self._set_reference(start)
         self._last_obs = self._get_obs()
@@ -251,7 +246,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         np.clip(a, -1.0, 1.0, out=a)
         m, d = self.model, self.data
         if self.action_mode == "pd_target":
-            d.ctrl[:] = ACTION_SCALE * a
+            np.multiply(a, ACTION_SCALE, out=d.ctrl)
         else:
             d.qfrc_applied[self.index.action_dofs] = self._torques(a)
         # mj_step1 ran at the end of the previous step (or mj_forward at reset), so positions, contacts and
@@ -262,7 +257,10 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         mujoco.mj_step1(m, d)
         self._steps += 1
 
-        nonfinite = self._divergences() != self._bad_state or not math.isfinite(d.qvel.sum())
+        # MuJoCo resets diverged data on its own (warning BADQPOS/BADQVEL/BADQACC), which also resets its clock:
+        # a clock behind this step's end, or non-finite velocities, mean the state blew up
+        behind = d.time < self._steps * self.dt - 0.5 * m.opt.timestep
+        nonfinite = behind or not math.isfinite(d.qvel.sum())
         if nonfinite:
             # MuJoCo resets diverged data on its own: keep the last good observation and end the episode
             info = {f"reward_{t}": 0.0 for t in TERMS}
@@ -312,15 +310,9 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
             raise ValueError("qpos and qvel must be finite")
         self.data.qpos[:], self.data.qvel[:] = qpos, qvel
         mujoco.mj_forward(self.model, self.data)
-        self._bad_state = self._divergences()
         heading, rot = self._update_features(self.data, self._sim_features, kinematics=False)
         self._last_obs = self._get_obs(None, heading, rot)
         return self._last_obs.copy()
-
-    def _divergences(self) -> int:
-        """How often MuJoCo has found a bad state in this data (it then resets the data on its own)."""
-        w = self.data.warning
-        return w[_BADQPOS].number + w[_BADQVEL].number + w[_BADQACC].number
 
     # ------------------------------------------------------------------------------------------------
     # actions
