@@ -183,7 +183,10 @@ def load_demos(
         raise ValueError(f"{path} is not an sb3-mimic demonstration file ({err}); make one with save_demos") from err
     if meta.pop("format", None) != DEMO_FORMAT:
         raise ValueError(f"{path} is not an sb3-mimic demonstration file (format {DEMO_FORMAT} expected)")
-    metadata = DemoMetadata(**meta)
+    try:
+        metadata = DemoMetadata(**meta)
+    except TypeError as err:
+        raise ValueError(f"{path} has unexpected demonstration metadata ({err}); make new demonstrations") from err
     if env_id is not None and metadata.env_id != env_id:
         raise ValueError(
             f"{path} holds demonstrations for env {metadata.env_id!r} (clip {metadata.clip!r}), not {env_id!r}; "

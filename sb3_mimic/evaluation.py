@@ -71,6 +71,11 @@ def evaluate(
     if not isinstance(base, MimicHumanoidEnv):
         raise TypeError(f"evaluate needs a MimicHumanoidEnv, got {type(base).__name__}")
     limit = env.spec.max_episode_steps if env.spec is not None and env.spec.max_episode_steps else None
+    if limit is None and base.clip.loop:
+        raise ValueError(
+            "evaluate needs a step limit for a looping clip (its normalised return is per possible step): make the "
+            "env with gymnasium.make, which adds the registered TimeLimit, or wrap it in gymnasium.wrappers.TimeLimit"
+        )
     returns, normalized, survival, falls, errors = [], [], [], [], []
     for episode in tqdm(range(episodes), desc="evaluation", unit="episode", disable=not progress_bar):
         obs, info = env.reset(seed=seed + episode)

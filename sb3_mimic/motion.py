@@ -71,7 +71,8 @@ class MotionClip:
     """(F, nv) generalised velocity from frame i to frame i + 1 (``mj_differentiatePos``); the last row repeats
     the one before it."""
     cycle_offset: np.ndarray
-    """(3,) horizontal root displacement per cycle, added once per completed loop (zero if not looping)."""
+    """(3,) horizontal root displacement per cycle, added once per completed loop (zero if not looping).  The
+    heading is kept: a clip whose root turns over a cycle restarts each cycle at its first frame's heading."""
     lift: float
     """Metres added to the root height so that no frame penetrates the floor."""
     _model: mujoco.MjModel = field(repr=False, compare=False)

@@ -12,7 +12,9 @@ The reward compares two character states, the simulated one and the reference on
         + 0.2 exp(-5 root_err) + 0.1 exp(-10 com_err)
 
 with ``w_j`` DeepMimic's per-joint ``DiffWeight`` divided by their sum.  The weights add up to 1, so the
-reward is 1 exactly at the reference state and lies in (0, 1].
+reward is 1 exactly at the reference state and lies in (0, 1].  Angular velocities are compared as MuJoCo's
+``qvel`` holds them (each joint's local frame, the root's body frame) in both states; DeepMimic compares them in
+parent/world frames, which differs only when the two orientations differ, and then only slightly.
 """
 
 from __future__ import annotations

@@ -332,6 +332,10 @@ def resume_training(run_dir: str | Path, progress_bar: bool = True):
             print(f"{run_dir} is complete ({model.num_timesteps} of {config.num_timesteps} steps)")
             return model
         progress = getattr(model, "sb3_mimic_progress", None) or {}
+        budget = config.time_budget_s
+        if budget is not None and progress.get("wall_time_s", 0.0) >= budget:
+            print(f"{run_dir} used its time budget ({budget / 60:.1f} min) at {model.num_timesteps} steps")
+            return model
         print(f"Resuming {run_dir} from {ckpt.name} ({model.num_timesteps} steps)")
         return _learn(model, config, run_dir, remaining, progress_bar, progress.get("wall_time_s", 0.0),
                       progress.get("iteration", 0), reset=False)

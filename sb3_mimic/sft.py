@@ -184,6 +184,8 @@ def train_bc(
                 trainer.train(n_epochs=epochs, on_epoch_end=on_epoch_end, progress_bar=False, log_interval=10**9)
         finally:
             bar.close()
+    if best["state"] is None:
+        raise ValueError("the validation loss never became a finite number (training diverged); lower --lr")
     policy.load_state_dict(best["state"])
     return SFTResult(model, best["loss"], best["epoch"], initial, history)
 

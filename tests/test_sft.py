@@ -475,3 +475,21 @@ def test_eval_result_json_keys():
         "mean_survival_s": 2.0, "fall_rate": 0.0, "mpjpe_mm": 10.0, "episodes": 1,
     }
     assert "Mean Reward: 1.00 +/- 0.00" in result.format_block()
+
+
+def test_evaluate_needs_a_step_limit_for_looping_clips():
+    from sb3_mimic.envs import MimicHumanoidEnv
+
+    with pytest.raises(ValueError, match="TimeLimit"):
+        evaluate(_zero, MimicHumanoidEnv(motion="walk"), episodes=1)
+
+
+def test_demo_file_with_foreign_metadata_is_refused(tmp_path):
+    from sb3_mimic.demos import DEMO_FORMAT
+
+    path = tmp_path / "odd.npz"
+    meta = {"format": DEMO_FORMAT, "clip": "walk", "unexpected": 1}
+    empty = np.zeros((1, 1), dtype=np.float32)
+    np.savez(path, obs=empty, acts=empty, next_obs=empty, dones=np.zeros(1, bool), metadata=np.array(json.dumps(meta)))
+    with pytest.raises(ValueError, match="unexpected demonstration metadata"):
+        load_demos(path)
