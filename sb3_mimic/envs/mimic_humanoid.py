@@ -415,6 +415,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         for i in range(first, scene.ngeom):
             geom = scene.geoms[i]
             geom.rgba[:] = GHOST_RGBA
+            geom.transparent = 1  # set by mjv_addGeoms from the model colour: blend the ghost
             geom.pos[:] = geom.pos + self.ghost_offset
         return self._renderer.render()
 
