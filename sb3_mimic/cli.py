@@ -339,6 +339,55 @@ def _run_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_dagger(sub) -> None:
+    from sb3_mimic.dagger import DAggerConfig
+
+    d = DAggerConfig()
+    p = sub.add_parser(
+        "dagger",
+        help="DAgger: distil the PD or MPC expert into the TRPO policy, round by round",
+        description=(
+            "Each round runs the current policy (mixed with the expert with probability beta_decay**round), labels the "
+            "visited states with the expert running alongside, and retrains the policy on all rounds' labels. Rounds' "
+            "data stay in RUN_DIR/demos; RUN_DIR/policy.zip is the same TRPO-ready zip as `sft` writes."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--mocap", default=d.mocap, help="clip name or path")
+    p.add_argument("--expert", choices=["pd", "mpc"], default=d.expert, help="expert that labels the states")
+    p.add_argument("--rounds", type=int, default=d.rounds, help="DAgger rounds")
+    p.add_argument("--steps_per_round", type=int, default=d.steps_per_round, help="env steps labelled per round")
+    p.add_argument("--epochs_per_round", type=int, default=d.epochs_per_round, help="BC epochs after each round")
+    p.add_argument("--beta_decay", type=float, default=d.beta_decay, help="expert-action probability decay per round")
+    p.add_argument("--init_policy", help="start from this policy (e.g. an SFT zip)")
+    p.add_argument("--hidden_size", type=int, default=d.hidden_size, help="units per hidden layer (fresh policy)")
+    p.add_argument("--num_layers", type=int, default=d.num_layers, help="hidden layers (fresh policy)")
+    p.add_argument("--batch_size", type=int, default=d.batch_size, help="BC batch size")
+    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
+    p.add_argument("--lookahead", type=int, default=d.lookahead, help="PD expert lookahead, control steps")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed")
+    p.add_argument("--run_dir", help="run directory (default: runs/dagger_<clip>_<date-time>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a DAgger run from its last finished round")
+    p.set_defaults(func=_run_dagger)
+
+
+def _run_dagger(args: argparse.Namespace) -> int:
+    from sb3_mimic.dagger import DAggerConfig, run_dagger
+
+    if args.resume:
+        run_dagger(None, args.resume, resume=True)
+        print(f"Done: {args.resume}/policy.zip")
+        return 0
+    fields = DAggerConfig.__dataclass_fields__
+    config = DAggerConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    config.validate()
+    run_dir = args.run_dir or _default_run_dir("dagger", Path(config.mocap).stem)
+    print(f"DAgger on {config.mocap} with the {config.expert.upper()} expert, {config.rounds} rounds, in {run_dir}")
+    run_dagger(config, run_dir)
+    print(f"Done: {run_dir}/policy.zip")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from sb3_mimic.version import __version__
 
@@ -351,6 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_finetune(sub)
     _add_train(sub)
+    _add_dagger(sub)
     _add_video(sub)
     _add_plot(sub)
     return parser

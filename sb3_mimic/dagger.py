@@ -1,0 +1,170 @@
+"""DAgger: distil an expert (PD or MPC) into the TRPO policy, with ``imitation``'s DAgger trainer.
+
+Each round runs the current policy (mixed with the expert with probability ``beta``, decaying over the rounds)
+in the env, labels every visited state with the expert (which runs alongside the episode, so a stateful expert
+such as the MPC keeps its warm-started plan), adds the labels to all earlier rounds' and retrains the policy by
+BC on the aggregate.  Everything lives in a run directory::
+
+    RUN_DIR/dagger.json          the configuration and the number of finished rounds
+    RUN_DIR/demos/round-NNN/     every round's labelled episodes (imitation's format), kept
+    RUN_DIR/policy.zip           the policy after the last finished round: the same TRPO-ready zip as `sft`
+
+An interrupted run continues from its last finished round with ``resume=True`` (``--resume``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from sb3_mimic import _imitation  # noqa: F401
+from sb3_mimic.sft import (
+    DEFAULT_EXPLORATION_STD,
+    env_spec_for,
+    load_policy,
+    make_trpo,
+    save_policy,
+    set_exploration_std,
+    use_one_torch_thread,
+)
+from imitation.algorithms import bc
+from imitation.algorithms.dagger import ExponentialBetaSchedule, SimpleDAggerTrainer
+from imitation.data import rollout
+from imitation.util import logger as imitation_logger
+
+CONFIG_FILE = "dagger.json"
+
+
+@dataclass
+class DAggerConfig:
+    """Arguments of ``sb3-mimic dagger``."""
+
+    mocap: str = "walk"
+    expert: str = "pd"
+    """``"pd"`` or ``"mpc"``."""
+    rounds: int = 5
+    steps_per_round: int = 2000
+    """Env steps labelled per round (at least; whole episodes)."""
+    epochs_per_round: int = 20
+    beta_decay: float = 0.5
+    """Probability of executing the expert's action in round r is ``beta_decay ** r``."""
+    init_policy: str | None = None
+    """Start from this policy (e.g. an SFT zip) instead of a fresh one."""
+    hidden_size: int = 64
+    num_layers: int = 2
+    batch_size: int = 256
+    lr: float = 1e-3
+    seed: int = 0
+    lookahead: int = 1
+
+    def validate(self) -> None:
+        if self.expert not in ("pd", "mpc"):
+            raise ValueError(f"--expert must be pd or mpc, got {self.expert!r}")
+        for name in ("rounds", "steps_per_round", "epochs_per_round", "hidden_size", "num_layers", "batch_size",
+                     "lookahead"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.beta_decay <= 1.0:
+            raise ValueError(f"--beta_decay must be in [0, 1], got {self.beta_decay}")
+        if not self.lr > 0:
+            raise ValueError(f"--lr must be positive, got {self.lr}")
+        env_spec_for(self.mocap)  # unknown clips fail here
+        if self.init_policy and not Path(self.init_policy).is_file():
+            raise ValueError(f"--init_policy {self.init_policy}: no such file")
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, log=print):
+    """Run (or continue) DAgger; returns the TRPO model after the last round."""
+    from sb3_mimic.experts import PDExpert
+
+    run_dir = Path(run_dir)
+    state_path = run_dir / CONFIG_FILE
+    if resume:
+        if not state_path.exists():
+            raise ValueError(f"{run_dir} holds no DAgger run ({CONFIG_FILE} missing)")
+        state = json.loads(state_path.read_text())
+        config = DAggerConfig(**state["config"])
+        done = int(state["rounds_done"])
+    else:
+        if state_path.exists():
+            raise ValueError(f"{run_dir} already holds a DAgger run; continue it with --resume or choose another --run_dir")
+        done = 0
+    config.validate()
+    use_one_torch_thread()
+    from datasets.utils.logging import disable_progress_bar
+
+    disable_progress_bar()  # imitation saves every episode through HF datasets, each with its own bar
+    env_id, env_kwargs = env_spec_for(config.mocap)
+    venv = DummyVecEnv([lambda: gym.make(env_id, **env_kwargs)])
+    venv.seed(config.seed + done)
+    policy_path = run_dir / "policy.zip"
+    if done > 0:
+        model = load_policy(policy_path, venv)
+    elif config.init_policy:
+        model = load_policy(config.init_policy, venv)
+    else:
+        model = make_trpo(venv, config.hidden_size, config.num_layers, seed=config.seed)
+    if config.expert == "mpc":
+        from sb3_mimic.mpc import MPCExpert
+
+        expert = MPCExpert(venv, seed=config.seed + done)
+    else:
+        expert = PDExpert.for_env(venv, lookahead=config.lookahead)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        _write_json(state_path, {"config": asdict(config), "rounds_done": 0})
+    rng = np.random.default_rng(config.seed + done)
+    th.manual_seed(config.seed + done)
+    with tempfile.TemporaryDirectory(prefix="sb3_mimic_dagger_") as tmp:
+        quiet = imitation_logger.configure(tmp, format_strs=[])
+        trainer_bc = bc.BC(
+            observation_space=venv.observation_space, action_space=venv.action_space, rng=rng, policy=model.policy,
+            batch_size=config.batch_size, optimizer_kwargs={"lr": config.lr}, device="cpu", custom_logger=quiet,
+        )
+        trainer = SimpleDAggerTrainer(
+            venv=venv, scratch_dir=run_dir, expert_policy=expert, rng=rng, bc_trainer=trainer_bc,
+            beta_schedule=ExponentialBetaSchedule(config.beta_decay), custom_logger=quiet,
+        )
+        trainer.round_num = done  # the rounds already on disk are loaded with the next one
+        with warnings.catch_warnings():
+            # imitation stores episode infos with jsonpickle (a deprecation warning per episode) and logs
+            # float(loss) of a tensor that requires grad: both harmless
+            warnings.filterwarnings("ignore", message="keys will default to True", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True")
+            for round_num in range(done, config.rounds):
+                collector = trainer.create_trajectory_collector()
+                sample_until = rollout.make_sample_until(min_timesteps=config.steps_per_round, min_episodes=1)
+                trajectories = rollout.generate_trajectories(
+                    policy=expert, venv=collector, sample_until=sample_until, rng=rng, deterministic_policy=True
+                )
+                trainer.extend_and_update(
+                    {"n_epochs": config.epochs_per_round, "progress_bar": False, "log_rollouts_venv": None}
+                )
+                steps = sum(len(t) for t in trajectories)
+                mean_s = steps / max(1, len(trajectories)) * venv.envs[0].unwrapped.dt
+                set_exploration_std(model, DEFAULT_EXPLORATION_STD)
+                meta = {"clip": venv.envs[0].unwrapped.clip.name, "env_id": env_id, "env_kwargs": env_kwargs,
+                        "action_mode": "pd_target", "trained_by": f"dagger ({config.expert})", "rounds": round_num + 1}
+                save_policy(model, policy_path, meta)
+                _write_json(state_path, {"config": asdict(config), "rounds_done": round_num + 1})
+                log(f"round {round_num + 1}/{config.rounds}: {steps} labelled steps in {len(trajectories)} episodes "
+                    f"(mean {mean_s:.2f} s, beta {trainer.beta_schedule(round_num):.2f}); saved {policy_path}")
+    if config.expert == "mpc":
+        expert.close()
+    return model

@@ -1,0 +1,66 @@
+"""DAgger: rounds grow the data set, an interrupted run resumes, the output loads where SFT policies do."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sb3_contrib import TRPO
+
+from sb3_mimic.cli import main
+from sb3_mimic.dagger import CONFIG_FILE, DAggerConfig, run_dagger
+from sb3_mimic.rl import RunConfig, run_training
+from sb3_mimic.sft import load_policy
+
+TINY = dict(mocap="walk", expert="pd", steps_per_round=120, epochs_per_round=1, hidden_size=16, num_layers=1,
+            batch_size=32)
+
+
+def _round_dirs(run_dir):
+    return sorted(p.name for p in (run_dir / "demos").iterdir())
+
+
+def _labelled(run_dir):
+    return sum(1 for _ in (run_dir / "demos").rglob("*.npz"))
+
+
+def test_rounds_grow_the_data_and_an_interrupted_run_resumes(tmp_path):
+    run_dir = tmp_path / "dagger"
+    run_dagger(DAggerConfig(rounds=2, **TINY), run_dir, log=lambda *_: None)
+    assert json.loads((run_dir / CONFIG_FILE).read_text())["rounds_done"] == 2
+    assert _round_dirs(run_dir) == ["round-000", "round-001"]
+    after_two = _labelled(run_dir)
+    # a run asked for 3 rounds that stopped after 2 looks like this on disk: continue it
+    state = json.loads((run_dir / CONFIG_FILE).read_text())
+    state["config"]["rounds"] = 3
+    (run_dir / CONFIG_FILE).write_text(json.dumps(state))
+    model = run_dagger(None, run_dir, resume=True, log=lambda *_: None)
+    assert json.loads((run_dir / CONFIG_FILE).read_text())["rounds_done"] == 3
+    assert _round_dirs(run_dir) == ["round-000", "round-001", "round-002"] and _labelled(run_dir) > after_two
+    saved = TRPO.load(run_dir / "policy.zip", device="cpu")
+    assert saved.sb3_mimic["trained_by"] == "dagger (pd)" and saved.sb3_mimic["rounds"] == 3
+    for key, value in model.policy.state_dict().items():
+        assert (value == saved.policy.state_dict()[key]).all()
+
+
+def test_dagger_output_loads_in_finetune(tmp_path):
+    run_dir = tmp_path / "dagger"
+    run_dagger(DAggerConfig(rounds=1, **TINY), run_dir, log=lambda *_: None)
+    assert load_policy(run_dir / "policy.zip").policy_kwargs["net_arch"]["pi"] == [16]
+    config = RunConfig(algo="trpo", env_id="MimicHumanoidWalk-v0", env_kwargs={}, num_timesteps=64, n_envs=1,
+                       eval_episodes=1, critic_warmup_iterations=1, load_sft_pretrain=str(run_dir / "policy.zip"),
+                       hyperparameters={"n_steps": 64, "batch_size": 32})
+    model = run_training(config, tmp_path / "finetune", progress_bar=False)
+    assert model.num_timesteps == 64 and (tmp_path / "finetune" / "final_model.zip").exists()
+
+
+def test_dagger_refuses_bad_arguments_and_reused_folders(tmp_path, capsys):
+    for bad in ({"rounds": 0}, {"expert": "oracle"}, {"beta_decay": 1.5}, {"mocap": "wlak"}):
+        with pytest.raises(ValueError):
+            DAggerConfig(**{**TINY, **bad}).validate()
+    assert main(["dagger", "--resume", str(tmp_path / "none")]) == 2
+    assert "holds no DAgger run" in capsys.readouterr().err
+    run_dir = tmp_path / "run"
+    run_dagger(DAggerConfig(rounds=1, **TINY), run_dir, log=lambda *_: None)
+    with pytest.raises(ValueError, match="--resume"):
+        run_dagger(DAggerConfig(rounds=1, **TINY), run_dir)
