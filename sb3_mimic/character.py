@@ -7,7 +7,6 @@ joints.  Everything indexed "in DeepMimic order" follows :data:`JOINTS`.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import mujoco
@@ -53,7 +52,6 @@ BODIES: tuple[str, ...] = (
 )
 
 END_EFFECTORS: tuple[str, ...] = ("right_ankle", "right_wrist", "left_ankle", "left_wrist")
-FEET: tuple[str, ...] = ("right_ankle", "left_ankle")
 
 #: DeepMimic's ``DiffWeight`` per joint (humanoid3d.txt); the reward uses them divided by their sum (4.8).
 DIFF_WEIGHTS: dict[str, float] = {
@@ -96,11 +94,6 @@ ACTION_SIZE = sum(3 if kind == "ball" else 1 for _, kind in JOINTS)  # 28
 def model_path() -> str:
     """Path of the character's MJCF file inside the installed package."""
     return str(data_path("envs", MODEL_FILE))
-
-
-@functools.lru_cache(maxsize=1)
-def _cached_model() -> mujoco.MjModel:
-    return mujoco.MjModel.from_xml_path(model_path())
 
 
 def load_model() -> mujoco.MjModel:

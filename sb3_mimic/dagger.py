@@ -15,12 +15,10 @@ An interrupted run continues from its last finished round with ``resume=True`` (
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -28,6 +26,7 @@ import torch as th
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_mimic import _imitation  # noqa: F401
+from sb3_mimic._util import write_json_atomic
 from sb3_mimic.sft import (
     DEFAULT_EXPLORATION_STD,
     env_spec_for,
@@ -83,12 +82,6 @@ class DAggerConfig:
             raise ValueError(f"--init_policy {self.init_policy}: no such file")
 
 
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, log=print):
     """Run (or continue) DAgger; returns the TRPO model after the last round."""
     from sb3_mimic.experts import PDExpert
@@ -128,7 +121,7 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
         expert = PDExpert.for_env(venv, lookahead=config.lookahead)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
-        _write_json(state_path, {"config": asdict(config), "rounds_done": 0})
+        write_json_atomic(state_path, {"config": asdict(config), "rounds_done": 0})
     rng = np.random.default_rng(config.seed + done)
     th.manual_seed(config.seed + done)
     with tempfile.TemporaryDirectory(prefix="sb3_mimic_dagger_") as tmp:
@@ -162,7 +155,7 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
                 meta = {"clip": venv.envs[0].unwrapped.clip.name, "env_id": env_id, "env_kwargs": env_kwargs,
                         "action_mode": "pd_target", "trained_by": f"dagger ({config.expert})", "rounds": round_num + 1}
                 save_policy(model, policy_path, meta)
-                _write_json(state_path, {"config": asdict(config), "rounds_done": round_num + 1})
+                write_json_atomic(state_path, {"config": asdict(config), "rounds_done": round_num + 1})
                 log(f"round {round_num + 1}/{config.rounds}: {steps} labelled steps in {len(trajectories)} episodes "
                     f"(mean {mean_s:.2f} s, beta {trainer.beta_schedule(round_num):.2f}); saved {policy_path}")
     if config.expert == "mpc":

@@ -138,6 +138,8 @@ class PDExpert(NonTrainablePolicy):
         self._index = character.character_index(self._model)
         self._decoder = JointDecoder(self._model)
         self._diff = np.zeros(self._model.nv)
+        starts = np.cumsum([0] + [3 if kind == "ball" else 1 for _, kind in character.JOINTS])
+        self._ball_slices = [slice(starts[j], starts[j] + 3) for j, (_, kind) in enumerate(character.JOINTS) if kind == "ball"]
 
     @classmethod
     def for_env(cls, env: gym.Env, **kwargs) -> PDExpert:
@@ -168,10 +170,7 @@ class PDExpert(NonTrainablePolicy):
             return (targets / ACTION_SCALE).astype(np.float32)
         angles, rates = self._decoder.decode(obs)
         error = targets - angles
-        balls = [i for i, (_, kind) in enumerate(character.JOINTS) if kind == "ball"]
-        offsets = np.cumsum([0] + [3 if kind == "ball" else 1 for _, kind in character.JOINTS])
-        for j in balls:  # ball joints: rotation-vector error log(q^-1 q_target), not a difference of exp-maps
-            sl = slice(offsets[j], offsets[j] + 3)
+        for sl in self._ball_slices:  # ball joints: rotation-vector error log(q^-1 q_target), not exp-map difference
             error[:, sl] = _rotvec_error(angles[:, sl], targets[:, sl])
         return np.clip(self.kp * error - self.kd * rates, -1.0, 1.0).astype(np.float32)
 

@@ -16,7 +16,6 @@ reach the 20 s of the project's feasibility notes.
 from __future__ import annotations
 
 import math
-import os
 
 import mujoco
 import numpy as np
@@ -24,6 +23,7 @@ import torch as th
 from mujoco import rollout as mj_rollout
 
 from sb3_mimic import _imitation  # noqa: F401
+from sb3_mimic._util import available_cores
 from sb3_mimic.envs.mimic_humanoid import ACTION_SCALE, MimicHumanoidEnv, reward_features
 from sb3_mimic.reward import SCALES, TERMS, WEIGHTS, PoseFeatures, imitation_errors
 from imitation.policies.base import NonTrainablePolicy
@@ -93,12 +93,11 @@ class MPCExpert(NonTrainablePolicy):
         base = envs[0]
         self.model, self.substeps, self.clip, self.dt = base.model, base.frame_skip, base.clip, base.dt
         self.index = base.index
-        nthread = nthread or max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+        nthread = nthread or available_cores()
         self._pool = mj_rollout.Rollout(nthread=nthread)
         self._datas = [mujoco.MjData(self.model) for _ in range(nthread)]
         self._fk = mujoco.MjData(self.model)
         self._feat = PoseFeatures(self._fk.qpos, self._fk.qvel, np.zeros((4, 3)), np.zeros(3))
-        self._ref_feat = PoseFeatures(np.zeros(self.model.nq), np.zeros(self.model.nv), np.zeros((4, 3)), np.zeros(3))
         self._state = np.zeros(mujoco.mj_stateSize(self.model, _STATE))
         self._plans: dict[int, tuple[int, float, np.ndarray]] = {}  # env index -> (env id, time, plan)
         fall = np.zeros(self.model.ngeom, bool)

@@ -33,6 +33,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 from torch.nn import functional as F
 
+from sb3_mimic._util import available_cores, write_json_atomic
 from sb3_mimic.evaluation import evaluate, policy_actor
 from sb3_mimic.sft import (
     POLICY_FORMAT,
@@ -156,7 +157,7 @@ class RunConfig:
 
 
 def resolved_n_envs(n_envs: int) -> int:
-    return n_envs if n_envs > 0 else max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    return n_envs if n_envs > 0 else available_cores()
 
 
 def make_training_env(config: RunConfig):
@@ -240,12 +241,6 @@ class CheckpointEvalCallback(BaseCallback):
             )
 
 
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def append_evaluation(run_dir: Path, row: dict[str, Any]) -> None:
     """Append one evaluation row to ``evaluations.csv`` and rewrite ``evaluations.json``."""
     csv_path = run_dir / "evaluations.csv"
@@ -257,7 +252,7 @@ def append_evaluation(run_dir: Path, row: dict[str, Any]) -> None:
         writer.writerow({k: row[k] for k in EVAL_COLUMNS})
     with csv_path.open() as f:
         rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
-    _write_json(run_dir / "evaluations.json", rows)
+    write_json_atomic(run_dir / "evaluations.json", rows)
 
 
 def _new_model(config: RunConfig, env, run_dir: Path):
@@ -305,7 +300,7 @@ def run_training(config: RunConfig, run_dir: str | Path, progress_bar: bool = Tr
     try:
         model = _new_model(config, env, run_dir)
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-        _write_json(run_dir / RUN_FILE, asdict(config))  # only once the run can start: a failed start can be retried
+        write_json_atomic(run_dir / RUN_FILE, asdict(config))  # only once the run can start: a failed start can be retried
         return _learn(model, config, run_dir, config.num_timesteps, progress_bar, wall_offset=0.0, iteration=0)
     finally:
         env.close()
