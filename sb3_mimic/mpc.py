@@ -3,14 +3,13 @@
 Every control step the expert rolls out ``samples`` perturbed plans of ``horizon`` control steps from the
 env's current physics state with MuJoCo's batched C rollouts (``mujoco.rollout``, one thread per core), scores
 them with a linearised form of the env's imitation reward plus a fall penalty, and takes the MPPI average.
-The plan is warm-started from the previous step's (shifted by one step), which is what makes a small number
-of samples work (see the project's MPC notes): query it along an episode, not on isolated states.
+The plan is kept at full resolution (one PD-target offset per control step) and warm-started from the
+previous step's, shifted by one step and shrunk a little towards the plain reference; that is what makes a
+small number of samples work (see the project's MPC notes), so query it along an episode, not on isolated
+states.
 
-The planner uses the env's own model and physics rate, so predicted and simulated motion agree exactly.
-
-Status (measured on walk, 2 threads): it keeps the character up 2.5-5 s where PD tracking falls at about 1 s,
-at about 40 ms per control step, but it still drifts off the reference after a few seconds; it does not yet
-reach the 20 s of the project's feasibility notes.
+The planner is the env's own model (same physics rate) with sensors added for the cost, so predicted and
+simulated motion agree exactly, and the cost of all samples is computed in one vectorised pass.
 """
 
 from __future__ import annotations
@@ -23,9 +22,10 @@ import torch as th
 from mujoco import rollout as mj_rollout
 
 from sb3_mimic import _imitation  # noqa: F401
+from sb3_mimic import character
 from sb3_mimic._util import available_cores
 from sb3_mimic.envs.mimic_humanoid import ACTION_SCALE, MimicHumanoidEnv, reward_features
-from sb3_mimic.reward import SCALES, TERMS, WEIGHTS, PoseFeatures, imitation_errors
+from sb3_mimic.reward import SCALES, TERMS, WEIGHTS, PoseFeatures
 from imitation.policies.base import NonTrainablePolicy
 
 _STATE = mujoco.mjtState.mjSTATE_FULLPHYSICS
@@ -37,6 +37,95 @@ def _yaw(quat: np.ndarray) -> float:
     """Heading (rad about z) of the body x axis of a (w, x, y, z) quaternion."""
     w, x, y, z = quat
     return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
+class _CostModel:
+    """The planner's model (the env's plus sensors) and the vectorised imitation cost of rolled-out states.
+
+    Sensors (end-effector positions, the root's subtree linear velocity, the fall geoms' positions and z axes)
+    are evaluated by MuJoCo during the rollout; joint errors come from ``qpos``/``qvel`` in the rolled-out
+    states.  :meth:`errors` equals :func:`sb3_mimic.reward.imitation_errors` state by state (tested).
+    """
+
+    def __init__(self, env: MimicHumanoidEnv) -> None:
+        base = env.model
+        spec = mujoco.MjSpec.from_file(character.model_path())
+        names = lambda ids, obj: [mujoco.mj_id2name(base, obj, int(i)) for i in ids]  # noqa: E731
+        self.ee_names = names(env.index.end_effector_ids, mujoco.mjtObj.mjOBJ_BODY)
+        fall = np.flatnonzero(env._fall_geom & (base.geom_bodyid != 0))
+        types = base.geom_type[fall]
+        if not np.isin(types, [mujoco.mjtGeom.mjGEOM_SPHERE, mujoco.mjtGeom.mjGEOM_CAPSULE]).all():
+            raise ValueError("MPCExpert's fall check handles sphere and capsule bodies only")
+        self.fall_radius = base.geom_size[fall, 0]
+        self.fall_half_length = np.where(types == mujoco.mjtGeom.mjGEOM_CAPSULE, base.geom_size[fall, 1], 0.0)
+
+        def add(kind, objtype, name):
+            sensor = spec.add_sensor()
+            sensor.type, sensor.objtype, sensor.objname = kind, objtype, name
+
+        for name in self.ee_names:
+            add(mujoco.mjtSensor.mjSENS_FRAMEPOS, mujoco.mjtObj.mjOBJ_XBODY, name)
+        add(mujoco.mjtSensor.mjSENS_SUBTREELINVEL, mujoco.mjtObj.mjOBJ_BODY, names([env._root], mujoco.mjtObj.mjOBJ_BODY)[0])
+        for name in names(fall, mujoco.mjtObj.mjOBJ_GEOM):
+            add(mujoco.mjtSensor.mjSENS_FRAMEPOS, mujoco.mjtObj.mjOBJ_GEOM, name)
+            add(mujoco.mjtSensor.mjSENS_FRAMEZAXIS, mujoco.mjtObj.mjOBJ_GEOM, name)
+        self.model = spec.compile()
+        self.model.opt.timestep = base.opt.timestep
+        if (self.model.nq, self.model.nv, self.model.nu) != (base.nq, base.nv, base.nu):
+            raise RuntimeError("the planner model does not match the env's model")
+        self.n_ee, self.n_fall = len(self.ee_names), len(fall)
+        # pose / root weights per quaternion (root first) and per hinge, from the env's (2, nv) weight rows
+        quats, hinges = [], []
+        for j in range(base.njnt):
+            kind, qadr, dadr = base.jnt_type[j], base.jnt_qposadr[j], base.jnt_dofadr[j]
+            if kind == mujoco.mjtJoint.mjJNT_FREE:
+                quats.append((qadr + 3, dadr + 3))
+            elif kind == mujoco.mjtJoint.mjJNT_BALL:
+                quats.append((qadr, dadr))
+            elif kind == mujoco.mjtJoint.mjJNT_HINGE:
+                hinges.append((qadr, dadr))
+        self.quat_qpos = np.array([q for q, _ in quats])[:, None] + np.arange(4)
+        self.quat_w = env.index.position_weights[:, [d for _, d in quats]]  # (2, nquat)
+        self.hinge_qpos = np.array([q for q, _ in hinges], dtype=int)
+        self.hinge_w = env.index.position_weights[:, [d for _, d in hinges]]
+        self.root_pos_w = env.index.position_weights[1, :3]
+        self.vel_w = env.index.velocity_weights
+        self.nq, self.nv = base.nq, base.nv
+
+    def errors(self, qpos, qvel, sensors, ref_qpos, ref_qvel, ref_ee, ref_com) -> tuple[np.ndarray, np.ndarray]:
+        """Imitation errors ``(..., 5)`` in :data:`TERMS` order and the lowest point of the fall geoms ``(...)``.
+
+        :param qpos, qvel, sensors: rolled-out values, leading dims ``(..., H)``
+        :param ref_qpos, ref_qvel, ref_ee, ref_com: the reference for each of the ``H`` steps
+        """
+        # joint orientation errors: angle(q_ref * conj(q_sim)) per quaternion, angle differences per hinge
+        dot = np.abs(np.einsum("...jk,...jk->...j", qpos[..., self.quat_qpos], ref_qpos[:, self.quat_qpos]))
+        angle2 = (2.0 * np.arccos(np.minimum(dot, 1.0))) ** 2
+        hinge2 = (ref_qpos[:, self.hinge_qpos] - qpos[..., self.hinge_qpos]) ** 2
+        droot = ref_qpos[:, :3] - qpos[..., :3]
+        pose = angle2 @ self.quat_w[0] + hinge2 @ self.hinge_w[0]
+        root_pos = angle2 @ self.quat_w[1] + hinge2 @ self.hinge_w[1] + (droot * droot) @ self.root_pos_w
+        dv = ref_qvel - qvel
+        vel = (dv * dv) @ self.vel_w.T  # (..., 2): velocity error, velocity part of the root error
+        # end effectors relative to the root in its heading frame, z = height
+        w, x, y, z = (qpos[..., 3 + i] for i in range(4))
+        heading = np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+        c, s = np.cos(heading)[..., None], np.sin(heading)[..., None]
+        ee = sensors[..., : 3 * self.n_ee].reshape(*sensors.shape[:-1], self.n_ee, 3)
+        rel = ee - qpos[..., None, :3]
+        ex = rel[..., 0] * c + rel[..., 1] * s - ref_ee[..., 0]
+        ey = -rel[..., 0] * s + rel[..., 1] * c - ref_ee[..., 1]
+        ez = ee[..., 2] - ref_ee[..., 2]
+        ee_err = (ex * ex + ey * ey + ez * ez).mean(axis=-1)
+        at = 3 * self.n_ee
+        dcom = sensors[..., at : at + 3] - ref_com
+        com = 0.1 * (dcom * dcom).sum(axis=-1)
+        geoms = sensors[..., at + 3 :].reshape(*sensors.shape[:-1], self.n_fall, 6)
+        lowest = (geoms[..., 2] - self.fall_radius - np.abs(geoms[..., 5]) * self.fall_half_length).min(
+            axis=-1, initial=math.inf
+        )
+        errors = np.stack([pose, vel[..., 0], ee_err, root_pos + vel[..., 1], com], axis=-1)
+        return errors, lowest
 
 
 class MPCExpert(NonTrainablePolicy):
@@ -54,7 +143,12 @@ class MPCExpert(NonTrainablePolicy):
     :param temperature: MPPI temperature, as a fraction of the spread of the sampled costs
     :param fall_penalty: cost per planned step after a fall
     :param reanchor_heading: also turn the planner's reference to the character's heading (its root position
-        is always moved to the character's)
+        is always moved to the character's). On by default: the planner then tracks the clip's motion without
+        chasing a heading error that accumulates over the cycles, and its labels depend on the character's
+        state in its own heading frame, like the policy's observation
+    :param decay: the warm-started plan is multiplied by this each step. Without it (1.0) the offsets
+        random-walk away from the reference over hundreds of steps (mean 0.14 rad after 2 s, 0.5 rad after
+        20 s on walk) and tracking decays with them
     :param nthread: rollout threads (default: one per core)
     :param seed: seeds the perturbations
     """
@@ -69,7 +163,8 @@ class MPCExpert(NonTrainablePolicy):
         knots: int = 4,
         temperature: float = 0.1,
         fall_penalty: float = 3.0,
-        reanchor_heading: bool = False,
+        reanchor_heading: bool = True,
+        decay: float = 0.95,
         nthread: int | None = None,
         seed: int = 0,
     ) -> None:
@@ -84,33 +179,31 @@ class MPCExpert(NonTrainablePolicy):
                 raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
         if not (noise > 0 and temperature > 0 and fall_penalty >= 0):
             raise ValueError("noise and temperature must be positive, fall_penalty not negative")
+        if not 0.0 < decay <= 1.0:
+            raise ValueError(f"decay must be in (0, 1], got {decay!r}")
         super().__init__(envs[0].observation_space, envs[0].action_space)
         self.envs = envs
         self.horizon, self.samples, self.iterations = int(horizon), int(samples), int(iterations)
         self.noise, self.knots, self.temperature, self.fall_penalty = noise, int(knots), temperature, fall_penalty
         self.reanchor_heading = reanchor_heading
+        self.decay = decay
         self.rng = np.random.default_rng(seed)
         base = envs[0]
-        self.model, self.substeps, self.clip, self.dt = base.model, base.frame_skip, base.clip, base.dt
-        self.index = base.index
+        self.substeps, self.clip, self.dt, self.index = base.frame_skip, base.clip, base.dt, base.index
+        self._cost = _CostModel(base)
+        self.model = self._cost.model
         nthread = nthread or available_cores()
         self._pool = mj_rollout.Rollout(nthread=nthread)
         self._datas = [mujoco.MjData(self.model) for _ in range(nthread)]
-        self._fk = mujoco.MjData(self.model)
+        self._fk = mujoco.MjData(base.model)
         self._feat = PoseFeatures(self._fk.qpos, self._fk.qvel, np.zeros((4, 3)), np.zeros(3))
         self._state = np.zeros(mujoco.mj_stateSize(self.model, _STATE))
-        self._plans: dict[int, tuple[int, float, np.ndarray]] = {}  # env index -> (env id, time, plan)
-        fall = np.zeros(self.model.ngeom, bool)
-        fall[base._fall_geom] = True
-        fall[self.model.geom_bodyid == 0] = False
-        self._fall_geoms = np.flatnonzero(fall)
-        types = self.model.geom_type[self._fall_geoms]
-        if not np.isin(types, [mujoco.mjtGeom.mjGEOM_SPHERE, mujoco.mjtGeom.mjGEOM_CAPSULE]).all():
-            raise ValueError("MPCExpert's fall check handles sphere and capsule bodies only")
-        capsule = types == mujoco.mjtGeom.mjGEOM_CAPSULE
-        self._fall_radius = self.model.geom_size[self._fall_geoms, 0]
-        self._fall_half_length = np.where(capsule, self.model.geom_size[self._fall_geoms, 1], 0.0)
-        # knot interpolation matrix (horizon x knots)
+        self._plans: dict[int, tuple[tuple[int, float], int, np.ndarray]] = {}  # env index -> (key, step, plan)
+        # the states after each control step, and the sensors that belong to them (computed one physics step
+        # later: a rollout records the state after each step and the sensors of the state before it)
+        self._at_state = np.arange(1, self.horizon + 1) * self.substeps - 1
+        self._at_sensor = self._at_state + 1
+        # knot interpolation matrix (horizon x knots): smooth perturbations
         grid = np.linspace(0, self.knots - 1, self.horizon)
         lower = np.minimum(np.floor(grid).astype(int), self.knots - 2)
         frac = grid - lower
@@ -119,97 +212,79 @@ class MPCExpert(NonTrainablePolicy):
         self._interp[np.arange(self.horizon), lower + 1] = frac
 
     # ------------------------------------------------------------------------------------------------
-    def _reference(self, env: MimicHumanoidEnv) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Reference qpos, qvel and PD-target actions for the next ``horizon`` control steps, re-anchored so that
-        the reference root starts where the character's root is (horizontally)."""
+    def _reference(self, env: MimicHumanoidEnv):
+        """Reference qpos, qvel, end effectors, centre-of-mass velocity and PD-target actions for the next
+        ``horizon`` control steps, re-anchored so that the reference root starts where the character's root
+        is (horizontally; and turned to its heading with ``reanchor_heading``)."""
         t0 = env.time
         now = self.clip.sample(t0)[0]
         turn = _yaw(env.data.qpos[3:7]) - _yaw(now[3:7]) if self.reanchor_heading else 0.0
         c, s = math.cos(turn), math.sin(turn)
         rot = np.array(((c, -s), (s, c)))
         zquat = np.array([math.cos(0.5 * turn), 0.0, 0.0, math.sin(0.5 * turn)])
-        qpos = np.empty((self.horizon, self.model.nq))
-        qvel = np.empty((self.horizon, self.model.nv))
+        m = env.model
+        qpos = np.empty((self.horizon, m.nq))
+        qvel = np.empty((self.horizon, m.nv))
+        ee = np.empty((self.horizon, 4, 3))
+        com = np.empty((self.horizon, 3))
         targets = np.empty((self.horizon, self.index.action_dofs.size))
-        diff = np.zeros(self.model.nv)
+        diff = np.zeros(m.nv)
         for k in range(self.horizon):
             q, v = self.clip.sample(t0 + (k + 1) * self.dt, qpos[k])
-            # move the reference so that it starts at the character's root position (and heading)
             q[:2] = env.data.qpos[:2] + rot @ (q[:2] - now[:2])
             if turn:
                 quat = q[3:7].copy()
                 mujoco.mju_mulQuat(q[3:7], zquat, quat)
                 v[:2] = rot @ v[:2]
             qvel[k] = v
-            mujoco.mj_differentiatePos(self.model, diff, 1.0, self.model.qpos0, q)
+            self._fk.qpos[:], self._fk.qvel[:] = q, v
+            reward_features(m, self._fk, self.index.end_effector_ids, self._feat)
+            ee[k], com[k] = self._feat.end_effectors, self._feat.com_velocity
+            mujoco.mj_differentiatePos(m, diff, 1.0, m.qpos0, q)
             targets[k] = diff[self.index.action_dofs] / ACTION_SCALE
-        return qpos, qvel, targets
+        return qpos, qvel, ee, com, targets
 
-    def _features(self, qpos: np.ndarray, qvel: np.ndarray, out: PoseFeatures) -> float:
-        """Fill ``out`` for a state; return the lowest point of the fall geoms (m)."""
-        d = self._fk
-        d.qpos[:], d.qvel[:] = qpos, qvel
-        reward_features(self.model, d, self.index.end_effector_ids, out)
-        if out is not self._feat:
-            out.qpos[:], out.qvel[:] = qpos, qvel
-        g = self._fall_geoms
-        if not g.size:
-            return math.inf
-        # exact lowest points: z - r for spheres, z - |R_zz| h - r for capsules (the character has no others here)
-        axis_z = np.abs(d.geom_xmat[g, 8])
-        return float((d.geom_xpos[g, 2] - self._fall_radius - axis_z * self._fall_half_length).min())
-
-    def _costs(self, states: np.ndarray, ref_qpos: np.ndarray, ref_qvel: np.ndarray) -> np.ndarray:
-        nq = self.model.nq
-        ref_feats = []
-        for k in range(self.horizon):
-            feat = PoseFeatures(np.empty(nq), np.empty(self.model.nv), np.zeros((4, 3)), np.zeros(3))
-            self._features(ref_qpos[k], ref_qvel[k], feat)
-            ref_feats.append(feat)
-        costs = np.zeros(len(states))
-        scratch = np.zeros(self.model.nv)
-        for i, trajectory in enumerate(states):
-            fallen = False
-            for k in range(self.horizon):
-                state = trajectory[(k + 1) * self.substeps - 1]
-                lowest = self._features(state[1 : 1 + nq], state[1 + nq : 1 + nq + self.model.nv], self._feat)
-                fallen = fallen or lowest < 0.0
-                errors = imitation_errors(self.model, self._feat, ref_feats[k], self.index, scratch)
-                costs[i] += float(_LINEAR @ np.asarray(errors)) + (self.fall_penalty if fallen else 0.0)
-        return costs
+    def _costs(self, states: np.ndarray, sensors: np.ndarray, reference) -> np.ndarray:
+        """Cost of each rollout: the linearised imitation cost summed over the horizon, plus the fall penalty
+        for every planned step from the first one that ends with a fall geom below the floor."""
+        ref_qpos, ref_qvel, ref_ee, ref_com = reference
+        nq, nv = self._cost.nq, self._cost.nv
+        at = states[:, self._at_state]
+        errors, lowest = self._cost.errors(
+            at[..., 1 : 1 + nq], at[..., 1 + nq : 1 + nq + nv], sensors[:, self._at_sensor],
+            ref_qpos, ref_qvel, ref_ee, ref_com,
+        )
+        fallen = np.logical_or.accumulate(lowest < 0.0, axis=1)
+        return (errors @ _LINEAR).sum(axis=1) + self.fall_penalty * fallen.sum(axis=1)
 
     def plan(self, env_index: int = 0) -> np.ndarray:
         """One MPC step for sub-env ``env_index``: the normalised PD-target action to apply now."""
         env = self.envs[env_index]
         key = (id(env), env._start_time)
-        plan = self._plans.get(env_index)
-        if plan is not None and plan[0] == key and plan[1] == env._steps - 1:
-            knots = plan[2]  # warm start: the previous plan, shifted by one step (done below)
+        previous = self._plans.get(env_index)
+        if previous is not None and previous[0] == key and previous[1] == env._steps - 1:
+            plan = previous[2]  # warm start: the previous plan, shifted by one step (done below)
         else:
-            knots = np.zeros((self.knots, self.index.action_dofs.size))
-        ref_qpos, ref_qvel, targets = self._reference(env)
-        mujoco.mj_getState(self.model, env.data, self._state, _STATE)
+            plan = np.zeros((self.horizon, self.index.action_dofs.size))
+        ref_qpos, ref_qvel, ref_ee, ref_com, targets = self._reference(env)
+        mujoco.mj_getState(env.model, env.data, self._state, _STATE)
         sigma = self.noise / ACTION_SCALE
         for _ in range(self.iterations):
-            eps = self.rng.normal(0.0, sigma, (self.samples, *knots.shape))
+            eps = self.rng.normal(0.0, sigma, (self.samples, self.knots, plan.shape[1]))
             eps[0] = 0.0  # keep the current plan among the candidates
-            candidates = knots[None] + eps
-            offsets = np.einsum("hk,nka->nha", self._interp, candidates)
-            actions = np.clip(targets[None] + offsets, -1.0, 1.0)
+            candidates = plan[None] + np.einsum("hk,nka->nha", self._interp, eps)
+            actions = np.clip(targets[None] + candidates, -1.0, 1.0)
             controls = np.repeat(ACTION_SCALE * actions, self.substeps, axis=1)
-            states, _ = self._pool.rollout(
+            controls = np.concatenate([controls, controls[:, -1:]], axis=1)  # one more step for the sensors
+            states, sensors = self._pool.rollout(
                 self.model, self._datas, self._state, controls, control_spec=mujoco.mjtState.mjSTATE_CTRL
             )
-            costs = self._costs(states, ref_qpos, ref_qvel)
+            costs = self._costs(states, sensors, (ref_qpos, ref_qvel, ref_ee, ref_com))
             spread = max(float(costs.max() - costs.min()), 1e-9)
             weights = np.exp(-(costs - costs.min()) / (self.temperature * spread))
-            knots = np.einsum("n,nka->ka", weights / weights.sum(), candidates)
-        action = np.clip(targets[0] + self._interp[0] @ knots, -1.0, 1.0)
-        # shift by one control step for the next call: resample the knot curve one step later
-        shifted = np.einsum("hk,ka->ha", self._interp, knots)
-        shifted = np.vstack([shifted[1:], shifted[-1:]])
-        refit, *_ = np.linalg.lstsq(self._interp, shifted, rcond=None)
-        self._plans[env_index] = (key, env._steps, refit)
+            plan = np.einsum("n,nha->ha", weights / weights.sum(), candidates)
+        action = np.clip(targets[0] + plan[0], -1.0, 1.0)
+        self._plans[env_index] = (key, env._steps, self.decay * np.vstack([plan[1:], plan[-1:]]))
         return action.astype(np.float32)
 
     def _choose_action(self, obs: np.ndarray) -> np.ndarray:
