@@ -57,6 +57,7 @@ def evaluate(
     episodes: int = 10,
     seed: int = 0,
     progress_bar: bool = False,
+    on_step: Callable[..., None] | None = None,
 ) -> EvalResult:
     """Run ``episodes`` episodes of ``act`` (observation -> action) on ``env``.
 
@@ -64,6 +65,8 @@ def evaluate(
 
     :param act: deterministic policy function
     :param env: a :class:`MimicHumanoidEnv`, normally with its registered ``TimeLimit``
+    :param on_step: called after every step as ``on_step(obs, action, reward, next_obs, terminated, truncated,
+        info)``, e.g. to keep an expert's labelled episodes
     """
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
@@ -85,7 +88,11 @@ def evaluate(
         total, steps, fell = 0.0, 0, False
         done = False
         while not done:
-            obs, reward, terminated, truncated, info = env.step(act(obs))
+            action = act(obs)
+            next_obs, reward, terminated, truncated, info = env.step(action)
+            if on_step is not None:
+                on_step(obs, action, reward, next_obs, terminated, truncated, info)
+            obs = next_obs
             total += reward
             steps += 1
             if math.isfinite(info["mpjpe"]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 
 import gymnasium
@@ -435,7 +436,12 @@ def test_evaluate_zero_action_falls_and_matches_a_manual_count(walk):
     # walk loops, so every episode could have lasted the 600-step time limit
     assert result.normalized_return == pytest.approx(result.mean_reward / 600)
 
-    assert evaluate(_zero, walk, episodes=3, seed=0).to_dict() == result.to_dict()
+    seen = []
+    record = lambda *step: seen.append(step)  # noqa: E731
+    assert evaluate(_zero, walk, episodes=3, seed=0, on_step=record).to_dict() == result.to_dict()
+    assert len(seen) == sum(steps) and sum(s[2] for s in seen) == pytest.approx(sum(returns))
+    assert [s[4] or s[5] for s in seen].count(True) == 3  # one episode end each
+    assert all(np.array_equal(a[3], b[0]) for a, b in itertools.pairwise(seen) if not (a[4] or a[5]))
     assert evaluate(_zero, walk, episodes=3, seed=10).mean_reward != result.mean_reward
     assert evaluate(_zero, walk, episodes=2, seed=0).episodes == 2
     with pytest.raises(ValueError, match="episodes"):
