@@ -1,7 +1,7 @@
 """The ``sb3-mimic`` command line.
 
 ``sb3-mimic sft`` keeps the argument names and defaults of the original ``train_sft.py`` guide;
-``sb3-mimic eval`` evaluates a saved policy (or the PD expert) on a clip.
+``sb3-mimic eval`` evaluates a saved policy (or the PD or MPC expert) on a clip.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def _run_sft(args: argparse.Namespace) -> int:
 def _add_eval(sub) -> None:
     p = sub.add_parser(
         "eval",
-        help="evaluate a saved policy, or the PD expert, on a clip",
+        help="evaluate a saved policy, or the PD or MPC expert, on a clip",
         description=(
             "Run N deterministic episodes from seeded reference-state starts and print the mean, std, min and max "
             "return, the normalised return (0..1), the mean time to fall, the fall rate and the mean per-joint "
@@ -90,6 +90,7 @@ def _add_eval(sub) -> None:
     p.add_argument("--eval_episodes", type=int, default=10, help="number of episodes")
     p.add_argument("--seed", type=int, default=0, help="episode i starts from reset(seed=seed + i)")
     p.add_argument("--json", dest="json_out", help="also write the figures to this JSON file")
+    _add_mpc_options(p)
     p.set_defaults(func=_run_eval)
 
 
@@ -103,7 +104,7 @@ def _run_eval(args: argparse.Namespace) -> int:
 
         check_writable(args.json_out)
     act, env = _policy_and_env(args)
-    label = f"policy {args.model}" if args.model else "PD expert"
+    label = f"policy {args.model}" if args.model else f"{args.expert.upper()} expert"
     base = env.unwrapped
     print(f"Evaluating {label} on {base.clip.name} (action_mode={base.action_mode}), seed {args.seed}")
     result = evaluate(act, env, episodes=args.eval_episodes, seed=args.seed, progress_bar=True)
@@ -248,7 +249,7 @@ def _add_video(sub) -> None:
         "video",
         help="headless mp4 (or a still PNG) of a policy with the reference as a translucent ghost",
         description=(
-            "Record the policy (or the PD expert) from a seeded reference-state start, camera following the "
+            "Record the policy (or an expert) from a seeded reference-state start, camera following the "
             "character, the reference drawn as an orange ghost, at the env's control rate (30 fps)."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -267,7 +268,29 @@ def _add_video(sub) -> None:
     p.add_argument("--no_early_termination", action="store_true", help="keep going after a fall")
     p.add_argument("--seed", type=int, default=0, help="reset seed (start time)")
     p.add_argument("--start_time", type=float, help="start at this clip time instead of a seeded one")
+    _add_mpc_options(p)
     p.set_defaults(func=_run_video)
+
+
+MPC_OPTIONS = ("horizon", "samples", "iterations", "noise")
+
+
+def _add_mpc_options(p: argparse.ArgumentParser) -> None:
+    """--mpc_horizon, --mpc_samples, --mpc_iterations, --mpc_noise (MPCExpert's defaults when not given)."""
+    import inspect
+
+    from sb3_mimic.mpc import MPCExpert
+
+    defaults = inspect.signature(MPCExpert).parameters
+    helps = {"horizon": "MPC planning horizon, control steps", "samples": "MPC rollouts per iteration",
+             "iterations": "MPC iterations per control step", "noise": "MPC perturbation std, rad of PD target"}
+    for name in MPC_OPTIONS:
+        kind = float if name == "noise" else int
+        p.add_argument(f"--mpc_{name}", type=kind, default=defaults[name].default, help=f"{helps[name]} (with --expert mpc)")
+
+
+def _mpc_kwargs(args: argparse.Namespace) -> dict:
+    return {name: getattr(args, f"mpc_{name}") for name in MPC_OPTIONS}
 
 
 def _policy_and_env(args: argparse.Namespace, **env_overrides):
@@ -293,7 +316,7 @@ def _policy_and_env(args: argparse.Namespace, **env_overrides):
     if getattr(args, "expert", None) == "mpc":
         from sb3_mimic.mpc import MPCExpert
 
-        return policy_actor(MPCExpert(env, seed=getattr(args, "seed", 0))), env
+        return policy_actor(MPCExpert(env, seed=getattr(args, "seed", 0), **_mpc_kwargs(args))), env
     from sb3_mimic.experts import PDExpert
 
     return policy_actor(PDExpert.for_env(env, lookahead=getattr(args, "lookahead", 1))), env
@@ -368,6 +391,7 @@ def _add_dagger(sub) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="seed")
     p.add_argument("--run_dir", help="run directory (default: runs/dagger_<clip>_<date-time>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a DAgger run from its last finished round")
+    _add_mpc_options(p)
     p.set_defaults(func=_run_dagger)
 
 
@@ -379,7 +403,7 @@ def _run_dagger(args: argparse.Namespace) -> int:
         print(f"Done: {args.resume}/policy.zip")
         return 0
     fields = DAggerConfig.__dataclass_fields__
-    config = DAggerConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    config = DAggerConfig(**{k: v for k, v in vars(args).items() if k in fields}, mpc_kwargs=_mpc_kwargs(args))
     config.validate()
     run_dir = args.run_dir or _default_run_dir("dagger", Path(config.mocap).stem)
     print(f"DAgger on {config.mocap} with the {config.expert.upper()} expert, {config.rounds} rounds, in {run_dir}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import tempfile
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import gymnasium as gym
@@ -65,6 +65,8 @@ class DAggerConfig:
     lr: float = 1e-3
     seed: int = 0
     lookahead: int = 1
+    mpc_kwargs: dict = field(default_factory=dict)
+    """Arguments of :class:`~sb3_mimic.mpc.MPCExpert` (horizon, samples, ...) with ``expert="mpc"``."""
 
     def validate(self) -> None:
         if self.expert not in ("pd", "mpc"):
@@ -116,7 +118,7 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
     if config.expert == "mpc":
         from sb3_mimic.mpc import MPCExpert
 
-        expert = MPCExpert(venv, seed=config.seed + done)
+        expert = MPCExpert(venv, seed=config.seed + done, **config.mpc_kwargs)
     else:
         expert = PDExpert.for_env(venv, lookahead=config.lookahead)
     run_dir.mkdir(parents=True, exist_ok=True)
