@@ -12,7 +12,7 @@ The planner is the env's own model (same physics rate) with sensors added for th
 simulated motion agree exactly, and the cost of all samples is computed in one vectorised pass.
 
 Measured with the defaults on 2 threads (``benchmarks/experts.py``, 10 starts per clip): walk stays up the full
-20 s from every start at about 44 ms per control step; run, dance_a and backflip still fall within 1-2 s (PD
+20 s from every start at about 44 ms per control step; run, dance_a and backflip still fall within 2 s (PD
 tracking alone: 0.6-1 s).
 """
 
