@@ -197,8 +197,9 @@ def plot(results: dict, path: Path) -> None:
         ax.set_xticks(np.arange(len(clips)), clips)
         ax.set_title(title)
         ax.grid(axis="y", alpha=0.3)
-    fig.axes[0].legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(ACTORS), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))  # room for the legend below the panels
     fig.savefig(path, dpi=110)
 
 
