@@ -37,10 +37,10 @@ _STATE = mujoco.mjtState.mjSTATE_FULLPHYSICS
 _LINEAR = np.array([WEIGHTS[t] * SCALES[t] for t in TERMS])
 
 
-def _yaw(quat: np.ndarray) -> float:
-    """Heading (rad about z) of the body x axis of a (w, x, y, z) quaternion."""
-    w, x, y, z = quat
-    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+def _yaw(quat: np.ndarray) -> np.ndarray:
+    """Heading (rad about z) of the body x axis of (w, x, y, z) quaternions in the last axis."""
+    w, x, y, z = (quat[..., i] for i in range(4))
+    return np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
 
 
 class _CostModel:
@@ -79,20 +79,13 @@ class _CostModel:
             raise RuntimeError("the planner model does not match the env's model")
         self.n_ee, self.n_fall = len(self.ee_names), len(fall)
         # pose / root weights per quaternion (root first) and per hinge, from the env's (2, nv) weight rows
-        quats, hinges = [], []
-        for j in range(base.njnt):
-            kind, qadr, dadr = base.jnt_type[j], base.jnt_qposadr[j], base.jnt_dofadr[j]
-            if kind == mujoco.mjtJoint.mjJNT_FREE:
-                quats.append((qadr + 3, dadr + 3))
-            elif kind == mujoco.mjtJoint.mjJNT_BALL:
-                quats.append((qadr, dadr))
-            elif kind == mujoco.mjtJoint.mjJNT_HINGE:
-                hinges.append((qadr, dadr))
-        self.quat_qpos = np.array([q for q, _ in quats])[:, None] + np.arange(4)
-        self.quat_w = env.index.position_weights[:, [d for _, d in quats]]  # (2, nquat)
-        self.hinge_qpos = np.array([q for q, _ in hinges], dtype=int)
-        self.hinge_w = env.index.position_weights[:, [d for _, d in hinges]]
-        self.root_pos_w = env.index.position_weights[1, :3]
+        index = env.index
+        dof_at = dict(zip(base.jnt_qposadr.tolist(), base.jnt_dofadr.tolist(), strict=True))
+        root_dof = dof_at[int(index.quat_qpos[0, 0]) - 3] + 3  # the free joint's rotation follows its translation
+        self.quat_qpos, self.hinge_qpos = index.quat_qpos, index.hinge_qpos
+        self.quat_w = index.position_weights[:, [root_dof] + [dof_at[int(q)] for q in index.quat_qpos[1:, 0]]]
+        self.hinge_w = index.position_weights[:, [dof_at[int(q)] for q in index.hinge_qpos]]
+        self.root_pos_w = index.position_weights[1, :3]
         self.vel_w = env.index.velocity_weights
         self.nq, self.nv = base.nq, base.nv
 
@@ -112,8 +105,7 @@ class _CostModel:
         dv = ref_qvel - qvel
         vel = (dv * dv) @ self.vel_w.T  # (..., 2): velocity error, velocity part of the root error
         # end effectors relative to the root in its heading frame, z = height
-        w, x, y, z = (qpos[..., 3 + i] for i in range(4))
-        heading = np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+        heading = _yaw(qpos[..., 3:7])
         c, s = np.cos(heading)[..., None], np.sin(heading)[..., None]
         ee = sensors[..., : 3 * self.n_ee].reshape(*sensors.shape[:-1], self.n_ee, 3)
         rel = ee - qpos[..., None, :3]
@@ -222,7 +214,7 @@ class MPCExpert(NonTrainablePolicy):
         is (horizontally; and turned to its heading with ``reanchor_heading``)."""
         t0 = env.time
         now = self.clip.sample(t0)[0]
-        turn = _yaw(env.data.qpos[3:7]) - _yaw(now[3:7]) if self.reanchor_heading else 0.0
+        turn = float(_yaw(env.data.qpos[3:7]) - _yaw(now[3:7])) if self.reanchor_heading else 0.0
         c, s = math.cos(turn), math.sin(turn)
         rot = np.array(((c, -s), (s, c)))
         zquat = np.array([math.cos(0.5 * turn), 0.0, 0.0, math.sin(0.5 * turn)])
