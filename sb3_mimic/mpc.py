@@ -240,16 +240,22 @@ class MPCExpert(NonTrainablePolicy):
             targets[k] = diff[self.index.action_dofs] / ACTION_SCALE
         return qpos, qvel, ee, com, targets
 
-    def _costs(self, states: np.ndarray, sensors: np.ndarray, reference) -> np.ndarray:
-        """Cost of each rollout: the linearised imitation cost summed over the horizon, plus the fall penalty
-        for every planned step from the first one that ends with a fall geom below the floor."""
-        ref_qpos, ref_qvel, ref_ee, ref_com = reference
+    def _rollout(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Roll ``(samples, horizon, 28)`` normalised actions out from ``self._state``; return ``qpos``, ``qvel``
+        and sensor values after each control step, each ``(samples, horizon, ...)``."""
+        controls = np.repeat(ACTION_SCALE * actions, self.substeps, axis=1)
+        controls = np.concatenate([controls, controls[:, -1:]], axis=1)  # one more step for the sensors
+        states, sensors = self._pool.rollout(
+            self.model, self._datas, self._state, controls, control_spec=mujoco.mjtState.mjSTATE_CTRL
+        )
         nq, nv = self._cost.nq, self._cost.nv
         at = states[:, self._at_state]
-        errors, lowest = self._cost.errors(
-            at[..., 1 : 1 + nq], at[..., 1 + nq : 1 + nq + nv], sensors[:, self._at_sensor],
-            ref_qpos, ref_qvel, ref_ee, ref_com,
-        )
+        return at[..., 1 : 1 + nq], at[..., 1 + nq : 1 + nq + nv], sensors[:, self._at_sensor]
+
+    def _costs(self, rolled_out: tuple[np.ndarray, np.ndarray, np.ndarray], reference) -> np.ndarray:
+        """Cost of each rollout: the linearised imitation cost summed over the horizon, plus the fall penalty
+        for every planned step from the first one that ends with a fall geom below the floor."""
+        errors, lowest = self._cost.errors(*rolled_out, *reference)
         fallen = np.logical_or.accumulate(lowest < 0.0, axis=1)
         return (errors @ _LINEAR).sum(axis=1) + self.fall_penalty * fallen.sum(axis=1)
 
@@ -269,13 +275,8 @@ class MPCExpert(NonTrainablePolicy):
             eps = self.rng.normal(0.0, sigma, (self.samples, self.knots, plan.shape[1]))
             eps[0] = 0.0  # keep the current plan among the candidates
             candidates = plan[None] + np.einsum("hk,nka->nha", self._interp, eps)
-            actions = np.clip(targets[None] + candidates, -1.0, 1.0)
-            controls = np.repeat(ACTION_SCALE * actions, self.substeps, axis=1)
-            controls = np.concatenate([controls, controls[:, -1:]], axis=1)  # one more step for the sensors
-            states, sensors = self._pool.rollout(
-                self.model, self._datas, self._state, controls, control_spec=mujoco.mjtState.mjSTATE_CTRL
-            )
-            costs = self._costs(states, sensors, (ref_qpos, ref_qvel, ref_ee, ref_com))
+            rolled_out = self._rollout(np.clip(targets[None] + candidates, -1.0, 1.0))
+            costs = self._costs(rolled_out, (ref_qpos, ref_qvel, ref_ee, ref_com))
             spread = max(float(costs.max() - costs.min()), 1e-9)
             weights = np.exp(-(costs - costs.min()) / (self.temperature * spread))
             plan = np.einsum("n,nha->ha", weights / weights.sum(), candidates)

@@ -56,7 +56,7 @@ def test_mpc_cost_equals_the_env_reward_errors_state_by_state():
     """The vectorised planner cost (sensors + qpos/qvel of rolled-out states) against ``imitation_errors``."""
     import mujoco
 
-    from sb3_mimic.envs.mimic_humanoid import ACTION_SCALE, reward_features
+    from sb3_mimic.envs.mimic_humanoid import reward_features
     from sb3_mimic.reward import PoseFeatures, imitation_errors
 
     env = gymnasium.make("MimicHumanoidWalk-v0")
@@ -67,22 +67,15 @@ def test_mpc_cost_equals_the_env_reward_errors_state_by_state():
         env.step(mpc.plan(0))
     ref_qpos, ref_qvel, ref_ee, ref_com, targets = mpc._reference(base)
     actions = np.clip(targets[None] + np.random.default_rng(0).normal(0, 0.3, (3, 5, 28)), -1, 1)
-    controls = np.repeat(ACTION_SCALE * actions, mpc.substeps, axis=1)
-    controls = np.concatenate([controls, controls[:, -1:]], axis=1)
-    state = np.zeros(mujoco.mj_stateSize(base.model, mujoco.mjtState.mjSTATE_FULLPHYSICS))
-    mujoco.mj_getState(base.model, base.data, state, mujoco.mjtState.mjSTATE_FULLPHYSICS)
-    states, sensors = mpc._pool.rollout(mpc.model, mpc._datas, state, controls,
-                                        control_spec=mujoco.mjtState.mjSTATE_CTRL)
-    nq, nv = base.model.nq, base.model.nv
-    at = states[:, mpc._at_state]
-    errors, lowest = mpc._cost.errors(at[..., 1 : 1 + nq], at[..., 1 + nq : 1 + nq + nv],
-                                      sensors[:, mpc._at_sensor], ref_qpos, ref_qvel, ref_ee, ref_com)
+    mujoco.mj_getState(base.model, base.data, mpc._state, mujoco.mjtState.mjSTATE_FULLPHYSICS)
+    qpos, qvel, sensors = mpc._rollout(actions)
+    errors, lowest = mpc._cost.errors(qpos, qvel, sensors, ref_qpos, ref_qvel, ref_ee, ref_com)
     mpc.close()
     fall_geoms = np.flatnonzero(base._fall_geom & (base.model.geom_bodyid != 0))
     sim, ref = mujoco.MjData(base.model), mujoco.MjData(base.model)
     for i in range(3):
         for k in range(5):
-            sim.qpos[:], sim.qvel[:] = at[i, k, 1 : 1 + nq], at[i, k, 1 + nq : 1 + nq + nv]
+            sim.qpos[:], sim.qvel[:] = qpos[i, k], qvel[i, k]
             ref.qpos[:], ref.qvel[:] = ref_qpos[k], ref_qvel[k]
             feats = [PoseFeatures(d.qpos, d.qvel, np.zeros((4, 3)), np.zeros(3)) for d in (sim, ref)]
             for d, f in zip((sim, ref), feats, strict=True):
