@@ -2,9 +2,10 @@
 
 For each clip (default ``walk run dance_a backflip``), in one run:
 
-1. **PD expert** (``PDExpert.for_env(env, lookahead=1)``) and **MPC expert** (``MPCExpert(env)`` with its
-   defaults) act alone from ``--expert_starts`` seeded reference-state starts (``evaluate(..., seed=--seed)``;
-   episode ``i`` starts from ``reset(seed=seed + i)``) up to the registered 20 s limit. Reported: mean survival,
+1. **PD expert** (``PDExpert.for_env(env, lookahead=1)``) and **MPC expert** (``MPCExpert(env)`` with the
+   clip's settings, ``mpc_settings(clip)``: the defaults unless the catalogue sets others) act alone from
+   ``--expert_starts`` seeded reference-state starts (``evaluate(..., seed=--seed)``; episode ``i`` starts from
+   ``reset(seed=seed + i)``) up to the registered 20 s limit. Reported: mean survival,
    how many starts stayed up the whole 20 s, normalised return, MPJPE, and the labelling cost (wall ms per
    expert call, measured around each call).
 2. **BC on PD labels**: the ``sb3-mimic sft`` pipeline with default arguments (``run_sft``).
@@ -110,6 +111,7 @@ def bench_clip(clip: str, args, folder: Path, say) -> dict:
     say(f"MPC expert alone, {args.expert_starts} starts")
     mpc = MPCExpert(env, seed=args.seed)
     out["mpc_expert"], timed = run_expert(env, mpc, args.expert_starts, args.seed, record=True)
+    out["mpc_expert"]["settings"] = dict(mpc.settings)
     mpc.close()
     say(f"  MPC: {out['mpc_expert']['full_length']}/{args.expert_starts} starts up 20 s, "
         f"{out['mpc_expert']['ms_per_label']:.1f} ms per step")
@@ -245,7 +247,11 @@ def main(argv=None) -> int:
             print("\n".join(markdown_table({clip: results[clip]})), flush=True)
     checks = checks_for(results, args)
     report = ["Checks:", ""] + [f"- {label}: {'PASS' if ok else 'FAIL'} ({fig})" for label, ok, fig in checks]
-    report += ["", *markdown_table(results), "", f"![experts]({args.png.name})"]
+    report += ["", *markdown_table(results), "", "MPC settings (`sb3_mimic.mpc.mpc_settings`: defaults and the clip's "
+               "catalogue entry):", ""]
+    report += [f"- {clip}: " + ", ".join(f"{k} {v}" for k, v in entry["mpc_expert"]["settings"].items())
+               for clip, entry in results.items()]
+    report += ["", f"![experts]({args.png.name})"]
     print("\n" + "\n".join(report))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join([*header, "", *report]) + "\n")

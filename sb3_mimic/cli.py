@@ -276,21 +276,21 @@ MPC_OPTIONS = ("horizon", "samples", "iterations", "noise")
 
 
 def _add_mpc_options(p: argparse.ArgumentParser) -> None:
-    """--mpc_horizon, --mpc_samples, --mpc_iterations, --mpc_noise (MPCExpert's defaults when not given)."""
-    import inspect
+    """--mpc_horizon, --mpc_samples, --mpc_iterations, --mpc_noise (the clip's MPC settings when not given)."""
+    from sb3_mimic.mpc import MPC_DEFAULTS
 
-    from sb3_mimic.mpc import MPCExpert
-
-    defaults = inspect.signature(MPCExpert).parameters
     helps = {"horizon": "MPC planning horizon, control steps", "samples": "MPC rollouts per iteration",
              "iterations": "MPC iterations per control step", "noise": "MPC perturbation std, rad of PD target"}
     for name in MPC_OPTIONS:
         kind = float if name == "noise" else int
-        p.add_argument(f"--mpc_{name}", type=kind, default=defaults[name].default, help=f"{helps[name]} (with --expert mpc)")
+        p.add_argument(f"--mpc_{name}", type=kind, default=None,
+                       help=f"{helps[name]} (with --expert mpc; default: the clip's catalogue setting, else "
+                            f"{MPC_DEFAULTS[name]})")
 
 
 def _mpc_kwargs(args: argparse.Namespace) -> dict:
-    return {name: getattr(args, f"mpc_{name}") for name in MPC_OPTIONS}
+    """The --mpc_* options given on the command line (the others come from the clip's settings)."""
+    return {name: getattr(args, f"mpc_{name}") for name in MPC_OPTIONS if getattr(args, f"mpc_{name}") is not None}
 
 
 def _policy_and_env(args: argparse.Namespace, **env_overrides):

@@ -66,7 +66,8 @@ class DAggerConfig:
     seed: int = 0
     lookahead: int = 1
     mpc_kwargs: dict = field(default_factory=dict)
-    """Arguments of :class:`~sb3_mimic.mpc.MPCExpert` (horizon, samples, ...) with ``expert="mpc"``."""
+    """Arguments of :class:`~sb3_mimic.mpc.MPCExpert` (horizon, samples, ...) with ``expert="mpc"``; the others
+    come from the clip's settings. ``dagger.json`` records all of them."""
 
     def validate(self) -> None:
         if self.expert not in ("pd", "mpc"):
@@ -119,6 +120,7 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
         from sb3_mimic.mpc import MPCExpert
 
         expert = MPCExpert(venv, seed=config.seed + done, **config.mpc_kwargs)
+        config.mpc_kwargs = {**config.mpc_kwargs, **expert.settings}  # recorded in full: a resumed run plans as the first one did
     else:
         expert = PDExpert.for_env(venv, lookahead=config.lookahead)
     run_dir.mkdir(parents=True, exist_ok=True)

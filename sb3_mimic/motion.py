@@ -45,6 +45,9 @@ class ClipInfo:
     fall_bodies: tuple[str, ...]
     """Bodies whose floor contact ends an episode as a fall."""
     description: str = ""
+    mpc: tuple[tuple[str, float | int | bool], ...] = ()
+    """Settings of :class:`~sb3_mimic.mpc.MPCExpert` for this clip, overriding its defaults (``(name, value)``
+    pairs; see :func:`sb3_mimic.mpc.mpc_settings`)."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,7 @@ def catalogue() -> dict[str, ClipInfo]:
             env_id=entry["env_id"],
             fall_bodies=tuple(entry.get("fall_bodies", default_fall)),
             description=entry.get("description", ""),
+            mpc=tuple(sorted(entry.get("mpc", {}).items())),
         )
     return clips
 

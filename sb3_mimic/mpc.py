@@ -11,9 +11,10 @@ states.
 The planner is the env's own model (same physics rate) with sensors added for the cost, so predicted and
 simulated motion agree exactly, and the cost of all samples is computed in one vectorised pass.
 
-Measured with the defaults on 2 threads (``benchmarks/experts.py``, 10 starts per clip): walk stays up the full
-20 s from every start at about 44 ms per control step; run, dance_a and backflip still fall within 2 s (PD
-tracking alone: 0.6-1 s).
+Measured on 2 threads (``benchmarks/experts.py``, 10 starts per clip): with the defaults walk stays up the full
+20 s from every start at about 44 ms per control step; dance_a and backflip still fall within 2 s (PD tracking
+alone: 0.6-1 s). Run needs a stronger planner, which its catalogue entry sets (horizon 20, 32 samples, 2
+iterations, about 190 ms per control step): see :func:`mpc_settings`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sb3_mimic import _imitation  # noqa: F401
 from sb3_mimic import character
 from sb3_mimic._util import available_cores
 from sb3_mimic.envs.mimic_humanoid import ACTION_SCALE, MimicHumanoidEnv, reward_features
+from sb3_mimic.motion import catalogue
 from sb3_mimic.reward import SCALES, TERMS, WEIGHTS, PoseFeatures
 from imitation.policies.base import NonTrainablePolicy
 
@@ -124,11 +126,37 @@ class _CostModel:
         return errors, lowest
 
 
+#: :class:`MPCExpert`'s settings for a clip whose catalogue entry gives none.
+MPC_DEFAULTS: dict[str, float | int | bool] = {
+    "horizon": 15, "samples": 16, "iterations": 1, "noise": 0.1, "knots": 4, "temperature": 0.1,
+    "fall_penalty": 3.0, "reanchor_heading": True, "decay": 0.95,
+}
+
+
+def mpc_settings(clip_name: str) -> dict:
+    """:class:`MPCExpert`'s settings for a clip: :data:`MPC_DEFAULTS`, updated by the ``"mpc"`` entry of the
+    clip's catalogue entry where it has one (clips that need a stronger planner than walk, e.g. run)."""
+    info = catalogue().get(clip_name.removeprefix("humanoid3d_"))
+    overrides = dict(info.mpc) if info is not None else {}
+    unknown = sorted(set(overrides) - set(MPC_DEFAULTS))
+    if unknown:
+        raise ValueError(
+            f"the catalogue's 'mpc' entry for clip {clip_name!r} has unknown settings {unknown}; "
+            f"allowed: {sorted(MPC_DEFAULTS)}"
+        )
+    return {**MPC_DEFAULTS, **overrides}
+
+
 class MPCExpert(NonTrainablePolicy):
     """MPPI tracking expert for a :class:`~sb3_mimic.envs.MimicHumanoidEnv` in ``pd_target`` mode.
 
     It reads the physics state and clip time of the env it is given (not the observation), so it labels
     whatever state that env is in; a vectorised env (``DummyVecEnv``) gets one plan per sub-env.
+
+    Every setting left at ``None`` comes from :func:`mpc_settings` of the env's clip: :data:`MPC_DEFAULTS`
+    (horizon 15, samples 16, iterations 1, noise 0.1, knots 4, temperature 0.1, fall_penalty 3, heading
+    re-anchored, decay 0.95), which the clip's catalogue entry may override; the resolved values are in
+    :attr:`settings`.
 
     :param env: the env (or a ``DummyVecEnv`` of them) whose states it labels
     :param horizon: planning horizon, control steps (15 = 0.5 s)
@@ -152,15 +180,15 @@ class MPCExpert(NonTrainablePolicy):
     def __init__(
         self,
         env,
-        horizon: int = 15,
-        samples: int = 16,
-        iterations: int = 1,
-        noise: float = 0.1,
-        knots: int = 4,
-        temperature: float = 0.1,
-        fall_penalty: float = 3.0,
-        reanchor_heading: bool = True,
-        decay: float = 0.95,
+        horizon: int | None = None,
+        samples: int | None = None,
+        iterations: int | None = None,
+        noise: float | None = None,
+        knots: int | None = None,
+        temperature: float | None = None,
+        fall_penalty: float | None = None,
+        reanchor_heading: bool | None = None,
+        decay: float | None = None,
         nthread: int | None = None,
         seed: int = 0,
     ) -> None:
@@ -169,6 +197,14 @@ class MPCExpert(NonTrainablePolicy):
             raise TypeError("MPCExpert needs MimicHumanoidEnv envs (or a DummyVecEnv of them)")
         if envs[0].action_mode != "pd_target":
             raise ValueError("MPCExpert plans PD targets: use an env with action_mode='pd_target'")
+        given = {"horizon": horizon, "samples": samples, "iterations": iterations, "noise": noise, "knots": knots,
+                 "temperature": temperature, "fall_penalty": fall_penalty, "reanchor_heading": reanchor_heading,
+                 "decay": decay}
+        self.settings = mpc_settings(envs[0].clip.name)
+        self.settings.update({name: value for name, value in given.items() if value is not None})
+        horizon, samples, iterations, noise, knots, temperature, fall_penalty, reanchor_heading, decay = (
+            self.settings[name] for name in given
+        )
         for name, value, low in (("horizon", horizon, 2), ("samples", samples, 2), ("iterations", iterations, 1),
                                  ("knots", knots, 2)):
             if int(value) != value or value < low:

@@ -107,7 +107,7 @@ def test_eval_mpc_expert_with_its_options(tmp_path, capsys):
     figures = json.loads(report.read_text())
     assert figures["episodes"] == 1 and figures["mean_survival_s"] > 0
     args = build_parser().parse_args(argv)
-    assert (args.mpc_horizon, args.mpc_samples, args.mpc_iterations, args.mpc_noise) == (4, 4, 1, 0.05)
+    assert (args.mpc_horizon, args.mpc_samples, args.mpc_iterations, args.mpc_noise) == (4, 4, None, 0.05)
 
 
 def test_help_lists_the_guide_arguments_and_defaults(capsys):

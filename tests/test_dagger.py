@@ -64,3 +64,16 @@ def test_dagger_refuses_bad_arguments_and_reused_folders(tmp_path, capsys):
     run_dagger(DAggerConfig(rounds=1, **TINY), run_dir, log=lambda *_: None)
     with pytest.raises(ValueError, match="--resume"):
         run_dagger(DAggerConfig(rounds=1, **TINY), run_dir)
+
+
+def test_mpc_dagger_records_the_planner_settings_it_used(tmp_path):
+    run_dir = tmp_path / "dagger_mpc"
+    config = DAggerConfig(rounds=1, **{**TINY, "expert": "mpc", "steps_per_round": 20},
+                          mpc_kwargs={"horizon": 3, "samples": 3, "nthread": 1})
+    run_dagger(config, run_dir, log=lambda *_: None)
+    recorded = json.loads((run_dir / CONFIG_FILE).read_text())["config"]["mpc_kwargs"]
+    from sb3_mimic.mpc import MPC_DEFAULTS
+
+    # what was given, and walk's settings (the defaults) for the rest: a resumed run plans the same way
+    assert recorded == {**MPC_DEFAULTS, "horizon": 3, "samples": 3, "nthread": 1}
+    assert TRPO.load(run_dir / "policy.zip", device="cpu").sb3_mimic["trained_by"] == "dagger (mpc)"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import gymnasium
 import numpy as np
 import pytest
@@ -50,6 +52,28 @@ def test_mpc_is_reproducible_and_validates_its_arguments():
         MPCExpert(env, decay=0.0)
     with pytest.raises(ValueError, match="pd_target"):
         MPCExpert(gymnasium.make("MimicHumanoidWalk-v0", action_mode="torque"))
+
+
+def test_settings_come_from_the_clip_catalogue_unless_given(monkeypatch):
+    import json
+
+    from sb3_mimic import motion
+    from sb3_mimic._resources import data_path
+    from sb3_mimic.mpc import MPC_DEFAULTS, mpc_settings
+
+    raw = json.loads(data_path("motions", "catalogue.json").read_text())["clips"]
+    assert mpc_settings("walk") == MPC_DEFAULTS and "mpc" not in raw["walk"]
+    assert mpc_settings("run") == {**MPC_DEFAULTS, **raw["run"]["mpc"]} != MPC_DEFAULTS
+    run = MPCExpert(gymnasium.make("MimicHumanoidRun-v0"), samples=4, nthread=1)
+    assert run.samples == 4 and run.horizon == raw["run"]["mpc"]["horizon"] and run.settings["samples"] == 4
+    run.close()
+    walk = MPCExpert(gymnasium.make("MimicHumanoidWalk-v0"), nthread=1)
+    assert (walk.horizon, walk.samples, walk.iterations, walk.decay) == (15, 16, 1, 0.95)
+    walk.close()
+    info = motion.catalogue()["walk"]
+    monkeypatch.setitem(motion.catalogue(), "walk", dataclasses.replace(info, mpc=(("horizont", 3),)))
+    with pytest.raises(ValueError, match="unknown settings \\['horizont'\\]"):
+        mpc_settings("walk")
 
 
 def test_mpc_cost_equals_the_env_reward_errors_state_by_state():
