@@ -295,12 +295,19 @@ class MPCExpert(NonTrainablePolicy):
         fallen = np.logical_or.accumulate(lowest < 0.0, axis=1)
         return (errors @ _LINEAR).sum(axis=1) + self.fall_penalty * fallen.sum(axis=1)
 
-    def plan(self, env_index: int = 0) -> np.ndarray:
-        """One MPC step for sub-env ``env_index``: the normalised PD-target action to apply now."""
+    def plan(self, env_index: int = 0, *, warm: bool = True, commit: bool = True) -> np.ndarray:
+        """One MPC step for sub-env ``env_index``: the normalised PD-target action to apply now.
+
+        :param warm: start from the plan carried from the previous step of this episode (``False``: from the
+            plain reference, as on an isolated state)
+        :param commit: keep the new plan for the next step; ``False`` asks what the expert would do now and
+            leaves the carried plan as it was (its random stream still advances), e.g. to measure how much
+            its labels vary
+        """
         env = self.envs[env_index]
         key = (id(env), env._start_time)
         previous = self._plans.get(env_index)
-        if previous is not None and previous[0] == key and previous[1] == env._steps - 1:
+        if warm and previous is not None and previous[0] == key and previous[1] == env._steps - 1:
             plan = previous[2]  # warm start: the previous plan, shifted by one step (done below)
         else:
             plan = np.zeros((self.horizon, self.index.action_dofs.size))
@@ -317,7 +324,8 @@ class MPCExpert(NonTrainablePolicy):
             weights = np.exp(-(costs - costs.min()) / (self.temperature * spread))
             plan = np.einsum("n,nha->ha", weights / weights.sum(), candidates)
         action = np.clip(targets[0] + plan[0], -1.0, 1.0)
-        self._plans[env_index] = (key, env._steps, self.decay * np.vstack([plan[1:], plan[-1:]]))
+        if commit:
+            self._plans[env_index] = (key, env._steps, self.decay * np.vstack([plan[1:], plan[-1:]]))
         return action.astype(np.float32)
 
     def _choose_action(self, obs: np.ndarray) -> np.ndarray:

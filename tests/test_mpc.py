@@ -54,6 +54,25 @@ def test_mpc_is_reproducible_and_validates_its_arguments():
         MPCExpert(gymnasium.make("MimicHumanoidWalk-v0", action_mode="torque"))
 
 
+def test_queries_that_do_not_commit_leave_the_carried_plan_alone():
+    env = gymnasium.make("MimicHumanoidWalk-v0")
+    mpc = MPCExpert(env, samples=4, horizon=4, seed=3, nthread=1)
+    fresh = MPCExpert(env, samples=4, horizon=4, seed=5, nthread=1)
+    env.reset(options={"start_time": 0.4})
+    for _ in range(3):
+        env.step(mpc.plan())
+    queries = []
+    for warm in (True, True, False):
+        mpc.rng = np.random.default_rng(11)
+        queries.append(mpc.plan(warm=warm, commit=False))
+    fresh.rng = np.random.default_rng(11)
+    cold = fresh.plan()  # an expert with no plan to carry, same random draws
+    np.testing.assert_array_equal(queries[0], queries[1])  # the first query did not move the carried plan
+    np.testing.assert_array_equal(queries[2], cold)
+    assert np.abs(queries[0] - cold).max() > 1e-4  # the carried plan matters
+    mpc.close(), fresh.close()
+
+
 def test_settings_come_from_the_clip_catalogue_unless_given(monkeypatch):
     import json
 
