@@ -120,7 +120,8 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
         from sb3_mimic.mpc import MPCExpert
 
         expert = MPCExpert(venv, seed=config.seed + done, **config.mpc_kwargs)
-        config.mpc_kwargs = {**config.mpc_kwargs, **expert.settings}  # recorded in full: a resumed run plans as the first one did
+        # recorded in full: a resumed run plans as the first one did
+        config.mpc_kwargs = {**config.mpc_kwargs, **expert.settings}
     else:
         expert = PDExpert.for_env(venv, lookahead=config.lookahead)
     run_dir.mkdir(parents=True, exist_ok=True)
