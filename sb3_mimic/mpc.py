@@ -12,9 +12,11 @@ The planner is the env's own model (same physics rate) with sensors added for th
 simulated motion agree exactly, and the cost of all samples is computed in one vectorised pass.
 
 Measured on 2 threads (``benchmarks/experts.py``, 10 starts per clip): with the defaults walk stays up the full
-20 s from every start at about 44 ms per control step; dance_a and backflip still fall within 2 s (PD tracking
-alone: 0.6-1 s). Run needs a stronger planner, which its catalogue entry sets (horizon 20, 32 samples, 2
-iterations, about 190 ms per control step): see :func:`mpc_settings`.
+20 s from every start at about 44 ms per control step. Run and dance_a need a stronger planner, which their
+catalogue entries set (horizon 20, 32 samples, 2 iterations, about 190-230 ms per control step; see
+:func:`mpc_settings`): run then stays up 20 s from 5 of 10 starts, dance_a from 9 of 10, though it tracks the
+dance loosely (reward per step about 0.25 against walk's 0.7; MPJPE 400 mm). Backflip still falls within about 2 s (PD tracking
+alone: 0.6-1 s).
 """
 
 from __future__ import annotations
