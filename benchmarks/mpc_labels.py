@@ -92,7 +92,7 @@ def measure(args) -> dict:
     mpc.close()
     env.close()
     figures = {part: rad_rms(values) for part, values in squares.items()}
-    figures["carried plan share of offset power"] = float(np.mean(squares["carried plan"]) / np.mean(squares["offset"]))
+    figures["carried plan to offset power ratio"] = float(np.mean(squares["carried plan"]) / np.mean(squares["offset"]))
     return {"figures": figures, "query_points": points, "steps_survived": survived, "settings": dict(mpc.settings),
             "wall_s": time.perf_counter() - start}
 
@@ -111,6 +111,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if min(args.starts, args.steps, args.every, args.queries) < 1 or args.queries < 2:
         p.error("--starts, --steps and --every must be at least 1, --queries at least 2")
+    if args.steps <= args.every:
+        p.error(f"--steps ({args.steps}) must exceed --every ({args.every}): the first query comes after --every steps")
     return args
 
 
@@ -129,9 +131,9 @@ def main(argv=None) -> int:
         f"Steps the MPC stayed up per episode: {result['steps_survived']}.", "",
         "| part of the label | RMS (rad of PD target) |", "|---|---:|",
         *[f"| {part} | {f[part]:.4f} |" for part in PARTS], "",
-        f"The carried plan accounts for {100 * f['carried plan share of offset power']:.0f} % of the offset's power "
-        "(mean squares): that part comes from the episode's history, which a policy sees only as far as the "
-        "current state reflects it.",
+        f"The carried plan's mean square is {100 * f['carried plan to offset power ratio']:.0f} % of the offset's "
+        "(a ratio of mean squares; the parts are not independent, so it is not an exact share): that part comes "
+        "from the episode's history, which a policy sees only as far as the current state reflects it.",
     ]
     print("\n".join(lines))
     args.out.parent.mkdir(parents=True, exist_ok=True)

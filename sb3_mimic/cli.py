@@ -285,7 +285,7 @@ def _add_mpc_options(p: argparse.ArgumentParser) -> None:
         kind = float if name == "noise" else int
         p.add_argument(f"--mpc_{name}", type=kind, default=None,
                        help=f"{helps[name]} (with --expert mpc; default: the clip's catalogue setting, else "
-                            f"{MPC_DEFAULTS[name]})")
+                            f"{MPC_DEFAULTS[name]})%(default).0s")  # %(default).0s: no "(default: None)" appended
 
 
 def _mpc_kwargs(args: argparse.Namespace) -> dict:

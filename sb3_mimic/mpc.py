@@ -13,7 +13,7 @@ simulated motion agree exactly, and the cost of all samples is computed in one v
 
 Measured on 2 threads (``benchmarks/experts.py``, 10 starts per clip): with the defaults walk stays up the full
 20 s from every start at about 44 ms per control step. Run and dance_a need a stronger planner, which their
-catalogue entries set (horizon 20, 32 samples, 2 iterations, about 190-230 ms per control step; see
+catalogue entries set (horizon 20, 32 samples, 2 iterations, about 185-190 ms per control step; see
 :func:`mpc_settings`): run then stays up 20 s from 5 of 10 starts, dance_a from 9 of 10, though it tracks the
 dance loosely (reward per step about 0.25 against walk's 0.7; MPJPE 400 mm). Backflip still falls within about 2 s (PD tracking
 alone: 0.6-1 s).
@@ -32,7 +32,7 @@ from sb3_mimic import _imitation  # noqa: F401
 from sb3_mimic import character
 from sb3_mimic._util import available_cores
 from sb3_mimic.envs.mimic_humanoid import ACTION_SCALE, MimicHumanoidEnv, reward_features
-from sb3_mimic.motion import catalogue
+from sb3_mimic.motion import resolve_clip
 from sb3_mimic.reward import SCALES, TERMS, WEIGHTS, PoseFeatures
 from imitation.policies.base import NonTrainablePolicy
 
@@ -135,10 +135,15 @@ MPC_DEFAULTS: dict[str, float | int | bool] = {
 }
 
 
-def mpc_settings(clip_name: str) -> dict:
+def mpc_settings(clip: str) -> dict:
     """:class:`MPCExpert`'s settings for a clip: :data:`MPC_DEFAULTS`, updated by the ``"mpc"`` entry of the
-    clip's catalogue entry where it has one (clips that need a stronger planner than walk, e.g. run)."""
-    info = catalogue().get(clip_name.removeprefix("humanoid3d_"))
+    clip's catalogue entry where it has one (clips that need a stronger planner than walk, e.g. run).
+
+    :param clip: a catalogue name (an unknown one raises :class:`~sb3_mimic.motion.MotionClipError`) or a clip
+        file path, resolved like the env's ``motion`` (a file named after a catalogue clip gets its settings,
+        as it gets its fall rules; any other file the defaults)
+    """
+    clip_name, _, info = resolve_clip(clip)
     overrides = dict(info.mpc) if info is not None else {}
     unknown = sorted(set(overrides) - set(MPC_DEFAULTS))
     if unknown:
@@ -199,10 +204,9 @@ class MPCExpert(NonTrainablePolicy):
             raise TypeError("MPCExpert needs MimicHumanoidEnv envs (or a DummyVecEnv of them)")
         if envs[0].action_mode != "pd_target":
             raise ValueError("MPCExpert plans PD targets: use an env with action_mode='pd_target'")
-        given = {"horizon": horizon, "samples": samples, "iterations": iterations, "noise": noise, "knots": knots,
-                 "temperature": temperature, "fall_penalty": fall_penalty, "reanchor_heading": reanchor_heading,
-                 "decay": decay}
-        self.settings = mpc_settings(envs[0].clip.name)
+        arguments = locals()
+        given = {name: arguments[name] for name in MPC_DEFAULTS}  # the arguments named like the settings
+        self.settings = mpc_settings(envs[0].clip.path)
         self.settings.update({name: value for name, value in given.items() if value is not None})
         horizon, samples, iterations, noise, knots, temperature, fall_penalty, reanchor_heading, decay = (
             self.settings[name] for name in given

@@ -77,3 +77,9 @@ def test_mpc_dagger_records_the_planner_settings_it_used(tmp_path):
     # what was given, and walk's settings (the defaults) for the rest: a resumed run plans the same way
     assert recorded == {**MPC_DEFAULTS, "horizon": 3, "samples": 3, "nthread": 1}
     assert TRPO.load(run_dir / "policy.zip", device="cpu").sb3_mimic["trained_by"] == "dagger (mpc)"
+    state = json.loads((run_dir / CONFIG_FILE).read_text())
+    state["config"]["rounds"] = 2
+    (run_dir / CONFIG_FILE).write_text(json.dumps(state))
+    run_dagger(None, run_dir, resume=True, log=lambda *_: None)  # takes back every recorded setting
+    state = json.loads((run_dir / CONFIG_FILE).read_text())
+    assert state["rounds_done"] == 2 and state["config"]["mpc_kwargs"] == recorded

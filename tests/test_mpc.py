@@ -83,6 +83,10 @@ def test_settings_come_from_the_clip_catalogue_unless_given(monkeypatch):
     raw = json.loads(data_path("motions", "catalogue.json").read_text())["clips"]
     assert mpc_settings("walk") == MPC_DEFAULTS and "mpc" not in raw["walk"]
     assert mpc_settings("run") == {**MPC_DEFAULTS, **raw["run"]["mpc"]} != MPC_DEFAULTS
+    run_file = gymnasium.make("MimicHumanoidRun-v0").unwrapped.clip.path  # a clip loaded by path: as its name
+    assert mpc_settings(run_file) == mpc_settings("run")
+    with pytest.raises(motion.MotionClipError, match="rnu"):
+        mpc_settings("rnu")
     run = MPCExpert(gymnasium.make("MimicHumanoidRun-v0"), samples=4, nthread=1)
     assert run.samples == 4 and run.horizon == raw["run"]["mpc"]["horizon"] and run.settings["samples"] == 4
     run.close()
