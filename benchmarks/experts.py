@@ -33,7 +33,6 @@ if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
 import argparse
 import datetime
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -41,16 +40,16 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-import torch as th
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # measure this checkout, installed or not
-import sb3_mimic
 from sb3_mimic.dagger import DAggerConfig, run_dagger
 from sb3_mimic.demos import DemoMetadata, save_demos
 from sb3_mimic.evaluation import evaluate, policy_actor
 from sb3_mimic.experts import PDExpert
 from sb3_mimic.mpc import MPCExpert
 from sb3_mimic.sft import SFTConfig, env_spec_for, load_policy, run_sft
+
+from _machine import load_average, machine
 from imitation.data.types import Transitions
 
 DEFAULT_CLIPS = ("walk", "run", "dance_a", "backflip")
@@ -228,9 +227,7 @@ def main(argv=None) -> int:
     now = datetime.datetime.now().astimezone()
     header = [
         f"# Experts benchmark ({now:%Y-%m-%d %H:%M %Z})", "",
-        f"Machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, Python "
-        f"{platform.python_version()}, torch {th.__version__}, sb3_mimic {sb3_mimic.__version__}; load average at "
-        f"start {' / '.join(f'{x:.2f}' for x in os.getloadavg())}.",
+        f"Machine: {machine()}; load average at start {load_average()}.",
         f"Experts: {args.expert_starts} reference-state starts; policies: {args.episodes}; seed {args.seed}; DAgger "
         f"{args.dagger_rounds} rounds x {args.dagger_steps} steps. Wall times include labelling by the expert.",
     ]

@@ -35,7 +35,6 @@ import argparse
 import datetime
 import json
 import math
-import platform
 import sys
 import time
 from pathlib import Path
@@ -44,11 +43,12 @@ import gymnasium as gym
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # measure this checkout, installed or not
-import sb3_mimic
 from sb3_mimic.envs.mimic_humanoid import ACTION_SCALE
 from sb3_mimic.experts import PDExpert
 from sb3_mimic.mpc import MPCExpert
 from sb3_mimic.sft import env_spec_for
+
+from _machine import machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PARTS = ("offset", "sampling", "carried plan", "cold offset")
@@ -72,7 +72,8 @@ def measure(args) -> dict:
         obs, _ = env.reset(seed=args.seed + episode)
         steps = 0
         for step in range(args.steps):
-            if step % args.every == 0 and step > 0:
+            query = step > 0 and step % args.every == 0
+            if query:
                 pd_label = pd.predict(obs, deterministic=True)[0]
                 warm = np.stack([mpc.plan(commit=False) for _ in range(args.queries)])
                 cold = np.stack([mpc.plan(warm=False, commit=False) for _ in range(args.queries)])
@@ -80,9 +81,8 @@ def measure(args) -> dict:
                 squares["carried plan"].append(float(((warm.mean(0) - cold.mean(0)) ** 2).mean()))
                 squares["cold offset"].append(float(((cold.mean(0) - pd_label) ** 2).mean()))
                 points += 1
-            pd_label = pd.predict(obs, deterministic=True)[0]
             action = mpc.plan()
-            if step % args.every == 0 and step > 0:
+            if query:
                 squares["offset"].append(float(((action - pd_label) ** 2).mean()))
             obs, _, terminated, truncated, _ = env.step(action)
             steps += 1
@@ -123,8 +123,7 @@ def main(argv=None) -> int:
     f = result["figures"]
     lines = [
         f"# What an MPC label is made of ({now:%Y-%m-%d %H:%M %Z})", "",
-        f"Machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, Python "
-        f"{platform.python_version()}, sb3_mimic {sb3_mimic.__version__}. Clip {args.clip}, {args.starts} starts "
+        f"Machine: {machine()}. Clip {args.clip}, {args.starts} starts "
         f"(seed {args.seed}) x {args.steps} steps, {result['query_points']} query points with {args.queries} warm "
         f"and {args.queries} cold answers each; {result['wall_s']:.0f} s.",
         "MPC settings: " + ", ".join(f"{k} {v}" for k, v in result["settings"].items()) + ".",

@@ -48,6 +48,8 @@ from sb3_mimic.evaluation import evaluate, policy_actor
 from sb3_mimic.experts import PDExpert
 from sb3_mimic.sft import SFTConfig, load_policy, run_sft
 
+from _machine import load_average, machine
+
 DEFAULT_CLIPS = ("walk", "run", "dance_a", "backflip")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "sft.md"
 ACTORS = ("zero", "pd_expert", "sft")
@@ -139,11 +141,6 @@ def markdown_table(results: dict[str, dict]) -> list[str]:
     return lines
 
 
-def load_average() -> str:
-    """The 1, 5 and 15 min load averages, for the record."""
-    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", nargs="+", default=list(DEFAULT_CLIPS), metavar="CLIP",
@@ -169,9 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     header = [
         f"# SFT benchmark ({now:%Y-%m-%d %H:%M %Z})",
         "",
-        f"Machine: {os.cpu_count()} CPUs (os.cpu_count), torch threads at start {threads_start}, "
-        f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, torch {th.__version__}, "
-        f"sb3_mimic {sb3_mimic.__version__}.",
+        f"Machine: {machine()}; torch threads at start {threads_start}.",
         f"SFT: default `sb3-mimic sft` arguments (no eval); evaluation: {args.episodes} reference-state starts, "
         f"seed {args.seed}, the same for every actor.",
         f"Load average at start: {load_start} (other processes slow the wall time down).",

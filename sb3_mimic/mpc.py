@@ -204,27 +204,25 @@ class MPCExpert(NonTrainablePolicy):
             raise TypeError("MPCExpert needs MimicHumanoidEnv envs (or a DummyVecEnv of them)")
         if envs[0].action_mode != "pd_target":
             raise ValueError("MPCExpert plans PD targets: use an env with action_mode='pd_target'")
-        arguments = locals()
-        given = {name: arguments[name] for name in MPC_DEFAULTS}  # the arguments named like the settings
+        arguments = locals()  # the arguments named like the settings override the clip's settings
         self.settings = mpc_settings(envs[0].clip.path)
-        self.settings.update({name: value for name, value in given.items() if value is not None})
-        horizon, samples, iterations, noise, knots, temperature, fall_penalty, reanchor_heading, decay = (
-            self.settings[name] for name in given
-        )
-        for name, value, low in (("horizon", horizon, 2), ("samples", samples, 2), ("iterations", iterations, 1),
-                                 ("knots", knots, 2)):
+        self.settings.update({name: arguments[name] for name in MPC_DEFAULTS if arguments[name] is not None})
+        settings = self.settings
+        for name, low in (("horizon", 2), ("samples", 2), ("iterations", 1), ("knots", 2)):
+            value = settings[name]
             if int(value) != value or value < low:
                 raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
-        if not (noise > 0 and temperature > 0 and fall_penalty >= 0):
+        if not (settings["noise"] > 0 and settings["temperature"] > 0 and settings["fall_penalty"] >= 0):
             raise ValueError("noise and temperature must be positive, fall_penalty not negative")
-        if not 0.0 < decay <= 1.0:
-            raise ValueError(f"decay must be in (0, 1], got {decay!r}")
+        if not 0.0 < settings["decay"] <= 1.0:
+            raise ValueError(f"decay must be in (0, 1], got {settings['decay']!r}")
         super().__init__(envs[0].observation_space, envs[0].action_space)
         self.envs = envs
-        self.horizon, self.samples, self.iterations = int(horizon), int(samples), int(iterations)
-        self.noise, self.knots, self.temperature, self.fall_penalty = noise, int(knots), temperature, fall_penalty
-        self.reanchor_heading = reanchor_heading
-        self.decay = decay
+        self.horizon, self.samples, self.iterations, self.knots = (
+            int(settings[name]) for name in ("horizon", "samples", "iterations", "knots")
+        )
+        self.noise, self.temperature, self.fall_penalty = settings["noise"], settings["temperature"], settings["fall_penalty"]
+        self.reanchor_heading, self.decay = settings["reanchor_heading"], settings["decay"]
         self.rng = np.random.default_rng(seed)
         base = envs[0]
         self.substeps, self.clip, self.dt, self.index = base.frame_skip, base.clip, base.dt, base.index
