@@ -256,7 +256,7 @@ def test_actuator_behaviour_gain_and_norm_clamp(dm_char, dm_ctrl, model):
     gains = {c["Name"]: c["Kp"] for c in dm_ctrl["PDControllers"]}
     data = mujoco.MjData(model)
     rng = np.random.default_rng(0)
-    for a, (name, kind) in enumerate(character.JOINTS):
+    for a, (name, _kind) in enumerate(character.JOINTS):
         adr, n = int(model.actuator_ctrladr[a]), int(model.actuator_ctrlnum[a])
         dof = int(model.joint(name).dofadr[0])
         direction = rng.normal(size=n)

@@ -180,8 +180,8 @@ def test_seeded_resets_are_reproducible():
 def test_zero_torque_falls_and_getup_never_falls():
     env = gymnasium.make("MimicHumanoidWalk-v0", action_mode="torque")
     env.reset(seed=0)
-    for step in range(90):
-        _, _, terminated, truncated, info = env.step(np.zeros(28, dtype=np.float32))
+    for step in range(90):  # noqa: B007 - step is read after the loop
+        _, _, terminated, _, info = env.step(np.zeros(28, dtype=np.float32))
         if terminated:
             break
     assert terminated and info["fell"] and not info["clip_end"] and step < 60
@@ -221,7 +221,7 @@ def test_torque_mode():
 def test_nan_and_out_of_range_actions_never_crash(walk):
     walk.reset(seed=0)
     action = np.full(28, np.nan, dtype=np.float32)
-    obs, reward, terminated, truncated, info = walk.step(action)
+    obs, reward, _, _, info = walk.step(action)
     assert info["invalid_action"] and np.isfinite(obs).all() and np.isfinite(reward)
     obs, reward, *_ = walk.step(np.full(28, 1e9, dtype=np.float32))
     assert np.isfinite(obs).all()
@@ -297,7 +297,7 @@ def test_pickle_and_subproc_vec_env():
     # worker processes import sb3_mimic (and so register its ids) through the "module:id" form
     vec = make_vec_env("sb3_mimic:MimicHumanoidWalk-v0", n_envs=2, vec_env_cls=SubprocVecEnv, seed=0)
     obs = vec.reset()
-    obs, rewards, dones, infos = vec.step(np.zeros((2, 28), dtype=np.float32))
+    obs, rewards, _, infos = vec.step(np.zeros((2, 28), dtype=np.float32))
     assert obs.shape == (2, 197) and rewards.shape == (2,) and "mpjpe" in infos[0]
     vec.close()
 

@@ -348,7 +348,7 @@ def test_cli_finetune_uses_the_policys_action_mode(torque_zip, tmp_path, capsys)
     code = main(["finetune", "--load_sft_pretrain", str(torque_zip), "--mocap", "walk", "--num_timesteps", "256",
                  "--save_per_iter", "1", "--run_dir", str(run_dir), "--n_envs", "1", "--eval_episodes", "2",
                  "--critic_warmup", "0", "--no_progress"])
-    out, err = capsys.readouterr()
+    _, err = capsys.readouterr()
     assert code == 0, err
     run = json.loads((run_dir / "run.json").read_text())
     assert run["env_id"] == WALK and run["env_kwargs"] == {"action_mode": "torque"}

@@ -392,7 +392,7 @@ def test_load_policy_errors(walk, tmp_path):
     with pytest.raises(PolicyLoadError, match="observations of size 3") as err:
         sft.load_policy(tmp_path / "pendulum.pth", env=walk)
     assert "197" in str(err.value)
-    with pytest.raises(PolicyLoadError, match="spaces|observations"):
+    with pytest.raises(PolicyLoadError, match=r"spaces|observations"):
         sft.check_policy_fits(foreign, walk)
 
 

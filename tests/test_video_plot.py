@@ -166,7 +166,7 @@ def test_learning_curves_errors(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match=re.escape(str(empty / "evaluations.csv"))):
         load_evaluations(empty)
     good = write_run(tmp_path / "good", 3, 1.0)
-    with pytest.raises(FileNotFoundError, match="evaluations.csv"):
+    with pytest.raises(FileNotFoundError, match=r"evaluations\.csv"):
         plot_learning_curves([good, empty], tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
     partial = write_run(tmp_path / "partial", 3, 1.0, columns=["env_steps", "wall_time_s", "normalized_return"])
