@@ -276,7 +276,8 @@ MPC_OPTIONS = ("horizon", "samples", "iterations", "noise")
 
 
 def _add_mpc_options(p: argparse.ArgumentParser) -> None:
-    """--mpc_horizon, --mpc_samples, --mpc_iterations, --mpc_noise (the clip's MPC settings when not given)."""
+    """--mpc_horizon, --mpc_samples, --mpc_iterations, --mpc_noise, --mpc_stateless (the clip's MPC settings
+    when not given)."""
     from sb3_mimic.mpc import MPC_DEFAULTS
 
     helps = {"horizon": "MPC planning horizon, control steps", "samples": "MPC rollouts per iteration",
@@ -287,10 +288,15 @@ def _add_mpc_options(p: argparse.ArgumentParser) -> None:
                        help=f"{helps[name]} (with --expert mpc; default: the clip's catalogue setting, else "
                             f"{MPC_DEFAULTS[name]})%(default).0s")  # %(default).0s: no "(default: None)" appended
 
+    p.add_argument("--mpc_stateless", action="store_const", const=True, default=None,
+                   help="MPC plans every step from the reference with fixed perturbations, so that its label is a "
+                        "function of the state alone (with --expert mpc; give --mpc_iterations 3 or more)")
+
 
 def _mpc_kwargs(args: argparse.Namespace) -> dict:
     """The --mpc_* options given on the command line (the others come from the clip's settings)."""
-    return {name: getattr(args, f"mpc_{name}") for name in MPC_OPTIONS if getattr(args, f"mpc_{name}") is not None}
+    names = (*MPC_OPTIONS, "stateless")
+    return {name: getattr(args, f"mpc_{name}") for name in names if getattr(args, f"mpc_{name}") is not None}
 
 
 def _policy_and_env(args: argparse.Namespace, **env_overrides):

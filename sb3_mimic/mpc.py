@@ -131,7 +131,7 @@ class _CostModel:
 #: :class:`MPCExpert`'s settings for a clip whose catalogue entry gives none.
 MPC_DEFAULTS: dict[str, float | int | bool] = {
     "horizon": 15, "samples": 16, "iterations": 1, "noise": 0.1, "knots": 4, "temperature": 0.1,
-    "fall_penalty": 3.0, "reanchor_heading": True, "decay": 0.95,
+    "fall_penalty": 3.0, "reanchor_heading": True, "decay": 0.95, "stateless": False,
 }
 
 
@@ -162,7 +162,7 @@ class MPCExpert(NonTrainablePolicy):
 
     Every setting left at ``None`` comes from :func:`mpc_settings` of the env's clip: :data:`MPC_DEFAULTS`
     (horizon 15, samples 16, iterations 1, noise 0.1, knots 4, temperature 0.1, fall_penalty 3, heading
-    re-anchored, decay 0.95), which the clip's catalogue entry may override; the resolved values are in
+    re-anchored, decay 0.95, not stateless), which the clip's catalogue entry may override; the resolved values are in
     :attr:`settings`.
 
     :param env: the env (or a ``DummyVecEnv`` of them) whose states it labels
@@ -180,6 +180,11 @@ class MPCExpert(NonTrainablePolicy):
     :param decay: the warm-started plan is multiplied by this each step. Without it (1.0) the offsets
         random-walk away from the reference over hundreds of steps (mean 0.14 rad after 2 s, 0.5 rad after
         20 s on walk) and tracking decays with them
+    :param stateless: plan every call from the plain reference with the same perturbations (drawn once from
+        ``seed``), so that the label is a deterministic function of the env's physics state and clip time, as
+        DAgger assumes of its expert, whatever the expert labelled before. Off by default: the warm-started
+        expert costs less per call. It needs more than one iteration: on walk, 3 iterations of 16 samples kept 10 of
+        10 starts up 20 s at 76 ms per call on 2 cores (``benchmarks/results/experts_walk_stateless.md``)
     :param nthread: rollout threads (default: one per core)
     :param seed: seeds the perturbations
     """
@@ -196,6 +201,7 @@ class MPCExpert(NonTrainablePolicy):
         fall_penalty: float | None = None,
         reanchor_heading: bool | None = None,
         decay: float | None = None,
+        stateless: bool | None = None,
         nthread: int | None = None,
         seed: int = 0,
     ) -> None:
@@ -216,6 +222,8 @@ class MPCExpert(NonTrainablePolicy):
             raise ValueError("noise and temperature must be positive, fall_penalty not negative")
         if not 0.0 < settings["decay"] <= 1.0:
             raise ValueError(f"decay must be in (0, 1], got {settings['decay']!r}")
+        if settings["stateless"] not in (True, False):
+            raise ValueError(f"stateless must be True or False, got {settings['stateless']!r}")
         super().__init__(envs[0].observation_space, envs[0].action_space)
         self.envs = envs
         self.horizon, self.samples, self.iterations, self.knots = (
@@ -223,7 +231,12 @@ class MPCExpert(NonTrainablePolicy):
         )
         self.noise, self.temperature, self.fall_penalty = settings["noise"], settings["temperature"], settings["fall_penalty"]
         self.reanchor_heading, self.decay = settings["reanchor_heading"], settings["decay"]
+        self.stateless = bool(settings["stateless"])
         self.rng = np.random.default_rng(seed)
+        # stateless planning reuses one set of unit perturbations on every call (common random numbers)
+        self._fixed_noise = np.random.default_rng([seed, 1]).normal(
+            0.0, 1.0, (self.iterations, self.samples, self.knots, envs[0].index.action_dofs.size)
+        ) if self.stateless else None
         base = envs[0]
         self.substeps, self.clip, self.dt, self.index = base.frame_skip, base.clip, base.dt, base.index
         self._cost = _CostModel(base)
@@ -303,7 +316,7 @@ class MPCExpert(NonTrainablePolicy):
         """One MPC step for sub-env ``env_index``: the normalised PD-target action to apply now.
 
         :param warm: start from the plan carried from the previous step of this episode (``False``: from the
-            plain reference, as on an isolated state)
+            plain reference, as on an isolated state); a ``stateless`` expert always starts from the reference
         :param commit: keep the new plan for the next step; ``False`` asks what the expert would do now and
             leaves the carried plan as it was (its random stream still advances), e.g. to measure how much
             its labels vary
@@ -311,15 +324,20 @@ class MPCExpert(NonTrainablePolicy):
         env = self.envs[env_index]
         key = (id(env), env._start_time)
         previous = self._plans.get(env_index)
-        if warm and previous is not None and previous[0] == key and previous[1] == env._steps - 1:
+        if self.stateless:
+            plan = np.zeros((self.horizon, self.index.action_dofs.size))
+        elif warm and previous is not None and previous[0] == key and previous[1] == env._steps - 1:
             plan = previous[2]  # warm start: the previous plan, shifted by one step (done below)
         else:
             plan = np.zeros((self.horizon, self.index.action_dofs.size))
         ref_qpos, ref_qvel, ref_ee, ref_com, targets = self._reference(env)
         mujoco.mj_getState(env.model, env.data, self._state, _STATE)
         sigma = self.noise / ACTION_SCALE
-        for _ in range(self.iterations):
-            eps = self.rng.normal(0.0, sigma, (self.samples, self.knots, plan.shape[1]))
+        for iteration in range(self.iterations):
+            if self.stateless:
+                eps = sigma * self._fixed_noise[iteration]
+            else:
+                eps = self.rng.normal(0.0, sigma, (self.samples, self.knots, plan.shape[1]))
             eps[0] = 0.0  # keep the current plan among the candidates
             candidates = plan[None] + np.einsum("hk,nka->nha", self._interp, eps)
             rolled_out = self._rollout(np.clip(targets[None] + candidates, -1.0, 1.0))

@@ -15,7 +15,7 @@ from sb3_contrib import TRPO
 
 import sb3_mimic.demos
 from sb3_mimic import sft
-from sb3_mimic.cli import build_parser, main
+from sb3_mimic.cli import _mpc_kwargs, build_parser, main
 from sb3_mimic.evaluation import evaluate, policy_actor
 
 GUIDE_ARGS = [
@@ -101,13 +101,15 @@ def test_eval_bad_arguments(tmp_path, capsys):
 def test_eval_mpc_expert_with_its_options(tmp_path, capsys):
     report = tmp_path / "mpc.json"
     argv = ["eval", "--expert", "mpc", "--mocap", "walk", "--eval_episodes", "1", "--seed", "3", "--json", str(report),
-            "--mpc_horizon", "4", "--mpc_samples", "4", "--mpc_noise", "0.05"]
+            "--mpc_horizon", "4", "--mpc_samples", "4", "--mpc_noise", "0.05", "--mpc_stateless"]
     assert main(argv) == 0
     assert "MPC expert" in capsys.readouterr().out
     figures = json.loads(report.read_text())
     assert figures["episodes"] == 1 and figures["mean_survival_s"] > 0
     args = build_parser().parse_args(argv)
     assert (args.mpc_horizon, args.mpc_samples, args.mpc_iterations, args.mpc_noise) == (4, 4, None, 0.05)
+    assert _mpc_kwargs(args) == {"horizon": 4, "samples": 4, "noise": 0.05, "stateless": True}
+    assert _mpc_kwargs(build_parser().parse_args(argv[:-1])) == {"horizon": 4, "samples": 4, "noise": 0.05}
 
 
 def test_help_lists_the_guide_arguments_and_defaults(capsys):

@@ -23,10 +23,11 @@ def survival(env, act, start: float) -> int:
     return STEPS
 
 
-def test_mpc_outlasts_pd_tracking_from_the_same_start():
+@pytest.mark.parametrize("settings", [{"samples": 12}, {"stateless": True, "iterations": 3}], ids=["warm", "stateless"])
+def test_mpc_outlasts_pd_tracking_from_the_same_start(settings):
     env = gymnasium.make("MimicHumanoidWalk-v0")
     pd = PDExpert.for_env(env)
-    mpc = MPCExpert(env, samples=12, seed=0)
+    mpc = MPCExpert(env, seed=0, **settings)
     start = 0.1
     pd_steps = survival(env, lambda o: pd.predict(o, deterministic=True)[0], start)
     mpc_steps = survival(env, lambda o: mpc.predict(o, deterministic=True)[0], start)
@@ -71,6 +72,27 @@ def test_queries_that_do_not_commit_leave_the_carried_plan_alone():
     np.testing.assert_array_equal(queries[2], cold)
     assert np.abs(queries[0] - cold).max() > 1e-4  # the carried plan matters
     mpc.close(), fresh.close()
+
+
+def test_a_stateless_expert_labels_a_state_whatever_it_labelled_before():
+    env = gymnasium.make("MimicHumanoidWalk-v0")
+    settings = {"samples": 4, "horizon": 4, "iterations": 2, "stateless": True, "nthread": 1}
+    seasoned = MPCExpert(env, seed=3, **settings)
+    env.reset(options={"start_time": 0.4})
+    for _ in range(3):
+        env.step(seasoned.plan())  # a history, and its random stream moved on
+    fresh = MPCExpert(env, seed=3, **settings)
+    label = fresh.plan()
+    np.testing.assert_array_equal(seasoned.plan(), label)
+    np.testing.assert_array_equal(seasoned.plan(warm=False, commit=False), label)
+    other_seed = MPCExpert(env, seed=4, **settings)
+    assert np.abs(other_seed.plan() - label).max() > 1e-4  # the fixed perturbations come from the seed
+    env.step(label)
+    assert np.abs(fresh.plan() - label).max() > 1e-4  # a new state, a new label
+    with pytest.raises(ValueError, match="stateless must be True or False"):
+        MPCExpert(env, stateless="no")
+    for expert in (seasoned, fresh, other_seed):
+        expert.close()
 
 
 def test_settings_come_from_the_clip_catalogue_unless_given(monkeypatch):
