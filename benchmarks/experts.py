@@ -3,7 +3,8 @@
 For each clip (default ``walk run dance_a backflip``), in one run:
 
 1. **PD expert** (``PDExpert.for_env(env, lookahead=1)``) and **MPC expert** (``MPCExpert(env)`` with the
-   clip's settings, ``mpc_settings(clip)``: the defaults unless the catalogue sets others) act alone from
+   clip's settings, ``mpc_settings(clip)``: the defaults unless the catalogue sets others; ``--mpc`` overrides
+   them, for the DAgger step too) act alone from
    ``--expert_starts`` seeded reference-state starts (``evaluate(..., seed=--seed)``; episode ``i`` starts from
    ``reset(seed=seed + i)``) up to the registered 20 s limit. Reported: mean survival,
    how many starts stayed up the whole 20 s, normalised return, MPJPE, and the labelling cost (wall ms per
@@ -21,6 +22,7 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/experts.py                     # about 1.5-2 hours on 2 cores
     .venv/bin/python benchmarks/experts.py --clips walk --json benchmarks/results/experts.json
+    .venv/bin/python benchmarks/experts.py --clips walk --mpc stateless=true iterations=3   # other MPC settings
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from sb3_mimic.dagger import DAggerConfig, run_dagger
 from sb3_mimic.demos import DemoMetadata, save_demos
 from sb3_mimic.evaluation import evaluate, policy_actor
 from sb3_mimic.experts import PDExpert
-from sb3_mimic.mpc import MPCExpert
+from sb3_mimic.mpc import MPC_DEFAULTS, MPCExpert
 from sb3_mimic.sft import SFTConfig, env_spec_for, load_policy, run_sft
 
 from _machine import load_average, machine
@@ -108,7 +110,7 @@ def bench_clip(clip: str, args, folder: Path, say) -> dict:
     say(f"PD expert alone, {args.expert_starts} starts")
     out["pd_expert"], _ = run_expert(env, PDExpert.for_env(env, lookahead=1), args.expert_starts, args.seed)
     say(f"MPC expert alone, {args.expert_starts} starts")
-    mpc = MPCExpert(env, seed=args.seed)
+    mpc = MPCExpert(env, seed=args.seed, **args.mpc)
     out["mpc_expert"], timed = run_expert(env, mpc, args.expert_starts, args.seed, record=True)
     out["mpc_expert"]["settings"] = dict(mpc.settings)
     mpc.close()
@@ -136,7 +138,7 @@ def bench_clip(clip: str, args, folder: Path, say) -> dict:
     if args.dagger_rounds:
         say(f"DAgger on MPC labels ({args.dagger_rounds} rounds x {args.dagger_steps} steps)")
         config = DAggerConfig(mocap=clip, expert="mpc", rounds=args.dagger_rounds, steps_per_round=args.dagger_steps,
-                              seed=args.seed)
+                              seed=args.seed, mpc_kwargs=dict(args.mpc))
         start = time.perf_counter()
         run_dagger(config, folder / f"dagger_{clip}", log=lambda line: say(f"  {line}"))
         wall = time.perf_counter() - start
@@ -212,11 +214,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of the starts, the expert and the training")
     p.add_argument("--dagger_rounds", type=int, default=8, help="DAgger rounds (default 8; 0: skip DAgger)")
     p.add_argument("--dagger_steps", type=int, default=2500, help="labelled steps per round (default 2500)")
+    p.add_argument("--mpc", nargs="+", default=[], metavar="SETTING=VALUE",
+                   help="override the MPC expert's settings for every clip, e.g. stateless=true iterations=3 "
+                        "(values in JSON; names: sb3_mimic.mpc.MPC_DEFAULTS)")
     p.add_argument("--keep", type=Path, default=None, metavar="DIR", help="keep policies, demos and runs in DIR")
     p.add_argument("--out", type=Path, default=RESULTS / "experts.md", help="Markdown report")
     p.add_argument("--png", type=Path, default=RESULTS / "experts.png", help="bar chart")
     p.add_argument("--json", type=Path, default=None, help="also write every figure as JSON")
     args = p.parse_args(argv)
+    overrides = {}
+    for item in args.mpc:
+        name, _, value = item.partition("=")
+        if name not in MPC_DEFAULTS or not value:
+            p.error(f"--mpc {item}: expected SETTING=VALUE with SETTING one of {sorted(MPC_DEFAULTS)}")
+        try:
+            overrides[name] = json.loads(value)
+        except json.JSONDecodeError:
+            p.error(f"--mpc {item}: {value!r} is not a JSON value (numbers, true, false)")
+    args.mpc = overrides
     if min(args.expert_starts, args.episodes) < 1 or args.dagger_rounds < 0 or args.dagger_steps < 1:
         p.error("--expert_starts, --episodes and --dagger_steps must be at least 1, --dagger_rounds at least 0")
     return args
@@ -245,7 +260,7 @@ def main(argv=None) -> int:
     checks = checks_for(results, args)
     report = ["Checks:", ""] + [f"- {label}: {'PASS' if ok else 'FAIL'} ({fig})" for label, ok, fig in checks]
     report += ["", *markdown_table(results), "", "MPC settings (`sb3_mimic.mpc.mpc_settings`: defaults and the clip's "
-               "catalogue entry):", ""]
+               "catalogue entry" + (f"; `--mpc` overrides {args.mpc}" if args.mpc else "") + "):", ""]
     report += [f"- {clip}: " + ", ".join(f"{k} {v}" for k, v in entry["mpc_expert"]["settings"].items())
                for clip, entry in results.items()]
     report += ["", f"![experts]({args.png.name})"]
