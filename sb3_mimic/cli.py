@@ -295,8 +295,10 @@ def _add_mpc_options(p: argparse.ArgumentParser) -> None:
 
 def _mpc_kwargs(args: argparse.Namespace) -> dict:
     """The --mpc_* options given on the command line (the others come from the clip's settings)."""
-    names = (*MPC_OPTIONS, "stateless")
-    return {name: getattr(args, f"mpc_{name}") for name in names if getattr(args, f"mpc_{name}") is not None}
+    from sb3_mimic.mpc import MPC_DEFAULTS
+
+    given = {name: getattr(args, f"mpc_{name}", None) for name in MPC_DEFAULTS}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def _policy_and_env(args: argparse.Namespace, **env_overrides):

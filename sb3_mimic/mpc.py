@@ -233,10 +233,14 @@ class MPCExpert(NonTrainablePolicy):
         self.reanchor_heading, self.decay = settings["reanchor_heading"], settings["decay"]
         self.stateless = bool(settings["stateless"])
         self.rng = np.random.default_rng(seed)
-        # stateless planning reuses one set of unit perturbations on every call (common random numbers)
-        self._fixed_noise = np.random.default_rng([seed, 1]).normal(
-            0.0, 1.0, (self.iterations, self.samples, self.knots, envs[0].index.action_dofs.size)
-        ) if self.stateless else None
+        # stateless planning reuses one set of perturbations on every call (common random numbers), the first
+        # sample of each iteration unperturbed like the random ones below
+        self._fixed_eps = None
+        if self.stateless:
+            self._fixed_eps = np.random.default_rng([seed, 1]).normal(
+                0.0, self.noise / ACTION_SCALE, (self.iterations, self.samples, self.knots, envs[0].index.action_dofs.size)
+            )
+            self._fixed_eps[:, 0] = 0.0
         base = envs[0]
         self.substeps, self.clip, self.dt, self.index = base.frame_skip, base.clip, base.dt, base.index
         self._cost = _CostModel(base)
@@ -324,9 +328,8 @@ class MPCExpert(NonTrainablePolicy):
         env = self.envs[env_index]
         key = (id(env), env._start_time)
         previous = self._plans.get(env_index)
-        if self.stateless:
-            plan = np.zeros((self.horizon, self.index.action_dofs.size))
-        elif warm and previous is not None and previous[0] == key and previous[1] == env._steps - 1:
+        if (warm and not self.stateless and previous is not None and previous[0] == key
+                and previous[1] == env._steps - 1):
             plan = previous[2]  # warm start: the previous plan, shifted by one step (done below)
         else:
             plan = np.zeros((self.horizon, self.index.action_dofs.size))
@@ -335,10 +338,10 @@ class MPCExpert(NonTrainablePolicy):
         sigma = self.noise / ACTION_SCALE
         for iteration in range(self.iterations):
             if self.stateless:
-                eps = sigma * self._fixed_noise[iteration]
+                eps = self._fixed_eps[iteration]
             else:
                 eps = self.rng.normal(0.0, sigma, (self.samples, self.knots, plan.shape[1]))
-            eps[0] = 0.0  # keep the current plan among the candidates
+                eps[0] = 0.0  # keep the current plan among the candidates
             candidates = plan[None] + np.einsum("hk,nka->nha", self._interp, eps)
             rolled_out = self._rollout(np.clip(targets[None] + candidates, -1.0, 1.0))
             costs = self._costs(rolled_out, (ref_qpos, ref_qvel, ref_ee, ref_com))
