@@ -272,16 +272,17 @@ def _add_video(sub) -> None:
     p.set_defaults(func=_run_video)
 
 
-MPC_OPTIONS = ("horizon", "samples", "iterations", "noise")
+MPC_OPTIONS = ("horizon", "samples", "iterations", "noise", "ensemble")
 
 
 def _add_mpc_options(p: argparse.ArgumentParser) -> None:
-    """--mpc_horizon, --mpc_samples, --mpc_iterations, --mpc_noise, --mpc_stateless (the clip's MPC settings
-    when not given)."""
+    """--mpc_horizon, --mpc_samples, --mpc_iterations, --mpc_noise, --mpc_ensemble, --mpc_stateless (the clip's
+    MPC settings when not given)."""
     from sb3_mimic.mpc import MPC_DEFAULTS
 
     helps = {"horizon": "MPC planning horizon, control steps", "samples": "MPC rollouts per iteration",
-             "iterations": "MPC iterations per control step", "noise": "MPC perturbation std, rad of PD target"}
+             "iterations": "MPC iterations per control step", "noise": "MPC perturbation std, rad of PD target",
+             "ensemble": "stateless MPC plans averaged per label (with --mpc_stateless)"}
     for name in MPC_OPTIONS:
         kind = float if name == "noise" else int
         p.add_argument(f"--mpc_{name}", type=kind, default=None,

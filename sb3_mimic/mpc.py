@@ -131,7 +131,7 @@ class _CostModel:
 #: :class:`MPCExpert`'s settings for a clip whose catalogue entry gives none.
 MPC_DEFAULTS: dict[str, float | int | bool] = {
     "horizon": 15, "samples": 16, "iterations": 1, "noise": 0.1, "knots": 4, "temperature": 0.1,
-    "fall_penalty": 3.0, "reanchor_heading": True, "decay": 0.95, "stateless": False,
+    "fall_penalty": 3.0, "reanchor_heading": True, "decay": 0.95, "stateless": False, "ensemble": 1,
 }
 
 
@@ -162,8 +162,8 @@ class MPCExpert(NonTrainablePolicy):
 
     Every setting left at ``None`` comes from :func:`mpc_settings` of the env's clip: :data:`MPC_DEFAULTS`
     (horizon 15, samples 16, iterations 1, noise 0.1, knots 4, temperature 0.1, fall_penalty 3, heading
-    re-anchored, decay 0.95, not stateless), which the clip's catalogue entry may override; the resolved values are in
-    :attr:`settings`.
+    re-anchored, decay 0.95, not stateless, ensemble 1), which the clip's catalogue entry may override; the
+    resolved values are in :attr:`settings`.
 
     :param env: the env (or a ``DummyVecEnv`` of them) whose states it labels
     :param horizon: planning horizon, control steps (15 = 0.5 s)
@@ -185,6 +185,11 @@ class MPCExpert(NonTrainablePolicy):
         DAgger assumes of its expert, whatever the expert labelled before. Off by default: the warm-started
         expert costs less per call. It needs more than one iteration: on walk, 3 iterations of 16 samples kept 10 of
         10 starts up 20 s at 76 ms per call on 2 cores (``benchmarks/results/experts_walk_stateless.md``)
+    :param ensemble: with ``stateless``, the label is the mean of this many stateless plans, member ``k``
+        drawing its fixed perturbations from seed ``seed + k`` (so it equals the mean of ``ensemble``
+        separate stateless experts seeded ``seed, seed + 1, ...``). The mean is a smoother function of the
+        state, which a network fits more closely, at ``ensemble`` times the cost per label. In one measurement
+        on walk (3000 labels), 4 members brought BC's validation MSE from 1.2e-4 to 4.3e-5 at 290 ms per label
     :param nthread: rollout threads (default: one per core)
     :param seed: seeds the perturbations
     """
@@ -202,6 +207,7 @@ class MPCExpert(NonTrainablePolicy):
         reanchor_heading: bool | None = None,
         decay: float | None = None,
         stateless: bool | None = None,
+        ensemble: int | None = None,
         nthread: int | None = None,
         seed: int = 0,
     ) -> None:
@@ -214,7 +220,7 @@ class MPCExpert(NonTrainablePolicy):
         self.settings = mpc_settings(envs[0].clip.path)
         self.settings.update({name: arguments[name] for name in MPC_DEFAULTS if arguments[name] is not None})
         settings = self.settings
-        for name, low in (("horizon", 2), ("samples", 2), ("iterations", 1), ("knots", 2)):
+        for name, low in (("horizon", 2), ("samples", 2), ("iterations", 1), ("knots", 2), ("ensemble", 1)):
             value = settings[name]
             if int(value) != value or value < low:
                 raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
@@ -224,23 +230,30 @@ class MPCExpert(NonTrainablePolicy):
             raise ValueError(f"decay must be in (0, 1], got {settings['decay']!r}")
         if settings["stateless"] not in (True, False):
             raise ValueError(f"stateless must be True or False, got {settings['stateless']!r}")
+        if settings["ensemble"] > 1 and not settings["stateless"]:
+            raise ValueError(
+                f"ensemble={settings['ensemble']} averages stateless plans: also pass stateless=True "
+                "(--mpc_stateless), or leave ensemble at 1"
+            )
         super().__init__(envs[0].observation_space, envs[0].action_space)
         self.envs = envs
-        self.horizon, self.samples, self.iterations, self.knots = (
-            int(settings[name]) for name in ("horizon", "samples", "iterations", "knots")
+        self.horizon, self.samples, self.iterations, self.knots, self.ensemble = (
+            int(settings[name]) for name in ("horizon", "samples", "iterations", "knots", "ensemble")
         )
         self.noise, self.temperature, self.fall_penalty = settings["noise"], settings["temperature"], settings["fall_penalty"]
         self.reanchor_heading, self.decay = settings["reanchor_heading"], settings["decay"]
         self.stateless = bool(settings["stateless"])
         self.rng = np.random.default_rng(seed)
-        # stateless planning reuses one set of perturbations on every call (common random numbers), the first
-        # sample of each iteration unperturbed like the random ones below
+        # stateless planning reuses one set of perturbations per ensemble member on every call (common random
+        # numbers), the first sample of each iteration unperturbed like the random ones below
         self._fixed_eps = None
         if self.stateless:
-            self._fixed_eps = np.random.default_rng([seed, 1]).normal(
-                0.0, self.noise / ACTION_SCALE, (self.iterations, self.samples, self.knots, envs[0].index.action_dofs.size)
+            shape = (self.iterations, self.samples, self.knots, envs[0].index.action_dofs.size)
+            self._fixed_eps = np.stack(
+                [np.random.default_rng([seed + k, 1]).normal(0.0, self.noise / ACTION_SCALE, shape)
+                 for k in range(self.ensemble)]
             )
-            self._fixed_eps[:, 0] = 0.0
+            self._fixed_eps[:, :, 0] = 0.0
         base = envs[0]
         self.substeps, self.clip, self.dt, self.index = base.frame_skip, base.clip, base.dt, base.index
         self._cost = _CostModel(base)
@@ -326,32 +339,39 @@ class MPCExpert(NonTrainablePolicy):
             its labels vary
         """
         env = self.envs[env_index]
+        ref_qpos, ref_qvel, ref_ee, ref_com, targets = self._reference(env)
+        reference = (ref_qpos, ref_qvel, ref_ee, ref_com)
+        mujoco.mj_getState(env.model, env.data, self._state, _STATE)
+        start = np.zeros((self.horizon, self.index.action_dofs.size))
+        if self.stateless:  # every member plans from the plain reference; the label is their mean
+            actions = [self._optimise(start, targets, reference, member) for member in self._fixed_eps]
+            return np.mean([np.clip(targets[0] + plan[0], -1.0, 1.0).astype(np.float32) for plan in actions], axis=0)
         key = (id(env), env._start_time)
         previous = self._plans.get(env_index)
-        if (warm and not self.stateless and previous is not None and previous[0] == key
-                and previous[1] == env._steps - 1):
-            plan = previous[2]  # warm start: the previous plan, shifted by one step (done below)
-        else:
-            plan = np.zeros((self.horizon, self.index.action_dofs.size))
-        ref_qpos, ref_qvel, ref_ee, ref_com, targets = self._reference(env)
-        mujoco.mj_getState(env.model, env.data, self._state, _STATE)
+        if warm and previous is not None and previous[0] == key and previous[1] == env._steps - 1:
+            start = previous[2]  # warm start: the previous plan, shifted by one step (done below)
+        plan = self._optimise(start, targets, reference, None)
+        if commit:
+            self._plans[env_index] = (key, env._steps, self.decay * np.vstack([plan[1:], plan[-1:]]))
+        return np.clip(targets[0] + plan[0], -1.0, 1.0).astype(np.float32)
+
+    def _optimise(self, plan: np.ndarray, targets: np.ndarray, reference, fixed_eps: np.ndarray | None) -> np.ndarray:
+        """MPPI iterations from ``plan`` (offsets from ``targets``) and the state in ``self._state``; the
+        perturbations are ``fixed_eps`` (one set per iteration) or fresh draws from :attr:`rng`."""
         sigma = self.noise / ACTION_SCALE
         for iteration in range(self.iterations):
-            if self.stateless:
-                eps = self._fixed_eps[iteration]
+            if fixed_eps is not None:
+                eps = fixed_eps[iteration]
             else:
                 eps = self.rng.normal(0.0, sigma, (self.samples, self.knots, plan.shape[1]))
                 eps[0] = 0.0  # keep the current plan among the candidates
             candidates = plan[None] + np.einsum("hk,nka->nha", self._interp, eps)
             rolled_out = self._rollout(np.clip(targets[None] + candidates, -1.0, 1.0))
-            costs = self._costs(rolled_out, (ref_qpos, ref_qvel, ref_ee, ref_com))
+            costs = self._costs(rolled_out, reference)
             spread = max(float(costs.max() - costs.min()), 1e-9)
             weights = np.exp(-(costs - costs.min()) / (self.temperature * spread))
             plan = np.einsum("n,nha->ha", weights / weights.sum(), candidates)
-        action = np.clip(targets[0] + plan[0], -1.0, 1.0)
-        if commit:
-            self._plans[env_index] = (key, env._steps, self.decay * np.vstack([plan[1:], plan[-1:]]))
-        return action.astype(np.float32)
+        return plan
 
     def _choose_action(self, obs: np.ndarray) -> np.ndarray:
         return self.plan(0)

@@ -96,20 +96,22 @@ def test_eval_bad_arguments(tmp_path, capsys):
     assert "Available clips" in capsys.readouterr().err
     assert main(["eval", "--expert", "mpc", "--mocap", "walk", "--mpc_horizon", "1"]) == 2
     assert "horizon must be a whole number >= 2" in capsys.readouterr().err
+    assert main(["eval", "--expert", "mpc", "--mocap", "walk", "--mpc_ensemble", "2"]) == 2
+    assert "also pass stateless=True (--mpc_stateless)" in capsys.readouterr().err
 
 
 def test_eval_mpc_expert_with_its_options(tmp_path, capsys):
     report = tmp_path / "mpc.json"
     argv = ["eval", "--expert", "mpc", "--mocap", "walk", "--eval_episodes", "1", "--seed", "3", "--json", str(report),
-            "--mpc_horizon", "4", "--mpc_samples", "4", "--mpc_noise", "0.05", "--mpc_stateless"]
+            "--mpc_horizon", "4", "--mpc_samples", "4", "--mpc_noise", "0.05", "--mpc_ensemble", "2", "--mpc_stateless"]
     assert main(argv) == 0
     assert "MPC expert" in capsys.readouterr().out
     figures = json.loads(report.read_text())
     assert figures["episodes"] == 1 and figures["mean_survival_s"] > 0
     args = build_parser().parse_args(argv)
     assert (args.mpc_horizon, args.mpc_samples, args.mpc_iterations, args.mpc_noise) == (4, 4, None, 0.05)
-    assert _mpc_kwargs(args) == {"horizon": 4, "samples": 4, "noise": 0.05, "stateless": True}
-    assert _mpc_kwargs(build_parser().parse_args(argv[:-1])) == {"horizon": 4, "samples": 4, "noise": 0.05}
+    assert _mpc_kwargs(args) == {"horizon": 4, "samples": 4, "noise": 0.05, "stateless": True, "ensemble": 2}
+    assert _mpc_kwargs(build_parser().parse_args(argv[:-1])) == {"horizon": 4, "samples": 4, "noise": 0.05, "ensemble": 2}
 
 
 def test_help_lists_the_guide_arguments_and_defaults(capsys):

@@ -95,6 +95,24 @@ def test_a_stateless_expert_labels_a_state_whatever_it_labelled_before():
         expert.close()
 
 
+def test_an_ensemble_label_is_the_mean_of_separately_seeded_stateless_experts():
+    env = gymnasium.make("MimicHumanoidWalk-v0")
+    settings = {"samples": 4, "horizon": 4, "iterations": 2, "stateless": True, "nthread": 1}
+    env.reset(options={"start_time": 0.7})
+    members = [MPCExpert(env, seed=seed, **settings) for seed in (3, 4, 5)]
+    ensemble = MPCExpert(env, seed=3, ensemble=3, **settings)
+    labels = np.array([member.plan() for member in members])
+    np.testing.assert_allclose(ensemble.plan(), labels.mean(axis=0), rtol=0, atol=1e-6)
+    assert np.abs(labels[0] - labels[1]).max() > 1e-4  # the members differ, so the mean is not one of them
+    assert ensemble.settings["ensemble"] == 3
+    with pytest.raises(ValueError, match="also pass stateless=True"):
+        MPCExpert(env, ensemble=2)
+    with pytest.raises(ValueError, match="ensemble must be a whole number >= 1"):
+        MPCExpert(env, stateless=True, ensemble=1.5)
+    for expert in (*members, ensemble):
+        expert.close()
+
+
 def test_settings_come_from_the_clip_catalogue_unless_given(monkeypatch):
     import json
 
