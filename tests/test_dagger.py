@@ -83,3 +83,31 @@ def test_mpc_dagger_records_the_planner_settings_it_used(tmp_path):
     run_dagger(None, run_dir, resume=True, log=lambda *_: None)  # takes back every recorded setting
     state = json.loads((run_dir / CONFIG_FILE).read_text())
     assert state["rounds_done"] == 2 and state["config"]["mpc_kwargs"] == recorded
+
+
+def test_the_learner_acts_with_its_mean_action_while_a_round_is_collected(tmp_path):
+    import gymnasium as gym
+    import numpy as np
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from sb3_mimic.dagger import _DAggerTrainer
+    from sb3_mimic.experts import PDExpert
+    from sb3_mimic.sft import DEFAULT_EXPLORATION_STD, make_trpo, set_exploration_std
+    from imitation.algorithms import bc
+    from imitation.algorithms.dagger import SimpleDAggerTrainer
+
+    venv = DummyVecEnv([lambda: gym.make("MimicHumanoidWalk-v0")])
+    model = make_trpo(venv, 16, 1, seed=0)
+    set_exploration_std(model, DEFAULT_EXPLORATION_STD)  # as every DAgger round leaves it
+    rng = np.random.default_rng(0)
+    learner = bc.BC(observation_space=venv.observation_space, action_space=venv.action_space, rng=rng,
+                    policy=model.policy, device="cpu")
+    obs = venv.reset()
+    mean_action = model.policy.predict(obs, deterministic=True)[0]
+    kwargs = dict(venv=venv, scratch_dir=tmp_path, expert_policy=PDExpert.for_env(venv), rng=rng, bc_trainer=learner)
+    ours = _DAggerTrainer(**kwargs).create_trajectory_collector()
+    np.testing.assert_array_equal(ours.get_robot_acts(obs), mean_action)
+    np.testing.assert_array_equal(ours.get_robot_acts(obs), mean_action)
+    # imitation's own collector samples around it, with the policy's exploration std
+    sampled = SimpleDAggerTrainer(**kwargs).create_trajectory_collector().get_robot_acts(obs)
+    assert 0.5 * DEFAULT_EXPLORATION_STD < np.std(sampled - mean_action) < 2 * DEFAULT_EXPLORATION_STD
