@@ -379,7 +379,7 @@ def _add_dagger(sub) -> None:
         "dagger",
         help="DAgger: distil the PD or MPC expert into the TRPO policy, round by round",
         description=(
-            "Each round runs the current policy (mixed with the expert with probability beta_decay**round), labels the "
+            "Each round runs the current policy (mixed with the expert, whose share is beta_decay**round), labels the "
             "visited states with the expert running alongside, and retrains the policy on all rounds' labels. Rounds' "
             "data stay in RUN_DIR/demos; RUN_DIR/policy.zip is the same TRPO-ready zip as `sft` writes."
         ),
@@ -390,7 +390,10 @@ def _add_dagger(sub) -> None:
     p.add_argument("--rounds", type=int, default=d.rounds, help="DAgger rounds")
     p.add_argument("--steps_per_round", type=int, default=d.steps_per_round, help="env steps labelled per round")
     p.add_argument("--epochs_per_round", type=int, default=d.epochs_per_round, help="BC epochs after each round")
-    p.add_argument("--beta_decay", type=float, default=d.beta_decay, help="expert-action probability decay per round")
+    p.add_argument("--beta_decay", type=float, default=d.beta_decay, help="decay per round of the expert's share")
+    p.add_argument("--mixing", choices=["switch", "blend"], default=d.mixing,
+                   help="switch: each step runs the expert's action with probability beta, else the learner's "
+                        "(imitation's DAgger); blend: each step runs beta * expert + (1 - beta) * learner")
     p.add_argument("--init_policy", help="start from this policy (e.g. an SFT zip)")
     p.add_argument("--hidden_size", type=int, default=d.hidden_size, help="units per hidden layer (fresh policy)")
     p.add_argument("--num_layers", type=int, default=d.num_layers, help="hidden layers (fresh policy)")

@@ -1,9 +1,10 @@
 """DAgger: distil an expert (PD or MPC) into the TRPO policy, with ``imitation``'s DAgger trainer.
 
-Each round runs the current policy, with its mean action (mixed with the expert with probability ``beta``,
-decaying over the rounds), in the env, labels every visited state with the expert (which runs alongside the
-episode, so a stateful expert such as the MPC keeps its warm-started plan), adds the labels to all earlier
-rounds' and retrains the policy by BC on the aggregate.  Everything lives in a run directory::
+Each round runs the current policy, with its mean action, mixed with the expert (whose share ``beta`` decays over
+the rounds: its action with probability ``beta``, or with ``mixing="blend"`` a weighted mean of the two actions),
+in the env, labels every visited state with the expert (which runs alongside the episode, so a stateful expert
+such as the MPC keeps its warm-started plan), adds the labels to all earlier rounds' and retrains the policy by
+BC on the aggregate.  Everything lives in a run directory::
 
     RUN_DIR/dagger.json          the configuration and the number of finished rounds
     RUN_DIR/demos/round-NNN/     every round's labelled episodes (imitation's format), kept
@@ -37,11 +38,23 @@ from sb3_mimic.sft import (
     use_one_torch_thread,
 )
 from imitation.algorithms import bc
-from imitation.algorithms.dagger import ExponentialBetaSchedule, SimpleDAggerTrainer
+from imitation.algorithms.dagger import ExponentialBetaSchedule, InteractiveTrajectoryCollector, SimpleDAggerTrainer
 from imitation.data import rollout
 from imitation.util import logger as imitation_logger
 
 CONFIG_FILE = "dagger.json"
+MIXINGS = ("switch", "blend")
+
+
+class _BlendingCollector(InteractiveTrajectoryCollector):
+    """imitation's collector, except that every step executes ``beta * expert + (1 - beta) * learner`` instead of
+    one of the two drawn with probability ``beta``. The label is still the expert's action."""
+
+    def step_async(self, actions: np.ndarray) -> None:
+        assert self._is_reset, "call .reset() before .step()"
+        learner = self.get_robot_acts(self._last_obs)
+        self._last_user_actions = actions
+        self.venv.step_async(self.beta * np.asarray(actions) + (1.0 - self.beta) * learner)
 
 
 class _DAggerTrainer(SimpleDAggerTrainer):
@@ -52,11 +65,16 @@ class _DAggerTrainer(SimpleDAggerTrainer):
     clone's own error, so the collected states were those of a noisy learner, not of the policy as it runs.
     """
 
-    def create_trajectory_collector(self):
-        collector = super().create_trajectory_collector()
+    mixing = "switch"
+    """``"blend"``: collect with :class:`_BlendingCollector`."""
+
+    def create_trajectory_collector(self) -> InteractiveTrajectoryCollector:
         policy = self.bc_trainer.policy
-        collector.get_robot_acts = lambda obs: policy.predict(obs, deterministic=True)[0]
-        return collector
+        kind = _BlendingCollector if self.mixing == "blend" else InteractiveTrajectoryCollector
+        return kind(
+            venv=self.venv, get_robot_acts=lambda obs: policy.predict(obs, deterministic=True)[0],
+            beta=self.beta_schedule(self.round_num), save_dir=self._demo_dir_path_for_round(), rng=self.rng,
+        )
 
 
 @dataclass
@@ -71,7 +89,11 @@ class DAggerConfig:
     """Env steps labelled per round (at least; whole episodes)."""
     epochs_per_round: int = 20
     beta_decay: float = 0.5
-    """Probability of executing the expert's action in round r is ``beta_decay ** r``."""
+    """The expert's share in round r is ``beta ** r`` (see ``mixing``)."""
+    mixing: str = "switch"
+    """``"switch"``: each step executes the expert's action with probability beta, else the learner's
+    (imitation's DAgger). ``"blend"``: each step executes ``beta * expert + (1 - beta) * learner``, so the
+    learner takes over gradually and episodes last longer while it is still poor."""
     init_policy: str | None = None
     """Start from this policy (e.g. an SFT zip) instead of a fresh one."""
     hidden_size: int = 64
@@ -91,6 +113,8 @@ class DAggerConfig:
                      "lookahead"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if self.mixing not in MIXINGS:
+            raise ValueError(f"--mixing must be one of {', '.join(MIXINGS)}, got {self.mixing!r}")
         if not 0.0 <= self.beta_decay <= 1.0:
             raise ValueError(f"--beta_decay must be in [0, 1], got {self.beta_decay}")
         if not self.lr > 0:
@@ -154,6 +178,7 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
             venv=venv, scratch_dir=run_dir, expert_policy=expert, rng=rng, bc_trainer=trainer_bc,
             beta_schedule=ExponentialBetaSchedule(config.beta_decay), custom_logger=quiet,
         )
+        trainer.mixing = config.mixing
         trainer.round_num = done  # the rounds already on disk are loaded with the next one
         with warnings.catch_warnings():
             # imitation stores episode infos with jsonpickle (a deprecation warning per episode) and logs

@@ -55,7 +55,7 @@ def test_dagger_output_loads_in_finetune(tmp_path):
 
 
 def test_dagger_refuses_bad_arguments_and_reused_folders(tmp_path, capsys):
-    for bad in ({"rounds": 0}, {"expert": "oracle"}, {"beta_decay": 1.5}, {"mocap": "wlak"}):
+    for bad in ({"rounds": 0}, {"expert": "oracle"}, {"beta_decay": 1.5}, {"mocap": "wlak"}, {"mixing": "average"}):
         with pytest.raises(ValueError):
             DAggerConfig(**{**TINY, **bad}).validate()
     assert main(["dagger", "--resume", str(tmp_path / "none")]) == 2
@@ -111,3 +111,52 @@ def test_the_learner_acts_with_its_mean_action_while_a_round_is_collected(tmp_pa
     # imitation's own collector samples around it, with the policy's exploration std
     sampled = SimpleDAggerTrainer(**kwargs).create_trajectory_collector().get_robot_acts(obs)
     assert 0.5 * DEFAULT_EXPLORATION_STD < np.std(sampled - mean_action) < 2 * DEFAULT_EXPLORATION_STD
+
+
+def test_a_blending_round_executes_the_weighted_mean_of_expert_and_learner(tmp_path):
+    import gymnasium as gym
+    import numpy as np
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from sb3_mimic.dagger import _DAggerTrainer
+    from sb3_mimic.experts import PDExpert
+    from sb3_mimic.sft import make_trpo
+    from imitation.algorithms import bc
+
+    executed = []
+
+    class Record(gym.Wrapper):
+        def step(self, action):
+            executed.append(np.array(action))
+            return self.env.step(action)
+
+    venv = DummyVecEnv([lambda: Record(gym.make("MimicHumanoidWalk-v0"))])
+    model = make_trpo(venv, 16, 1, seed=0)
+    rng = np.random.default_rng(0)
+    learner = bc.BC(observation_space=venv.observation_space, action_space=venv.action_space, rng=rng,
+                    policy=model.policy, device="cpu")
+    trainer = _DAggerTrainer(venv=venv, scratch_dir=tmp_path, expert_policy=PDExpert.for_env(venv), rng=rng,
+                             bc_trainer=learner, beta_schedule=lambda round_num: 0.25)
+    trainer.mixing = "blend"
+    collector = trainer.create_trajectory_collector()
+    obs = collector.reset()
+    expert_action = np.full((1, 28), 0.2, dtype=np.float32)
+    learner_action = model.policy.predict(obs, deterministic=True)[0]
+    collector.step(expert_action)
+    np.testing.assert_allclose(executed[-1], 0.25 * expert_action[0] + 0.75 * learner_action[0], rtol=0, atol=1e-6)
+    assert np.abs(learner_action - expert_action).max() > 0.05  # the blend differs from either action
+    # the label kept for the step is the expert's action
+    assert collector._last_user_actions is expert_action
+
+
+def test_the_command_line_runs_a_blending_dagger_and_records_it(tmp_path):
+    run_dir = tmp_path / "blend"
+    argv = ["dagger", "--mocap", "walk", "--expert", "pd", "--rounds", "2", "--steps_per_round", "60",
+            "--epochs_per_round", "1", "--hidden_size", "16", "--num_layers", "1", "--batch_size", "32",
+            "--mixing", "blend", "--run_dir", str(run_dir)]
+    assert main(argv) == 0
+    state = json.loads((run_dir / CONFIG_FILE).read_text())
+    assert state["rounds_done"] == 2 and state["config"]["mixing"] == "blend"
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv[:-4], "--mixing", "average", "--run_dir", str(tmp_path / "x")])
+    assert exit_info.value.code == 2
