@@ -65,8 +65,10 @@ class _DAggerTrainer(SimpleDAggerTrainer):
     clone's own error, so the collected states were those of a noisy learner, not of the policy as it runs.
     """
 
-    mixing = "switch"
-    """``"blend"``: collect with :class:`_BlendingCollector`."""
+    def __init__(self, *, mixing: str = "switch", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.mixing = mixing
+        """``"blend"``: collect with :class:`_BlendingCollector`."""
 
     def create_trajectory_collector(self) -> InteractiveTrajectoryCollector:
         policy = self.bc_trainer.policy
@@ -89,7 +91,7 @@ class DAggerConfig:
     """Env steps labelled per round (at least; whole episodes)."""
     epochs_per_round: int = 20
     beta_decay: float = 0.5
-    """The expert's share in round r is ``beta ** r`` (see ``mixing``)."""
+    """The expert's share in round r is ``beta_decay ** r`` (see ``mixing``)."""
     mixing: str = "switch"
     """``"switch"``: each step executes the expert's action with probability beta, else the learner's
     (imitation's DAgger). ``"blend"``: each step executes ``beta * expert + (1 - beta) * learner``, so the
@@ -158,7 +160,10 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
     if config.expert == "mpc":
         from sb3_mimic.mpc import MPCExpert
 
-        expert = MPCExpert(venv, seed=config.seed + done, **config.mpc_kwargs)
+        # a stateless expert keeps its fixed perturbations (its labels stay one function of the state) across a
+        # resume; a warm-started one continues with a fresh random stream
+        stateless = bool(config.mpc_kwargs.get("stateless", False))
+        expert = MPCExpert(venv, seed=config.seed if stateless else config.seed + done, **config.mpc_kwargs)
         # recorded in full: a resumed run plans as the first one did
         config.mpc_kwargs = {**config.mpc_kwargs, **expert.settings}
     else:
@@ -176,9 +181,8 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
         )
         trainer = _DAggerTrainer(
             venv=venv, scratch_dir=run_dir, expert_policy=expert, rng=rng, bc_trainer=trainer_bc,
-            beta_schedule=ExponentialBetaSchedule(config.beta_decay), custom_logger=quiet,
+            beta_schedule=ExponentialBetaSchedule(config.beta_decay), custom_logger=quiet, mixing=config.mixing,
         )
-        trainer.mixing = config.mixing
         trainer.round_num = done  # the rounds already on disk are loaded with the next one
         with warnings.catch_warnings():
             # imitation stores episode infos with jsonpickle (a deprecation warning per episode) and logs

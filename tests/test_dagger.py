@@ -85,6 +85,28 @@ def test_mpc_dagger_records_the_planner_settings_it_used(tmp_path):
     assert state["rounds_done"] == 2 and state["config"]["mpc_kwargs"] == recorded
 
 
+def test_a_resumed_stateless_mpc_dagger_keeps_its_expert_seed(tmp_path, monkeypatch):
+    from sb3_mimic import mpc
+
+    seeds = []
+    original = mpc.MPCExpert.__init__
+
+    def recorded(self, *args, seed=0, **kwargs):
+        seeds.append(seed)
+        original(self, *args, seed=seed, **kwargs)
+
+    monkeypatch.setattr(mpc.MPCExpert, "__init__", recorded)
+    run_dir = tmp_path / "stateless"
+    config = DAggerConfig(rounds=1, seed=7, **{**TINY, "expert": "mpc", "steps_per_round": 40},
+                          mpc_kwargs={"horizon": 3, "samples": 3, "stateless": True, "nthread": 1})
+    run_dagger(config, run_dir, log=lambda *_: None)
+    state = json.loads((run_dir / CONFIG_FILE).read_text())
+    state["config"]["rounds"] = 2
+    (run_dir / CONFIG_FILE).write_text(json.dumps(state))
+    run_dagger(None, run_dir, resume=True, log=lambda *_: None)
+    assert seeds == [7, 7]  # the same fixed perturbations, so the same labelling function in every round
+
+
 def test_the_learner_acts_with_its_mean_action_while_a_round_is_collected(tmp_path):
     import gymnasium as gym
     import numpy as np
@@ -136,8 +158,7 @@ def test_a_blending_round_executes_the_weighted_mean_of_expert_and_learner(tmp_p
     learner = bc.BC(observation_space=venv.observation_space, action_space=venv.action_space, rng=rng,
                     policy=model.policy, device="cpu")
     trainer = _DAggerTrainer(venv=venv, scratch_dir=tmp_path, expert_policy=PDExpert.for_env(venv), rng=rng,
-                             bc_trainer=learner, beta_schedule=lambda round_num: 0.25)
-    trainer.mixing = "blend"
+                             bc_trainer=learner, beta_schedule=lambda round_num: 0.25, mixing="blend")
     collector = trainer.create_trajectory_collector()
     obs = collector.reset()
     expert_action = np.full((1, 28), 0.2, dtype=np.float32)
@@ -149,7 +170,17 @@ def test_a_blending_round_executes_the_weighted_mean_of_expert_and_learner(tmp_p
     assert collector._last_user_actions is expert_action
 
 
-def test_the_command_line_runs_a_blending_dagger_and_records_it(tmp_path):
+def test_the_command_line_runs_a_blending_dagger_and_records_it(tmp_path, monkeypatch):
+    from sb3_mimic import dagger
+
+    blended_steps = []
+    original = dagger._BlendingCollector.step_async
+
+    def counted(self, actions):
+        blended_steps.append(self.beta)
+        original(self, actions)
+
+    monkeypatch.setattr(dagger._BlendingCollector, "step_async", counted)
     run_dir = tmp_path / "blend"
     argv = ["dagger", "--mocap", "walk", "--expert", "pd", "--rounds", "2", "--steps_per_round", "60",
             "--epochs_per_round", "1", "--hidden_size", "16", "--num_layers", "1", "--batch_size", "32",
@@ -157,6 +188,7 @@ def test_the_command_line_runs_a_blending_dagger_and_records_it(tmp_path):
     assert main(argv) == 0
     state = json.loads((run_dir / CONFIG_FILE).read_text())
     assert state["rounds_done"] == 2 and state["config"]["mixing"] == "blend"
+    assert sorted(set(blended_steps)) == [0.5, 1.0]  # both rounds collected by blending, with beta 0.5 ** round
     with pytest.raises(SystemExit) as exit_info:
         main([*argv[:-4], "--mixing", "average", "--run_dir", str(tmp_path / "x")])
     assert exit_info.value.code == 2
