@@ -372,7 +372,7 @@ def _run_plot(args: argparse.Namespace) -> int:
 
 
 def _add_dagger(sub) -> None:
-    from sb3_mimic.dagger import DAggerConfig
+    from sb3_mimic.dagger import MIXINGS, DAggerConfig
 
     d = DAggerConfig()
     p = sub.add_parser(
@@ -391,7 +391,7 @@ def _add_dagger(sub) -> None:
     p.add_argument("--steps_per_round", type=int, default=d.steps_per_round, help="env steps labelled per round")
     p.add_argument("--epochs_per_round", type=int, default=d.epochs_per_round, help="BC epochs after each round")
     p.add_argument("--beta_decay", type=float, default=d.beta_decay, help="decay per round of the expert's share")
-    p.add_argument("--mixing", choices=["switch", "blend"], default=d.mixing,
+    p.add_argument("--mixing", choices=MIXINGS, default=d.mixing,
                    help="switch: each step runs the expert's action with probability beta, else the learner's "
                         "(imitation's DAgger); blend: each step runs beta * expert + (1 - beta) * learner")
     p.add_argument("--init_policy", help="start from this policy (e.g. an SFT zip)")

@@ -4,16 +4,32 @@ from __future__ import annotations
 
 import json
 
+import gymnasium as gym
+import numpy as np
 import pytest
 from sb3_contrib import TRPO
+from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_mimic.cli import main
-from sb3_mimic.dagger import CONFIG_FILE, DAggerConfig, run_dagger
+from sb3_mimic.dagger import CONFIG_FILE, DAggerConfig, _DAggerTrainer, run_dagger
+from sb3_mimic.experts import PDExpert
 from sb3_mimic.rl import RunConfig, run_training
-from sb3_mimic.sft import load_policy
+from sb3_mimic.sft import DEFAULT_EXPLORATION_STD, load_policy, make_trpo, set_exploration_std
+from imitation.algorithms import bc
+from imitation.algorithms.dagger import SimpleDAggerTrainer
 
 TINY = dict(mocap="walk", expert="pd", steps_per_round=120, epochs_per_round=1, hidden_size=16, num_layers=1,
             batch_size=32)
+
+
+def _trainer_kwargs(venv, tmp_path):
+    """A fresh 16-unit TRPO policy and the keyword arguments of a DAgger trainer around it (PD expert)."""
+    model = make_trpo(venv, 16, 1, seed=0)
+    rng = np.random.default_rng(0)
+    learner = bc.BC(observation_space=venv.observation_space, action_space=venv.action_space, rng=rng,
+                    policy=model.policy, device="cpu")
+    return model, dict(venv=venv, scratch_dir=tmp_path, expert_policy=PDExpert.for_env(venv), rng=rng,
+                       bc_trainer=learner)
 
 
 def _round_dirs(run_dir):
@@ -108,25 +124,11 @@ def test_a_resumed_stateless_mpc_dagger_keeps_its_expert_seed(tmp_path, monkeypa
 
 
 def test_the_learner_acts_with_its_mean_action_while_a_round_is_collected(tmp_path):
-    import gymnasium as gym
-    import numpy as np
-    from stable_baselines3.common.vec_env import DummyVecEnv
-
-    from sb3_mimic.dagger import _DAggerTrainer
-    from sb3_mimic.experts import PDExpert
-    from sb3_mimic.sft import DEFAULT_EXPLORATION_STD, make_trpo, set_exploration_std
-    from imitation.algorithms import bc
-    from imitation.algorithms.dagger import SimpleDAggerTrainer
-
     venv = DummyVecEnv([lambda: gym.make("MimicHumanoidWalk-v0")])
-    model = make_trpo(venv, 16, 1, seed=0)
+    model, kwargs = _trainer_kwargs(venv, tmp_path)
     set_exploration_std(model, DEFAULT_EXPLORATION_STD)  # as every DAgger round leaves it
-    rng = np.random.default_rng(0)
-    learner = bc.BC(observation_space=venv.observation_space, action_space=venv.action_space, rng=rng,
-                    policy=model.policy, device="cpu")
     obs = venv.reset()
     mean_action = model.policy.predict(obs, deterministic=True)[0]
-    kwargs = dict(venv=venv, scratch_dir=tmp_path, expert_policy=PDExpert.for_env(venv), rng=rng, bc_trainer=learner)
     ours = _DAggerTrainer(**kwargs).create_trajectory_collector()
     np.testing.assert_array_equal(ours.get_robot_acts(obs), mean_action)
     np.testing.assert_array_equal(ours.get_robot_acts(obs), mean_action)
@@ -136,15 +138,6 @@ def test_the_learner_acts_with_its_mean_action_while_a_round_is_collected(tmp_pa
 
 
 def test_a_blending_round_executes_the_weighted_mean_of_expert_and_learner(tmp_path):
-    import gymnasium as gym
-    import numpy as np
-    from stable_baselines3.common.vec_env import DummyVecEnv
-
-    from sb3_mimic.dagger import _DAggerTrainer
-    from sb3_mimic.experts import PDExpert
-    from sb3_mimic.sft import make_trpo
-    from imitation.algorithms import bc
-
     executed = []
 
     class Record(gym.Wrapper):
@@ -153,12 +146,8 @@ def test_a_blending_round_executes_the_weighted_mean_of_expert_and_learner(tmp_p
             return self.env.step(action)
 
     venv = DummyVecEnv([lambda: Record(gym.make("MimicHumanoidWalk-v0"))])
-    model = make_trpo(venv, 16, 1, seed=0)
-    rng = np.random.default_rng(0)
-    learner = bc.BC(observation_space=venv.observation_space, action_space=venv.action_space, rng=rng,
-                    policy=model.policy, device="cpu")
-    trainer = _DAggerTrainer(venv=venv, scratch_dir=tmp_path, expert_policy=PDExpert.for_env(venv), rng=rng,
-                             bc_trainer=learner, beta_schedule=lambda round_num: 0.25, mixing="blend")
+    model, kwargs = _trainer_kwargs(venv, tmp_path)
+    trainer = _DAggerTrainer(**kwargs, beta_schedule=lambda round_num: 0.25, mixing="blend")
     collector = trainer.create_trajectory_collector()
     obs = collector.reset()
     expert_action = np.full((1, 28), 0.2, dtype=np.float32)
