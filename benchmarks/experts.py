@@ -13,7 +13,8 @@ For each clip (default ``walk run dance_a backflip``), in one run:
 3. **BC on MPC labels**: the same pipeline (``run_sft`` with ``demos=``) on the MPC expert's own closed-loop
    episodes from step 1, saved as a demonstration file; its wall time counts the MPC's labelling time.
 4. **DAgger on MPC labels**: ``run_dagger`` (the ``sb3-mimic dagger --expert mpc`` pipeline) with
-   ``--dagger_rounds`` x ``--dagger_steps``, from scratch; its wall time includes the expert's labelling.
+   ``--dagger_rounds`` x ``--dagger_steps``, from scratch (``--dagger`` sets its other arguments, e.g.
+   ``mixing=blend beta_rampdown=8``); its wall time includes the expert's labelling.
 
 The three policies are evaluated deterministically over ``--episodes`` starts (same seed as the experts).
 Acceptance checks of the MPC issue are printed with PASS/FAIL; the exit status is 0 whatever the figures.
@@ -23,6 +24,8 @@ Run from the repository root::
     .venv/bin/python benchmarks/experts.py                     # about 1.5-2 hours on 2 cores
     .venv/bin/python benchmarks/experts.py --clips walk --json benchmarks/results/experts.json
     .venv/bin/python benchmarks/experts.py --clips walk --mpc stateless=true iterations=3   # other MPC settings
+    .venv/bin/python benchmarks/experts.py --clips walk --mpc stateless=true iterations=3 ensemble=4 \
+        --dagger mixing=blend beta_rampdown=8 epochs_per_round=30 hidden_size=256      # other DAgger arguments
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ from imitation.data.types import Transitions
 
 DEFAULT_CLIPS = ("walk", "run", "dance_a", "backflip")
 RESULTS = Path(__file__).resolve().parent / "results"
+DAGGER_FIXED = ("mocap", "expert", "rounds", "steps_per_round", "seed", "mpc_kwargs", "init_policy")
+"""DAggerConfig fields the benchmark sets itself (``--dagger`` may not)."""
 ACTORS = ("pd_expert", "mpc_expert", "bc_pd", "bc_mpc", "dagger_mpc")
 LABELS = {"pd_expert": "PD expert", "mpc_expert": "MPC expert", "bc_pd": "BC on PD labels",
           "bc_mpc": "BC on MPC labels", "dagger_mpc": "DAgger on MPC labels"}
@@ -138,7 +143,7 @@ def bench_clip(clip: str, args, folder: Path, say) -> dict:
     if args.dagger_rounds:
         say(f"DAgger on MPC labels ({args.dagger_rounds} rounds x {args.dagger_steps} steps)")
         config = DAggerConfig(mocap=clip, expert="mpc", rounds=args.dagger_rounds, steps_per_round=args.dagger_steps,
-                              seed=args.seed, mpc_kwargs=dict(args.mpc))
+                              seed=args.seed, mpc_kwargs=dict(args.mpc), **args.dagger)
         start = time.perf_counter()
         run_dagger(config, folder / f"dagger_{clip}", log=lambda line: say(f"  {line}"))
         wall = time.perf_counter() - start
@@ -206,6 +211,17 @@ def plot(results: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def _setting(p: argparse.ArgumentParser, option: str, item: str, names) -> tuple[str, object]:
+    """``NAME=VALUE`` with NAME in ``names``; VALUE read as JSON (numbers, true, false), else kept as a string."""
+    name, _, value = item.partition("=")
+    if name not in names or not value:
+        p.error(f"{option} {item}: expected SETTING=VALUE with SETTING one of {sorted(names)}")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clips", nargs="+", default=list(DEFAULT_CLIPS), metavar="CLIP")
@@ -217,6 +233,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--mpc", nargs="+", default=[], metavar="SETTING=VALUE",
                    help="override the MPC expert's settings for every clip, e.g. stateless=true iterations=3 "
                         "(values in JSON; names: sb3_mimic.mpc.MPC_DEFAULTS)")
+    p.add_argument("--dagger", nargs="+", default=[], metavar="SETTING=VALUE",
+                   help="other DAgger arguments, e.g. mixing=blend beta_rampdown=8 hidden_size=256 (names: the "
+                        f"fields of sb3_mimic.dagger.DAggerConfig except {', '.join(DAGGER_FIXED)})")
     p.add_argument("--keep", type=Path, default=None, metavar="DIR", help="keep policies, demos and runs in DIR")
     p.add_argument("--out", type=Path, default=RESULTS / "experts.md", help="Markdown report")
     p.add_argument("--png", type=Path, default=RESULTS / "experts.png", help="bar chart")
@@ -232,9 +251,19 @@ def parse_args(argv=None) -> argparse.Namespace:
         except json.JSONDecodeError:
             p.error(f"--mpc {item}: {value!r} is not a JSON value (numbers, true, false)")
     args.mpc = overrides
+    dagger_fields = set(DAggerConfig.__dataclass_fields__) - set(DAGGER_FIXED)
+    args.dagger = dict(_setting(p, "--dagger", item, dagger_fields) for item in args.dagger)
+    try:
+        DAggerConfig(mocap=args.clips[0], **args.dagger).validate()
+    except (TypeError, ValueError) as error:
+        p.error(f"--dagger: {error}")
     if min(args.expert_starts, args.episodes) < 1 or args.dagger_rounds < 0 or args.dagger_steps < 1:
         p.error("--expert_starts, --episodes and --dagger_steps must be at least 1, --dagger_rounds at least 0")
     return args
+
+
+def _overrides(settings: dict) -> str:
+    return f" ({', '.join(f'{k}={v}' for k, v in settings.items())})" if settings else ""
 
 
 def main(argv=None) -> int:
@@ -244,7 +273,8 @@ def main(argv=None) -> int:
         f"# Experts benchmark ({now:%Y-%m-%d %H:%M %Z})", "",
         f"Machine: {machine()}; load average at start {load_average()}.",
         f"Experts: {args.expert_starts} reference-state starts; policies: {args.episodes}; seed {args.seed}; DAgger "
-        f"{args.dagger_rounds} rounds x {args.dagger_steps} steps. Wall times include labelling by the expert.",
+        f"{args.dagger_rounds} rounds x {args.dagger_steps} steps{_overrides(args.dagger)}. Wall times include labelling "
+        "by the expert.",
     ]
     print("\n".join(header), flush=True)
     t0 = time.perf_counter()

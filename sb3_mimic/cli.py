@@ -379,9 +379,10 @@ def _add_dagger(sub) -> None:
         "dagger",
         help="DAgger: distil the PD or MPC expert into the TRPO policy, round by round",
         description=(
-            "Each round runs the current policy (mixed with the expert, whose share is beta_decay**round), labels the "
-            "visited states with the expert running alongside, and retrains the policy on all rounds' labels. Rounds' "
-            "data stay in RUN_DIR/demos; RUN_DIR/policy.zip is the same TRPO-ready zip as `sft` writes."
+            "Each round runs the current policy (mixed with the expert, whose share is beta_decay**round, or falls "
+            "linearly to 0 over --beta_rampdown rounds), labels the visited states with the expert running alongside, "
+            "and retrains the policy on all rounds' labels. Rounds' data stay in RUN_DIR/demos; RUN_DIR/policy.zip is "
+            "the same TRPO-ready zip as `sft` writes."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -391,6 +392,9 @@ def _add_dagger(sub) -> None:
     p.add_argument("--steps_per_round", type=int, default=d.steps_per_round, help="env steps labelled per round")
     p.add_argument("--epochs_per_round", type=int, default=d.epochs_per_round, help="BC epochs after each round")
     p.add_argument("--beta_decay", type=float, default=d.beta_decay, help="decay per round of the expert's share")
+    p.add_argument("--beta_rampdown", type=int, default=d.beta_rampdown, metavar="ROUNDS",
+                   help="if positive, the expert's share falls linearly from 1 to 0 over this many rounds instead "
+                        "of decaying by --beta_decay (later rounds run the learner alone)")
     p.add_argument("--mixing", choices=MIXINGS, default=d.mixing,
                    help="switch: each step runs the expert's action with probability beta, else the learner's "
                         "(imitation's DAgger); blend: each step runs beta * expert + (1 - beta) * learner")

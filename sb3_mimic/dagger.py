@@ -38,7 +38,12 @@ from sb3_mimic.sft import (
     use_one_torch_thread,
 )
 from imitation.algorithms import bc
-from imitation.algorithms.dagger import ExponentialBetaSchedule, InteractiveTrajectoryCollector, SimpleDAggerTrainer
+from imitation.algorithms.dagger import (
+    ExponentialBetaSchedule,
+    InteractiveTrajectoryCollector,
+    LinearBetaSchedule,
+    SimpleDAggerTrainer,
+)
 from imitation.data import rollout
 from imitation.util import logger as imitation_logger
 
@@ -91,7 +96,10 @@ class DAggerConfig:
     """Env steps labelled per round (at least; whole episodes)."""
     epochs_per_round: int = 20
     beta_decay: float = 0.5
-    """The expert's share in round r is ``beta_decay ** r`` (see ``mixing``)."""
+    """The expert's share in round r is ``beta_decay ** r`` (see ``mixing``), unless ``beta_rampdown`` is set."""
+    beta_rampdown: int = 0
+    """If positive, the expert's share falls linearly instead, from 1 in round 0 to 0 from round ``beta_rampdown``
+    on (imitation's ``LinearBetaSchedule``), so the last rounds collect with the learner alone."""
     mixing: str = "switch"
     """``"switch"``: each step executes the expert's action with probability beta, else the learner's
     (imitation's DAgger). ``"blend"``: each step executes ``beta * expert + (1 - beta) * learner``, so the
@@ -117,13 +125,22 @@ class DAggerConfig:
                 raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
         if self.mixing not in MIXINGS:
             raise ValueError(f"--mixing must be one of {', '.join(MIXINGS)}, got {self.mixing!r}")
-        if not 0.0 <= self.beta_decay <= 1.0:
-            raise ValueError(f"--beta_decay must be in [0, 1], got {self.beta_decay}")
+        if not 0.0 < self.beta_decay <= 1.0:
+            raise ValueError(f"--beta_decay must be in (0, 1], got {self.beta_decay}")
+        if self.beta_rampdown < 0:
+            raise ValueError(f"--beta_rampdown must be 0 (off) or a number of rounds, got {self.beta_rampdown}")
         if not self.lr > 0:
             raise ValueError(f"--lr must be positive, got {self.lr}")
         env_spec_for(self.mocap)  # unknown clips fail here
         if self.init_policy and not Path(self.init_policy).is_file():
             raise ValueError(f"--init_policy {self.init_policy}: no such file")
+
+
+def beta_schedule(config: DAggerConfig):
+    """The expert's share per round: ``beta_decay ** round``, or a linear fall to 0 over ``beta_rampdown`` rounds."""
+    if config.beta_rampdown > 0:
+        return LinearBetaSchedule(config.beta_rampdown)
+    return ExponentialBetaSchedule(config.beta_decay)
 
 
 def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, log=print):
@@ -181,7 +198,7 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
         )
         trainer = _DAggerTrainer(
             venv=venv, scratch_dir=run_dir, expert_policy=expert, rng=rng, bc_trainer=trainer_bc,
-            beta_schedule=ExponentialBetaSchedule(config.beta_decay), custom_logger=quiet, mixing=config.mixing,
+            beta_schedule=beta_schedule(config), custom_logger=quiet, mixing=config.mixing,
         )
         trainer.round_num = done  # the rounds already on disk are loaded with the next one
         with warnings.catch_warnings():

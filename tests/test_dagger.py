@@ -11,7 +11,7 @@ from sb3_contrib import TRPO
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_mimic.cli import main
-from sb3_mimic.dagger import CONFIG_FILE, DAggerConfig, _DAggerTrainer, run_dagger
+from sb3_mimic.dagger import CONFIG_FILE, DAggerConfig, _DAggerTrainer, beta_schedule, run_dagger
 from sb3_mimic.experts import PDExpert
 from sb3_mimic.rl import RunConfig, run_training
 from sb3_mimic.sft import DEFAULT_EXPLORATION_STD, load_policy, make_trpo, set_exploration_std
@@ -71,7 +71,8 @@ def test_dagger_output_loads_in_finetune(tmp_path):
 
 
 def test_dagger_refuses_bad_arguments_and_reused_folders(tmp_path, capsys):
-    for bad in ({"rounds": 0}, {"expert": "oracle"}, {"beta_decay": 1.5}, {"mocap": "wlak"}, {"mixing": "average"}):
+    for bad in ({"rounds": 0}, {"expert": "oracle"}, {"beta_decay": 1.5}, {"beta_decay": 0.0}, {"beta_rampdown": -1},
+                {"mocap": "wlak"}, {"mixing": "average"}):
         with pytest.raises(ValueError):
             DAggerConfig(**{**TINY, **bad}).validate()
     assert main(["dagger", "--resume", str(tmp_path / "none")]) == 2
@@ -159,25 +160,43 @@ def test_a_blending_round_executes_the_weighted_mean_of_expert_and_learner(tmp_p
     assert collector._last_user_actions is expert_action
 
 
-def test_the_command_line_runs_a_blending_dagger_and_records_it(tmp_path, monkeypatch):
+def _blending_cli_run(tmp_path, monkeypatch, *extra: str) -> tuple[list[str], dict, list[float]]:
+    """Run ``sb3-mimic dagger --mixing blend`` (PD expert, tiny) and record the beta of every blended step."""
     from sb3_mimic import dagger
 
-    blended_steps = []
+    betas = []
     original = dagger._BlendingCollector.step_async
 
     def counted(self, actions):
-        blended_steps.append(self.beta)
+        betas.append(self.beta)
         original(self, actions)
 
     monkeypatch.setattr(dagger._BlendingCollector, "step_async", counted)
     run_dir = tmp_path / "blend"
-    argv = ["dagger", "--mocap", "walk", "--expert", "pd", "--rounds", "2", "--steps_per_round", "60",
-            "--epochs_per_round", "1", "--hidden_size", "16", "--num_layers", "1", "--batch_size", "32",
-            "--mixing", "blend", "--run_dir", str(run_dir)]
+    argv = ["dagger", "--mocap", "walk", "--expert", "pd", "--epochs_per_round", "1", "--hidden_size", "16",
+            "--num_layers", "1", "--batch_size", "32", *extra, "--mixing", "blend", "--run_dir", str(run_dir)]
     assert main(argv) == 0
-    state = json.loads((run_dir / CONFIG_FILE).read_text())
+    return argv, json.loads((run_dir / CONFIG_FILE).read_text()), betas
+
+
+def test_the_command_line_runs_a_blending_dagger_and_records_it(tmp_path, monkeypatch):
+    argv, state, betas = _blending_cli_run(tmp_path, monkeypatch, "--rounds", "2", "--steps_per_round", "60")
     assert state["rounds_done"] == 2 and state["config"]["mixing"] == "blend"
-    assert sorted(set(blended_steps)) == [0.5, 1.0]  # both rounds collected by blending, with beta 0.5 ** round
+    assert sorted(set(betas)) == [0.5, 1.0]  # both rounds collected by blending, with beta 0.5 ** round
     with pytest.raises(SystemExit) as exit_info:
         main([*argv[:-4], "--mixing", "average", "--run_dir", str(tmp_path / "x")])
     assert exit_info.value.code == 2
+
+
+def test_beta_falls_linearly_to_zero_with_a_rampdown_and_exponentially_without():
+    linear = beta_schedule(DAggerConfig(beta_rampdown=4, beta_decay=0.9))
+    np.testing.assert_allclose([linear(r) for r in range(6)], [1.0, 0.75, 0.5, 0.25, 0.0, 0.0])
+    exponential = beta_schedule(DAggerConfig(beta_decay=0.8))
+    np.testing.assert_allclose([exponential(r) for r in range(3)], [1.0, 0.8, 0.64])
+
+
+def test_the_command_line_ramps_beta_down_until_the_learner_collects_alone(tmp_path, monkeypatch):
+    _, state, betas = _blending_cli_run(tmp_path, monkeypatch, "--rounds", "3", "--steps_per_round", "30",
+                                        "--beta_rampdown", "2")
+    assert state["rounds_done"] == 3 and state["config"]["beta_rampdown"] == 2
+    assert sorted(set(betas)) == [0.0, 0.5, 1.0]  # round 2 ran the learner alone
