@@ -123,6 +123,11 @@ class DAggerConfig:
                      "lookahead"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if self.steps_per_round < self.batch_size:
+            raise ValueError(
+                f"--steps_per_round {self.steps_per_round} is less than --batch_size {self.batch_size}: BC after the "
+                "first round could not fill one batch; raise --steps_per_round or lower --batch_size"
+            )
         if self.mixing not in MIXINGS:
             raise ValueError(f"--mixing must be one of {', '.join(MIXINGS)}, got {self.mixing!r}")
         if not 0.0 < self.beta_decay <= 1.0:

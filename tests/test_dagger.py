@@ -71,8 +71,8 @@ def test_dagger_output_loads_in_finetune(tmp_path):
 
 
 def test_dagger_refuses_bad_arguments_and_reused_folders(tmp_path, capsys):
-    for bad in ({"rounds": 0}, {"expert": "oracle"}, {"beta_decay": 1.5}, {"beta_decay": 0.0}, {"beta_rampdown": -1},
-                {"mocap": "wlak"}, {"mixing": "average"}):
+    for bad in ({"rounds": 0}, {"steps_per_round": 31}, {"expert": "oracle"}, {"beta_decay": 1.5},
+                {"beta_decay": 0.0}, {"beta_rampdown": -1}, {"mocap": "wlak"}, {"mixing": "average"}):
         with pytest.raises(ValueError):
             DAggerConfig(**{**TINY, **bad}).validate()
     assert main(["dagger", "--resume", str(tmp_path / "none")]) == 2
@@ -85,7 +85,7 @@ def test_dagger_refuses_bad_arguments_and_reused_folders(tmp_path, capsys):
 
 def test_mpc_dagger_records_the_planner_settings_it_used(tmp_path):
     run_dir = tmp_path / "dagger_mpc"
-    config = DAggerConfig(rounds=1, **{**TINY, "expert": "mpc", "steps_per_round": 20},
+    config = DAggerConfig(rounds=1, **{**TINY, "expert": "mpc", "steps_per_round": 32},
                           mpc_kwargs={"horizon": 3, "samples": 3, "nthread": 1})
     run_dagger(config, run_dir, log=lambda *_: None)
     recorded = json.loads((run_dir / CONFIG_FILE).read_text())["config"]["mpc_kwargs"]
@@ -196,7 +196,7 @@ def test_beta_falls_linearly_to_zero_with_a_rampdown_and_exponentially_without()
 
 
 def test_the_command_line_ramps_beta_down_until_the_learner_collects_alone(tmp_path, monkeypatch):
-    _, state, betas = _blending_cli_run(tmp_path, monkeypatch, "--rounds", "3", "--steps_per_round", "30",
+    _, state, betas = _blending_cli_run(tmp_path, monkeypatch, "--rounds", "3", "--steps_per_round", "32",
                                         "--beta_rampdown", "2")
     assert state["rounds_done"] == 3 and state["config"]["beta_rampdown"] == 2
     assert sorted(set(betas)) == [0.0, 0.5, 1.0]  # round 2 ran the learner alone
