@@ -55,6 +55,7 @@ from sb3_mimic.mpc import MPC_DEFAULTS, MPCExpert
 from sb3_mimic.sft import SFTConfig, env_spec_for, load_policy, run_sft
 
 from _machine import load_average, machine
+from _settings import describe, parse_setting
 from imitation.data.types import Transitions
 
 DEFAULT_CLIPS = ("walk", "run", "dance_a", "backflip")
@@ -107,6 +108,12 @@ def evaluate_policy(path: Path, env, episodes: int, seed: int) -> dict:
     return evaluate(policy_actor(load_policy(path, env=env)), env, episodes=episodes, seed=seed).to_dict()
 
 
+def dagger_config(clip: str, args) -> DAggerConfig:
+    """The DAgger step's configuration (``--dagger_rounds``, ``--dagger_steps``, ``--seed``, ``--mpc``, ``--dagger``)."""
+    return DAggerConfig(mocap=clip, expert="mpc", rounds=max(1, args.dagger_rounds), steps_per_round=args.dagger_steps,
+                        seed=args.seed, mpc_kwargs=dict(args.mpc), **args.dagger)
+
+
 def bench_clip(clip: str, args, folder: Path, say) -> dict:
     env_id, env_kwargs = env_spec_for(clip)
     env = gym.make(env_id, **env_kwargs)
@@ -142,8 +149,7 @@ def bench_clip(clip: str, args, folder: Path, say) -> dict:
 
     if args.dagger_rounds:
         say(f"DAgger on MPC labels ({args.dagger_rounds} rounds x {args.dagger_steps} steps)")
-        config = DAggerConfig(mocap=clip, expert="mpc", rounds=args.dagger_rounds, steps_per_round=args.dagger_steps,
-                              seed=args.seed, mpc_kwargs=dict(args.mpc), **args.dagger)
+        config = dagger_config(clip, args)
         start = time.perf_counter()
         run_dagger(config, folder / f"dagger_{clip}", log=lambda line: say(f"  {line}"))
         wall = time.perf_counter() - start
@@ -211,17 +217,6 @@ def plot(results: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def _setting(p: argparse.ArgumentParser, option: str, item: str, names) -> tuple[str, object]:
-    """``NAME=VALUE`` with NAME in ``names``; VALUE read as JSON (numbers, true, false), else kept as a string."""
-    name, _, value = item.partition("=")
-    if name not in names or not value:
-        p.error(f"{option} {item}: expected SETTING=VALUE with SETTING one of {sorted(names)}")
-    try:
-        return name, json.loads(value)
-    except json.JSONDecodeError:
-        return name, value
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clips", nargs="+", default=list(DEFAULT_CLIPS), metavar="CLIP")
@@ -241,29 +236,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--png", type=Path, default=RESULTS / "experts.png", help="bar chart")
     p.add_argument("--json", type=Path, default=None, help="also write every figure as JSON")
     args = p.parse_args(argv)
-    overrides = {}
-    for item in args.mpc:
-        name, _, value = item.partition("=")
-        if name not in MPC_DEFAULTS or not value:
-            p.error(f"--mpc {item}: expected SETTING=VALUE with SETTING one of {sorted(MPC_DEFAULTS)}")
-        try:
-            overrides[name] = json.loads(value)
-        except json.JSONDecodeError:
-            p.error(f"--mpc {item}: {value!r} is not a JSON value (numbers, true, false)")
-    args.mpc = overrides
+    args.mpc = dict(parse_setting(p, "--mpc", item, MPC_DEFAULTS) for item in args.mpc)
     dagger_fields = set(DAggerConfig.__dataclass_fields__) - set(DAGGER_FIXED)
-    args.dagger = dict(_setting(p, "--dagger", item, dagger_fields) for item in args.dagger)
-    try:
-        DAggerConfig(mocap=args.clips[0], **args.dagger).validate()
-    except (TypeError, ValueError) as error:
-        p.error(f"--dagger: {error}")
+    args.dagger = dict(parse_setting(p, "--dagger", item, dagger_fields, strict=False) for item in args.dagger)
     if min(args.expert_starts, args.episodes) < 1 or args.dagger_rounds < 0 or args.dagger_steps < 1:
         p.error("--expert_starts, --episodes and --dagger_steps must be at least 1, --dagger_rounds at least 0")
+    for clip in args.clips:  # the DAgger step's configuration as bench_clip builds it: fail now, not after an hour
+        try:
+            dagger_config(clip, args).validate()
+        except (TypeError, ValueError) as error:
+            p.error(f"{clip}: {error} (here --dagger_steps is --steps_per_round; the others are --dagger settings)")
     return args
-
-
-def _overrides(settings: dict) -> str:
-    return f" ({', '.join(f'{k}={v}' for k, v in settings.items())})" if settings else ""
 
 
 def main(argv=None) -> int:
@@ -273,7 +256,7 @@ def main(argv=None) -> int:
         f"# Experts benchmark ({now:%Y-%m-%d %H:%M %Z})", "",
         f"Machine: {machine()}; load average at start {load_average()}.",
         f"Experts: {args.expert_starts} reference-state starts; policies: {args.episodes}; seed {args.seed}; DAgger "
-        f"{args.dagger_rounds} rounds x {args.dagger_steps} steps{_overrides(args.dagger)}. Wall times include labelling "
+        f"{args.dagger_rounds} rounds x {args.dagger_steps} steps{describe(args.dagger)}. Wall times include labelling "
         "by the expert.",
     ]
     print("\n".join(header), flush=True)

@@ -391,7 +391,8 @@ def _add_dagger(sub) -> None:
     p.add_argument("--rounds", type=int, default=d.rounds, help="DAgger rounds")
     p.add_argument("--steps_per_round", type=int, default=d.steps_per_round, help="env steps labelled per round")
     p.add_argument("--epochs_per_round", type=int, default=d.epochs_per_round, help="BC epochs after each round")
-    p.add_argument("--beta_decay", type=float, default=d.beta_decay, help="decay per round of the expert's share")
+    p.add_argument("--beta_decay", type=float, default=d.beta_decay,
+                   help="decay per round of the expert's share, in (0, 1] (ignored with --beta_rampdown)")
     p.add_argument("--beta_rampdown", type=int, default=d.beta_rampdown, metavar="ROUNDS",
                    help="if positive, the expert's share falls linearly from 1 to 0 over this many rounds instead "
                         "of decaying by --beta_decay (later rounds run the learner alone)")

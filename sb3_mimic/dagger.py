@@ -39,6 +39,7 @@ from sb3_mimic.sft import (
 )
 from imitation.algorithms import bc
 from imitation.algorithms.dagger import (
+    BetaSchedule,
     ExponentialBetaSchedule,
     InteractiveTrajectoryCollector,
     LinearBetaSchedule,
@@ -98,8 +99,8 @@ class DAggerConfig:
     beta_decay: float = 0.5
     """The expert's share in round r is ``beta_decay ** r`` (see ``mixing``), unless ``beta_rampdown`` is set."""
     beta_rampdown: int = 0
-    """If positive, the expert's share falls linearly instead, from 1 in round 0 to 0 from round ``beta_rampdown``
-    on (imitation's ``LinearBetaSchedule``), so the last rounds collect with the learner alone."""
+    """If positive, the expert's share falls linearly instead (imitation's ``LinearBetaSchedule``): the first
+    ``beta_rampdown`` rounds mix in the expert, 1, 1 - 1/R, ..., 1/R, and every later round runs the learner alone."""
     mixing: str = "switch"
     """``"switch"``: each step executes the expert's action with probability beta, else the learner's
     (imitation's DAgger). ``"blend"``: each step executes ``beta * expert + (1 - beta) * learner``, so the
@@ -116,24 +117,28 @@ class DAggerConfig:
     """Arguments of :class:`~sb3_mimic.mpc.MPCExpert` (horizon, samples, ...) with ``expert="mpc"``; the others
     come from the clip's settings. ``dagger.json`` records all of them."""
 
-    def validate(self) -> None:
+    def validate(self, fresh: bool = True) -> None:
+        """Raise :class:`ValueError` for arguments that cannot work. ``fresh=False`` (a resumed run with finished
+        rounds, whose data already fill a batch) skips the check of ``steps_per_round`` against ``batch_size``."""
         if self.expert not in ("pd", "mpc"):
             raise ValueError(f"--expert must be pd or mpc, got {self.expert!r}")
         for name in ("rounds", "steps_per_round", "epochs_per_round", "hidden_size", "num_layers", "batch_size",
                      "lookahead"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
-        if self.steps_per_round < self.batch_size:
+        if fresh and self.steps_per_round < self.batch_size:
             raise ValueError(
-                f"--steps_per_round {self.steps_per_round} is less than --batch_size {self.batch_size}: BC after the "
-                "first round could not fill one batch; raise --steps_per_round or lower --batch_size"
+                f"--steps_per_round {self.steps_per_round} is less than --batch_size {self.batch_size}: the first "
+                "round's labels might not fill one BC batch (imitation then fails after the labelling); raise "
+                "--steps_per_round or lower --batch_size"
             )
         if self.mixing not in MIXINGS:
             raise ValueError(f"--mixing must be one of {', '.join(MIXINGS)}, got {self.mixing!r}")
         if not 0.0 < self.beta_decay <= 1.0:
             raise ValueError(f"--beta_decay must be in (0, 1], got {self.beta_decay}")
-        if self.beta_rampdown < 0:
-            raise ValueError(f"--beta_rampdown must be 0 (off) or a number of rounds, got {self.beta_rampdown}")
+        if not (isinstance(self.beta_rampdown, int) and not isinstance(self.beta_rampdown, bool)
+                and self.beta_rampdown >= 0):
+            raise ValueError(f"--beta_rampdown must be 0 (off) or a number of rounds, got {self.beta_rampdown!r}")
         if not self.lr > 0:
             raise ValueError(f"--lr must be positive, got {self.lr}")
         env_spec_for(self.mocap)  # unknown clips fail here
@@ -141,8 +146,9 @@ class DAggerConfig:
             raise ValueError(f"--init_policy {self.init_policy}: no such file")
 
 
-def beta_schedule(config: DAggerConfig):
-    """The expert's share per round: ``beta_decay ** round``, or a linear fall to 0 over ``beta_rampdown`` rounds."""
+def beta_schedule(config: DAggerConfig) -> BetaSchedule:
+    """The expert's share per round (counted from 0): ``beta_decay ** round``, or with ``beta_rampdown`` R
+    ``max(0, 1 - round / R)``."""
     if config.beta_rampdown > 0:
         return LinearBetaSchedule(config.beta_rampdown)
     return ExponentialBetaSchedule(config.beta_decay)
@@ -164,7 +170,7 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
         if state_path.exists():
             raise ValueError(f"{run_dir} already holds a DAgger run; continue it with --resume or choose another --run_dir")
         done = 0
-    config.validate()
+    config.validate(fresh=done == 0)
     use_one_torch_thread()
     from datasets.utils.logging import disable_progress_bar
 

@@ -46,9 +46,11 @@ def test_rounds_grow_the_data_and_an_interrupted_run_resumes(tmp_path):
     assert json.loads((run_dir / CONFIG_FILE).read_text())["rounds_done"] == 2
     assert _round_dirs(run_dir) == ["round-000", "round-001"]
     after_two = _labelled(run_dir)
-    # a run asked for 3 rounds that stopped after 2 looks like this on disk: continue it
+    # a run asked for 3 rounds that stopped after 2 looks like this on disk: continue it (written before
+    # --beta_rampdown existed, which a resume then reads as off)
     state = json.loads((run_dir / CONFIG_FILE).read_text())
     state["config"]["rounds"] = 3
+    del state["config"]["beta_rampdown"]
     (run_dir / CONFIG_FILE).write_text(json.dumps(state))
     model = run_dagger(None, run_dir, resume=True, log=lambda *_: None)
     assert json.loads((run_dir / CONFIG_FILE).read_text())["rounds_done"] == 3
@@ -72,9 +74,10 @@ def test_dagger_output_loads_in_finetune(tmp_path):
 
 def test_dagger_refuses_bad_arguments_and_reused_folders(tmp_path, capsys):
     for bad in ({"rounds": 0}, {"steps_per_round": 31}, {"expert": "oracle"}, {"beta_decay": 1.5},
-                {"beta_decay": 0.0}, {"beta_rampdown": -1}, {"mocap": "wlak"}, {"mixing": "average"}):
+                {"beta_decay": 0.0}, {"beta_rampdown": -1}, {"beta_rampdown": 2.5}, {"mocap": "wlak"}, {"mixing": "average"}):
         with pytest.raises(ValueError):
             DAggerConfig(**{**TINY, **bad}).validate()
+    DAggerConfig(**{**TINY, "steps_per_round": 31}).validate(fresh=False)  # a resume: finished rounds fill a batch
     assert main(["dagger", "--resume", str(tmp_path / "none")]) == 2
     assert "holds no DAgger run" in capsys.readouterr().err
     run_dir = tmp_path / "run"
