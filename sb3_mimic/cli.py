@@ -408,6 +408,7 @@ def _add_dagger(sub) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="seed")
     p.add_argument("--run_dir", help="run directory (default: runs/dagger_<clip>_<date-time>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a DAgger run from its last finished round")
+    p.add_argument("--no_progress", action="store_true", help="hide the progress bar of each round's labelling")
     _add_mpc_options(p)
     p.set_defaults(func=_run_dagger)
 
@@ -416,7 +417,7 @@ def _run_dagger(args: argparse.Namespace) -> int:
     from sb3_mimic.dagger import DAggerConfig, run_dagger
 
     if args.resume:
-        run_dagger(None, args.resume, resume=True)
+        run_dagger(None, args.resume, resume=True, progress_bar=not args.no_progress)
         print(f"Done: {args.resume}/policy.zip")
         return 0
     fields = DAggerConfig.__dataclass_fields__
@@ -424,7 +425,7 @@ def _run_dagger(args: argparse.Namespace) -> int:
     config.validate()
     run_dir = args.run_dir or _default_run_dir("dagger", Path(config.mocap).stem)
     print(f"DAgger on {config.mocap} with the {config.expert.upper()} expert, {config.rounds} rounds, in {run_dir}")
-    run_dagger(config, run_dir)
+    run_dagger(config, run_dir, progress_bar=not args.no_progress)
     print(f"Done: {run_dir}/policy.zip")
     return 0
 

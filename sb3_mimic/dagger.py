@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ import gymnasium as gym
 import numpy as np
 import torch as th
 from stable_baselines3.common.vec_env import DummyVecEnv
+from tqdm.auto import tqdm
 
 from sb3_mimic import _imitation  # noqa: F401
 from sb3_mimic._util import write_json_atomic
@@ -146,6 +148,17 @@ class DAggerConfig:
             raise ValueError(f"--init_policy {self.init_policy}: no such file")
 
 
+def _counting(label, bar):
+    """``label`` (a policy callable), advancing ``bar`` by the number of observations it labels."""
+
+    def counted(obs, states, episode_starts):
+        out = label(obs, states, episode_starts)
+        bar.update(len(obs))
+        return out
+
+    return counted
+
+
 def beta_schedule(config: DAggerConfig) -> BetaSchedule:
     """The expert's share per round (counted from 0): ``beta_decay ** round``, or with ``beta_rampdown`` R
     ``max(0, 1 - round / R)``."""
@@ -154,8 +167,12 @@ def beta_schedule(config: DAggerConfig) -> BetaSchedule:
     return ExponentialBetaSchedule(config.beta_decay)
 
 
-def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, log=print):
-    """Run (or continue) DAgger; returns the TRPO model after the last round."""
+def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, log=print, progress_bar: bool = False):
+    """Run (or continue) DAgger; returns the TRPO model after the last round.
+
+    :param log: called with one line per finished round (and nothing else)
+    :param progress_bar: show a bar of the labelled steps while each round is collected
+    """
     from sb3_mimic.experts import PDExpert
 
     run_dir = Path(run_dir)
@@ -218,11 +235,15 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
             warnings.filterwarnings("ignore", message="keys will default to True", category=DeprecationWarning)
             warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True")
             for round_num in range(done, config.rounds):
+                started = time.perf_counter()
                 collector = trainer.create_trajectory_collector()
                 sample_until = rollout.make_sample_until(min_timesteps=config.steps_per_round, min_episodes=1)
-                trajectories = rollout.generate_trajectories(
-                    policy=expert, venv=collector, sample_until=sample_until, rng=rng, deterministic_policy=True
-                )
+                with tqdm(total=config.steps_per_round, desc=f"round {round_num + 1}/{config.rounds}", unit="label",
+                          disable=not progress_bar, leave=False) as bar:
+                    trajectories = rollout.generate_trajectories(
+                        policy=_counting(rollout.policy_to_callable(expert, collector, deterministic_policy=True), bar),
+                        venv=collector, sample_until=sample_until, rng=rng,
+                    )
                 trainer.extend_and_update(
                     {"n_epochs": config.epochs_per_round, "progress_bar": False, "log_rollouts_venv": None}
                 )
@@ -234,7 +255,8 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
                 save_policy(model, policy_path, meta)
                 write_json_atomic(state_path, {"config": asdict(config), "rounds_done": round_num + 1})
                 log(f"round {round_num + 1}/{config.rounds}: {steps} labelled steps in {len(trajectories)} episodes "
-                    f"(mean {mean_s:.2f} s, beta {trainer.beta_schedule(round_num):.2f}); saved {policy_path}")
+                    f"(mean {mean_s:.2f} s, beta {trainer.beta_schedule(round_num):.2f}) in "
+                    f"{(time.perf_counter() - started) / 60:.1f} min; saved {policy_path}")
     if config.expert == "mpc":
         expert.close()
     return model

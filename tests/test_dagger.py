@@ -203,3 +203,13 @@ def test_the_command_line_ramps_beta_down_until_the_learner_collects_alone(tmp_p
                                         "--beta_rampdown", "2")
     assert state["rounds_done"] == 3 and state["config"]["beta_rampdown"] == 2
     assert sorted(set(betas)) == [0.0, 0.5, 1.0]  # round 2 ran the learner alone
+
+
+def test_each_round_shows_a_progress_bar_of_its_labels_and_logs_its_wall_time(tmp_path, capsys):
+    lines = []
+    run_dagger(DAggerConfig(rounds=1, **TINY), tmp_path / "bar", log=lines.append, progress_bar=True)
+    bar = capsys.readouterr().err
+    assert "round 1/1" in bar and "/120" in bar and "label" in bar  # total: --steps_per_round
+    assert len(lines) == 1 and lines[0].startswith("round 1/1:") and " min; saved " in lines[0]
+    run_dagger(DAggerConfig(rounds=1, **TINY), tmp_path / "quiet", log=lines.append)
+    assert capsys.readouterr().err == ""
