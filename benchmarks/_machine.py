@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import platform
+import time
 
 import torch as th
 
@@ -19,3 +21,15 @@ def machine() -> str:
 def load_average() -> str:
     """The 1, 5 and 15 min load averages, for the record."""
     return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def report_header(title: str, now: datetime.datetime, *lines: str) -> list[str]:
+    """A report's first lines: the title with the date, the machine and load average, then ``lines``."""
+    return [f"# {title} ({now:%Y-%m-%d %H:%M %Z})", "", f"Machine: {machine()}; load average at start {load_average()}.",
+            *lines]
+
+
+def stopwatch_printer():
+    """A ``say(line)`` that prints ``line`` indented, after the seconds since this call."""
+    t0 = time.perf_counter()
+    return lambda line: print(f"  [{time.perf_counter() - t0:6.0f} s] {line}", flush=True)

@@ -47,7 +47,7 @@ from sb3_mimic.evaluation import evaluate, policy_actor
 from sb3_mimic.mpc import MPC_DEFAULTS
 from sb3_mimic.sft import env_spec_for, load_policy
 
-from _machine import load_average, machine
+from _machine import load_average, machine, report_header, stopwatch_printer
 from _settings import describe, parse_setting
 from experts import DAGGER_FIXED, PIPELINE_LIMIT_S
 from imitation.data import serialize
@@ -183,16 +183,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     now = datetime.datetime.now().astimezone()
-    header = [
-        f"# DAgger round by round on {args.mocap} ({now:%Y-%m-%d %H:%M %Z})", "",
-        f"Machine: {machine()}; load average at start {load_average()}.",
+    header = report_header(
+        f"DAgger round by round on {args.mocap}", now,
         f"DAgger from scratch with the MPC expert: {args.rounds} rounds x {args.steps_per_round} steps, seed "
         f"{args.seed}; MPC{describe(args.mpc)}; DAgger{describe(args.dagger)}. Each round's policy acts alone "
         f"from {args.episodes} reference-state starts.",
-    ]
+    )
     print("\n".join(header), flush=True)
-    t0 = time.perf_counter()
-    say = lambda line: print(f"  [{time.perf_counter() - t0:6.0f} s] {line}", flush=True)  # noqa: E731
+    say = stopwatch_printer()
     with tempfile.TemporaryDirectory(prefix="sb3_mimic_dagger_rounds_") as tmp:
         folder = args.keep or Path(tmp)
         result = run(args, folder, say)

@@ -54,7 +54,7 @@ from sb3_mimic.experts import PDExpert
 from sb3_mimic.mpc import MPC_DEFAULTS, MPCExpert
 from sb3_mimic.sft import SFTConfig, env_spec_for, load_policy, run_sft
 
-from _machine import load_average, machine
+from _machine import report_header, stopwatch_printer
 from _settings import describe, parse_setting
 from imitation.data.types import Transitions
 
@@ -252,16 +252,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     now = datetime.datetime.now().astimezone()
-    header = [
-        f"# Experts benchmark ({now:%Y-%m-%d %H:%M %Z})", "",
-        f"Machine: {machine()}; load average at start {load_average()}.",
+    header = report_header(
+        "Experts benchmark", now,
         f"Experts: {args.expert_starts} reference-state starts; policies: {args.episodes}; seed {args.seed}; DAgger "
         f"{args.dagger_rounds} rounds x {args.dagger_steps} steps{describe(args.dagger)}. Wall times include labelling "
         "by the expert.",
-    ]
+    )
     print("\n".join(header), flush=True)
-    t0 = time.perf_counter()
-    say = lambda line: print(f"  [{time.perf_counter() - t0:6.0f} s] {line}", flush=True)  # noqa: E731
+    say = stopwatch_printer()
     results = {}
     with tempfile.TemporaryDirectory(prefix="sb3_mimic_experts_") as tmp:
         folder = args.keep or Path(tmp)
