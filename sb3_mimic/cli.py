@@ -15,6 +15,9 @@ from pathlib import Path
 if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
     os.environ["MUJOCO_GL"] = "egl"  # headless rendering; must precede the first import of mujoco
 
+#: ``--expert`` choices (``sb3_mimic.experts.EXPERTS``, written here so that ``--help`` needs no imports).
+EXPERT_NAMES = ("pd", "mpc")
+
 DESCRIPTION = """Teach DeepMimic's humanoid to imitate motion-capture clips in MuJoCo with Stable-Baselines3.
 
 Clips are named as in DeepMimic (humanoid3d_walk or walk, ...) or given as a DeepMimic clip file path.
@@ -83,14 +86,14 @@ def _add_eval(sub) -> None:
     )
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", help="policy file written by `sb3-mimic sft` (.zip or .pth) or any SB3 TRPO zip")
-    who.add_argument("--expert", choices=["pd", "mpc"], help="evaluate an expert instead of a policy")
+    who.add_argument("--expert", choices=EXPERT_NAMES, help="evaluate an expert instead of a policy")
     p.add_argument("--mocap", help="clip name or path (default: the clip the model was trained on)")
     p.add_argument("--action_mode", choices=["pd_target", "torque"], help="env action mode (default: the model's)")
     p.add_argument("--lookahead", type=int, default=1, help="expert lookahead, control steps (with --expert)")
     p.add_argument("--eval_episodes", type=int, default=10, help="number of episodes")
     p.add_argument("--seed", type=int, default=0, help="episode i starts from reset(seed=seed + i)")
     p.add_argument("--json", dest="json_out", help="also write the figures to this JSON file")
-    _add_mpc_options(p)
+    add_mpc_options(p)
     p.set_defaults(func=_run_eval)
 
 
@@ -100,7 +103,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     if args.eval_episodes < 1:
         raise ValueError(f"--eval_episodes must be at least 1, got {args.eval_episodes}")
     if args.json_out:
-        from sb3_mimic.sft import check_writable
+        from sb3_mimic._util import check_writable
 
         check_writable(args.json_out)
     act, env = _policy_and_env(args)
@@ -172,12 +175,15 @@ def _add_train(sub) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--algo", choices=["trpo", "ppo"], default="trpo", help="RL algorithm")
-    p.add_argument("--env", default="MimicHumanoidWalk-v0", help="registered env id")
-    p.add_argument("--mocap", help="clip for MimicHumanoid-v0 (name or path)")
+    p.add_argument("--env", help=f"registered env id (default: {DEFAULT_TRAIN_ENV}, or the --mocap clip's)")
+    p.add_argument("--mocap", help="clip to train on (name or path), instead of --env")
     p.add_argument("--hidden_size", type=int, default=64, help="units per hidden layer (actor and critic)")
     p.add_argument("--num_layers", type=int, default=2, help="hidden layers (actor and critic)")
     _add_rl_common(p)
     p.set_defaults(func=_run_train)
+
+
+DEFAULT_TRAIN_ENV = "MimicHumanoidWalk-v0"
 
 
 def _default_run_dir(algo: str, clip: str) -> str:
@@ -189,11 +195,20 @@ def _default_run_dir(algo: str, clip: str) -> str:
 def _run_rl(args: argparse.Namespace, config) -> int:
     from sb3_mimic.rl import run_training
 
-    run_dir = args.run_dir or _default_run_dir(config.algo, config.env_kwargs.get("motion", config.env_id))
+    run_dir = args.run_dir or _default_run_dir(config.algo, _clip_name(config.env_id, config.env_kwargs))
     print(f"Training {config.algo.upper()} on {config.env_id} for {config.num_timesteps} steps in {run_dir}")
     run_training(config, run_dir, progress_bar=not args.no_progress)
     print(f"Done: {run_dir}/final_model.zip")
     return 0
+
+
+def _clip_name(env_id: str, env_kwargs: dict) -> str:
+    """The name of the clip an env id (with kwargs) imitates, for run folder names."""
+    import gymnasium as gym
+
+    from sb3_mimic.motion import load_clip
+
+    return load_clip(env_kwargs.get("motion") or gym.spec(env_id).kwargs.get("motion", "walk")).name
 
 
 def _maybe_resume(args: argparse.Namespace) -> int | None:
@@ -211,16 +226,18 @@ def _run_finetune(args: argparse.Namespace) -> int:
         return resumed
     if not args.load_sft_pretrain:
         raise ValueError("--load_sft_pretrain PATH is required (or --resume RUN_DIR)")
+    from sb3_mimic.policies import PolicyLoadError, load_policy, metadata_of
+    from sb3_mimic.registration import env_spec_for
     from sb3_mimic.rl import RunConfig
-    from sb3_mimic.sft import env_spec_for, load_policy
 
     sft = load_policy(args.load_sft_pretrain)
-    meta = getattr(sft, "sb3_mimic", {}) or {}
-    mode = meta.get("action_mode", "pd_target")
+    meta = metadata_of(sft)
     if args.mocap:
-        env_id, env_kwargs = env_spec_for(args.mocap, mode)
+        env_id, env_kwargs = env_spec_for(args.mocap, meta.action_mode if meta is not None else "pd_target")
+    elif meta is not None:
+        env_id, env_kwargs = meta.env_id, dict(meta.env_kwargs)
     else:
-        env_id, env_kwargs = meta["env_id"], meta.get("env_kwargs", {})
+        raise PolicyLoadError(f"{args.load_sft_pretrain} carries no sb3-mimic metadata; pass --mocap CLIP")
     arch = sft.policy_kwargs.get("net_arch", {}).get("pi", [64, 64])
     config = RunConfig(
         algo="trpo", env_id=env_id, env_kwargs=env_kwargs, critic_warmup_iterations=args.critic_warmup,
@@ -234,11 +251,14 @@ def _run_train(args: argparse.Namespace) -> int:
     resumed = _maybe_resume(args)
     if resumed is not None:
         return resumed
+    from sb3_mimic.registration import env_spec_for
     from sb3_mimic.rl import RunConfig
 
-    env_kwargs = {"motion": args.mocap} if args.mocap else {}
+    if args.mocap and args.env:
+        raise ValueError("give --env or --mocap, not both (--mocap picks the clip's env id)")
+    env_id, env_kwargs = env_spec_for(args.mocap) if args.mocap else (args.env or DEFAULT_TRAIN_ENV, {})
     config = RunConfig(
-        algo=args.algo, env_id=args.env, env_kwargs=env_kwargs, hidden_size=args.hidden_size,
+        algo=args.algo, env_id=env_id, env_kwargs=env_kwargs, hidden_size=args.hidden_size,
         num_layers=args.num_layers, critic_warmup_iterations=0, **_run_options(args),
     )
     return _run_rl(args, config)
@@ -256,7 +276,7 @@ def _add_video(sub) -> None:
     )
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", help="policy file (.zip or .pth)")
-    who.add_argument("--expert", choices=["pd", "mpc"], help="record an expert instead")
+    who.add_argument("--expert", choices=EXPERT_NAMES, help="record an expert instead")
     p.add_argument("--mocap", help="clip name or path (default: the model's clip)")
     p.add_argument("--out", default="run.mp4", help="output .mp4")
     p.add_argument("--frame", metavar="PNG", help="write a single still PNG instead of a video")
@@ -268,37 +288,34 @@ def _add_video(sub) -> None:
     p.add_argument("--no_early_termination", action="store_true", help="keep going after a fall")
     p.add_argument("--seed", type=int, default=0, help="reset seed (start time)")
     p.add_argument("--start_time", type=float, help="start at this clip time instead of a seeded one")
-    _add_mpc_options(p)
+    add_mpc_options(p)
     p.set_defaults(func=_run_video)
 
 
-MPC_OPTIONS = ("horizon", "samples", "iterations", "noise", "ensemble")
+def add_mpc_options(p: argparse.ArgumentParser) -> None:
+    """``--mpc_<name>`` for every :class:`~sb3_mimic.experts.MPCSettings` field (the clip's setting when not
+    given); the benchmarks use the same options."""
+    import dataclasses
+
+    from sb3_mimic.experts.mpc import MPCSettings
+
+    group = p.add_argument_group("MPC expert settings (with --expert mpc; default: the clip's catalogue settings)")
+    for f in dataclasses.fields(MPCSettings):
+        text = f"{f.metadata['help']} (default: the clip's, else {f.default})"
+        if f.type in ("bool", bool):
+            group.add_argument(f"--mpc_{f.name}", action=argparse.BooleanOptionalAction, default=None,
+                               help=text + "%(default).0s")  # %(default).0s: no "(default: None)" appended
+        else:
+            kind = {"int": int, "float": float}[f.type if isinstance(f.type, str) else f.type.__name__]
+            group.add_argument(f"--mpc_{f.name}", type=kind, default=None, metavar=kind.__name__.upper(),
+                               help=text + "%(default).0s")
 
 
-def _add_mpc_options(p: argparse.ArgumentParser) -> None:
-    """--mpc_horizon, --mpc_samples, --mpc_iterations, --mpc_noise, --mpc_ensemble, --mpc_stateless (the clip's
-    MPC settings when not given)."""
-    from sb3_mimic.mpc import MPC_DEFAULTS
+def mpc_overrides(args: argparse.Namespace) -> dict:
+    """The ``--mpc_*`` options given on the command line, by setting name (the others come from the clip)."""
+    from sb3_mimic.experts.mpc import MPCSettings
 
-    helps = {"horizon": "MPC planning horizon, control steps", "samples": "MPC rollouts per iteration",
-             "iterations": "MPC iterations per control step", "noise": "MPC perturbation std, rad of PD target",
-             "ensemble": "stateless MPC plans averaged per label (with --mpc_stateless)"}
-    for name in MPC_OPTIONS:
-        kind = float if name == "noise" else int
-        p.add_argument(f"--mpc_{name}", type=kind, default=None,
-                       help=f"{helps[name]} (with --expert mpc; default: the clip's catalogue setting, else "
-                            f"{MPC_DEFAULTS[name]})%(default).0s")  # %(default).0s: no "(default: None)" appended
-
-    p.add_argument("--mpc_stateless", action="store_const", const=True, default=None,
-                   help="MPC plans every step from the reference with fixed perturbations, so that its label is a "
-                        "function of the state alone (with --expert mpc; give --mpc_iterations 3 or more)")
-
-
-def _mpc_kwargs(args: argparse.Namespace) -> dict:
-    """The --mpc_* options given on the command line (the others come from the clip's settings)."""
-    from sb3_mimic.mpc import MPC_DEFAULTS
-
-    given = {name: getattr(args, f"mpc_{name}", None) for name in MPC_DEFAULTS}
+    given = {name: getattr(args, f"mpc_{name}", None) for name in MPCSettings.names()}
     return {name: value for name, value in given.items() if value is not None}
 
 
@@ -307,14 +324,15 @@ def _policy_and_env(args: argparse.Namespace, **env_overrides):
     import gymnasium as gym
 
     from sb3_mimic.evaluation import policy_actor
-    from sb3_mimic.sft import check_policy_fits, env_spec_for, load_policy, read_metadata
+    from sb3_mimic.policies import check_policy_fits, load_policy, read_metadata
+    from sb3_mimic.registration import env_spec_for
 
-    meta = read_metadata(args.model) if getattr(args, "model", None) else {}
+    meta = read_metadata(args.model) if getattr(args, "model", None) else None
     if args.mocap:
-        mode = getattr(args, "action_mode", None) or meta.get("action_mode", "pd_target")
+        mode = getattr(args, "action_mode", None) or (meta.action_mode if meta is not None else "pd_target")
         env_id, env_kwargs = env_spec_for(args.mocap, mode)
-    elif "env_id" in meta:
-        env_id, env_kwargs = meta["env_id"], dict(meta.get("env_kwargs", {}))
+    elif meta is not None:
+        env_id, env_kwargs = meta.env_id, dict(meta.env_kwargs)
     else:
         raise ValueError("--mocap is needed: the policy carries no clip, or an expert was asked for")
     env = gym.make(env_id, **env_kwargs, **env_overrides)
@@ -322,13 +340,11 @@ def _policy_and_env(args: argparse.Namespace, **env_overrides):
         model = load_policy(args.model, env)
         check_policy_fits(model, env)
         return policy_actor(model), env
-    if getattr(args, "expert", None) == "mpc":
-        from sb3_mimic.mpc import MPCExpert
+    from sb3_mimic.experts import make_expert
 
-        return policy_actor(MPCExpert(env, seed=getattr(args, "seed", 0), **_mpc_kwargs(args))), env
-    from sb3_mimic.experts import PDExpert
-
-    return policy_actor(PDExpert.for_env(env, lookahead=getattr(args, "lookahead", 1))), env
+    if args.expert == "mpc":
+        return policy_actor(make_expert("mpc", env, seed=getattr(args, "seed", 0), **mpc_overrides(args))), env
+    return policy_actor(make_expert("pd", env, lookahead=getattr(args, "lookahead", 1))), env
 
 
 def _run_video(args: argparse.Namespace) -> int:
@@ -371,25 +387,16 @@ def _run_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_dagger(sub) -> None:
+#: ``DAggerConfig`` fields that :func:`add_dagger_options` offers: how a round is collected and trained.
+DAGGER_OPTIONS = ("epochs_per_round", "beta_decay", "beta_rampdown", "mixing", "init_policy", "hidden_size", "num_layers",
+                  "batch_size", "lr", "lookahead")
+
+
+def add_dagger_options(p: argparse.ArgumentParser) -> None:
+    """The DAgger options of :data:`DAGGER_OPTIONS` (``sb3-mimic dagger`` and the benchmarks share them)."""
     from sb3_mimic.dagger import MIXINGS, DAggerConfig
 
     d = DAggerConfig()
-    p = sub.add_parser(
-        "dagger",
-        help="DAgger: distil the PD or MPC expert into the TRPO policy, round by round",
-        description=(
-            "Each round runs the current policy (mixed with the expert, whose share is beta_decay**round, or falls "
-            "linearly to 0 over --beta_rampdown rounds), labels the visited states with the expert running alongside, "
-            "and retrains the policy on all rounds' labels. Rounds' data stay in RUN_DIR/demos; RUN_DIR/policy.zip is "
-            "the same TRPO-ready zip as `sft` writes."
-        ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--mocap", default=d.mocap, help="clip name or path")
-    p.add_argument("--expert", choices=["pd", "mpc"], default=d.expert, help="expert that labels the states")
-    p.add_argument("--rounds", type=int, default=d.rounds, help="DAgger rounds")
-    p.add_argument("--steps_per_round", type=int, default=d.steps_per_round, help="env steps labelled per round")
     p.add_argument("--epochs_per_round", type=int, default=d.epochs_per_round, help="BC epochs after each round")
     p.add_argument("--beta_decay", type=float, default=d.beta_decay,
                    help="decay per round of the expert's share, in (0, 1] (ignored with --beta_rampdown)")
@@ -405,11 +412,41 @@ def _add_dagger(sub) -> None:
     p.add_argument("--batch_size", type=int, default=d.batch_size, help="BC batch size")
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
     p.add_argument("--lookahead", type=int, default=d.lookahead, help="PD expert lookahead, control steps")
+
+
+def dagger_options(args: argparse.Namespace) -> dict:
+    """The :data:`DAGGER_OPTIONS` whose value differs from ``DAggerConfig``'s default."""
+    from sb3_mimic.dagger import DAggerConfig
+
+    d = DAggerConfig()
+    return {name: getattr(args, name) for name in DAGGER_OPTIONS if getattr(args, name) != getattr(d, name)}
+
+
+def _add_dagger(sub) -> None:
+    from sb3_mimic.dagger import DAggerConfig
+
+    d = DAggerConfig()
+    p = sub.add_parser(
+        "dagger",
+        help="DAgger: distil the PD or MPC expert into the TRPO policy, round by round",
+        description=(
+            "Each round runs the current policy (mixed with the expert, whose share is beta_decay**round, or falls "
+            "linearly to 0 over --beta_rampdown rounds), labels the visited states with the expert running alongside, "
+            "and retrains the policy on all rounds' labels. Rounds' data stay in RUN_DIR/demos; RUN_DIR/policy.zip is "
+            "the same TRPO-ready zip as `sft` writes."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--mocap", default=d.mocap, help="clip name or path")
+    p.add_argument("--expert", choices=EXPERT_NAMES, default=d.expert, help="expert that labels the states")
+    p.add_argument("--rounds", type=int, default=d.rounds, help="DAgger rounds")
+    p.add_argument("--steps_per_round", type=int, default=d.steps_per_round, help="env steps labelled per round")
+    add_dagger_options(p)
     p.add_argument("--seed", type=int, default=d.seed, help="seed")
     p.add_argument("--run_dir", help="run directory (default: runs/dagger_<clip>_<date-time>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a DAgger run from its last finished round")
     p.add_argument("--no_progress", action="store_true", help="hide the progress bar of each round's labelling")
-    _add_mpc_options(p)
+    add_mpc_options(p)
     p.set_defaults(func=_run_dagger)
 
 
@@ -421,9 +458,11 @@ def _run_dagger(args: argparse.Namespace) -> int:
         print(f"Done: {args.resume}/policy.zip")
         return 0
     fields = DAggerConfig.__dataclass_fields__
-    config = DAggerConfig(**{k: v for k, v in vars(args).items() if k in fields}, mpc_kwargs=_mpc_kwargs(args))
+    config = DAggerConfig(**{k: v for k, v in vars(args).items() if k in fields}, mpc_kwargs=mpc_overrides(args))
     config.validate()
-    run_dir = args.run_dir or _default_run_dir("dagger", Path(config.mocap).stem)
+    from sb3_mimic.motion import load_clip
+
+    run_dir = args.run_dir or _default_run_dir("dagger", load_clip(config.mocap).name)
     print(f"DAgger on {config.mocap} with the {config.expert.upper()} expert, {config.rounds} rounds, in {run_dir}")
     run_dagger(config, run_dir, progress_bar=not args.no_progress)
     print(f"Done: {run_dir}/policy.zip")
@@ -455,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     from sb3_mimic.motion import MotionClipError
-    from sb3_mimic.sft import PolicyLoadError
+    from sb3_mimic.policies import PolicyLoadError
 
     try:
         return args.func(args)

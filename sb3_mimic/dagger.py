@@ -6,7 +6,7 @@ in the env, labels every visited state with the expert (which runs alongside the
 such as the MPC keeps its warm-started plan), adds the labels to all earlier rounds' and retrains the policy by
 BC on the aggregate.  Everything lives in a run directory::
 
-    RUN_DIR/dagger.json          the configuration and the number of finished rounds
+    RUN_DIR/dagger.json          the configuration, the MPC settings it resolved to, the number of finished rounds
     RUN_DIR/demos/round-NNN/     every round's labelled episodes (imitation's format), kept
     RUN_DIR/policy.zip           the policy after the last finished round: the same TRPO-ready zip as `sft`
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,18 +27,20 @@ import torch as th
 from stable_baselines3.common.vec_env import DummyVecEnv
 from tqdm.auto import tqdm
 
-from sb3_mimic import _imitation  # noqa: F401
 from sb3_mimic._util import write_json_atomic
-from sb3_mimic.sft import (
+from sb3_mimic.cloning import make_bc_trainer, quiet_bc_warnings
+from sb3_mimic.experts import EXPERTS, MPCSettings, make_expert
+from sb3_mimic.motion import load_clip
+from sb3_mimic.policies import (
     DEFAULT_EXPLORATION_STD,
-    env_spec_for,
+    PolicyMetadata,
     load_policy,
     make_trpo,
     save_policy,
     set_exploration_std,
     use_one_torch_thread,
 )
-from imitation.algorithms import bc
+from sb3_mimic.registration import env_spec_for
 from imitation.algorithms.dagger import (
     BetaSchedule,
     ExponentialBetaSchedule,
@@ -48,7 +49,6 @@ from imitation.algorithms.dagger import (
     SimpleDAggerTrainer,
 )
 from imitation.data import rollout
-from imitation.util import logger as imitation_logger
 
 CONFIG_FILE = "dagger.json"
 MIXINGS = ("switch", "blend")
@@ -69,8 +69,8 @@ class _DAggerTrainer(SimpleDAggerTrainer):
     """imitation's trainer, except that the learner acts with its mean action while a round is collected.
 
     imitation samples the learner's actions from its Gaussian, whose std is the exploration std of the TRPO-ready
-    policy (0.05 in normalised units, about 0.16 rad of PD target): noise 20-50x larger in mean square than the
-    clone's own error, so the collected states were those of a noisy learner, not of the policy as it runs.
+    policy (0.05 in normalised units, about 0.16 rad of PD target), far larger than a clone's own error, so the
+    collected states would be those of a noisy learner, not of the policy as it runs.
     """
 
     def __init__(self, *, mixing: str = "switch", **kwargs) -> None:
@@ -116,14 +116,15 @@ class DAggerConfig:
     seed: int = 0
     lookahead: int = 1
     mpc_kwargs: dict = field(default_factory=dict)
-    """Arguments of :class:`~sb3_mimic.mpc.MPCExpert` (horizon, samples, ...) with ``expert="mpc"``; the others
-    come from the clip's settings. ``dagger.json`` records all of them."""
+    """MPC settings given by the user (:class:`~sb3_mimic.experts.MPCSettings` names: horizon, samples, ...) with
+    ``expert="mpc"``, and optionally ``nthread`` (rollout threads); the others come from the clip's settings.
+    ``dagger.json`` records the resolved settings beside the configuration."""
 
     def validate(self, fresh: bool = True) -> None:
         """Raise :class:`ValueError` for arguments that cannot work. ``fresh=False`` (a resumed run with finished
         rounds, whose data already fill a batch) skips the check of ``steps_per_round`` against ``batch_size``."""
-        if self.expert not in ("pd", "mpc"):
-            raise ValueError(f"--expert must be pd or mpc, got {self.expert!r}")
+        if self.expert not in EXPERTS:
+            raise ValueError(f"--expert must be one of {', '.join(EXPERTS)}, got {self.expert!r}")
         for name in ("rounds", "steps_per_round", "epochs_per_round", "hidden_size", "num_layers", "batch_size",
                      "lookahead"):
             if getattr(self, name) < 1:
@@ -143,9 +144,17 @@ class DAggerConfig:
             raise ValueError(f"--beta_rampdown must be 0 (off) or a number of rounds, got {self.beta_rampdown!r}")
         if not self.lr > 0:
             raise ValueError(f"--lr must be positive, got {self.lr}")
-        env_spec_for(self.mocap)  # unknown clips fail here
+        clip = load_clip(self.mocap)  # unknown clips fail here
+        if self.expert == "mpc":
+            MPCSettings.for_clip(clip).replace(**_mpc_arguments(self)[0])  # bad MPC settings fail here
         if self.init_policy and not Path(self.init_policy).is_file():
             raise ValueError(f"--init_policy {self.init_policy}: no such file")
+
+
+def _mpc_arguments(config: DAggerConfig) -> tuple[dict, int | None]:
+    """``config.mpc_kwargs`` split into MPC settings and the rollout thread count."""
+    given = dict(config.mpc_kwargs)
+    return given, given.pop("nthread", None)
 
 
 def _counting(label, bar):
@@ -173,8 +182,6 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
     :param log: called with one line per finished round (and nothing else)
     :param progress_bar: show a bar of the labelled steps while each round is collected
     """
-    from sb3_mimic.experts import PDExpert
-
     run_dir = Path(run_dir)
     state_path = run_dir / CONFIG_FILE
     if resume:
@@ -183,10 +190,13 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
         state = json.loads(state_path.read_text())
         config = DAggerConfig(**state["config"])
         done = int(state["rounds_done"])
+        # a run written before the settings were recorded beside the config has them resolved in mpc_kwargs
+        recorded = state.get("mpc_settings")
     else:
         if state_path.exists():
             raise ValueError(f"{run_dir} already holds a DAgger run; continue it with --resume or choose another --run_dir")
         done = 0
+        recorded = None
     config.validate(fresh=done == 0)
     use_one_torch_thread()
     from datasets.utils.logging import disable_progress_bar
@@ -202,38 +212,36 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
         model = load_policy(config.init_policy, venv)
     else:
         model = make_trpo(venv, config.hidden_size, config.num_layers, seed=config.seed)
+    mpc_settings = None
     if config.expert == "mpc":
-        from sb3_mimic.mpc import MPCExpert
-
+        # recorded in full: a resumed run plans as the first one did, whatever the catalogue says now
+        given, nthread = _mpc_arguments(config)
+        clip = venv.envs[0].unwrapped.clip
+        mpc_settings = MPCSettings(**recorded) if recorded is not None else MPCSettings.for_clip(clip).replace(**given)
         # a stateless expert keeps its fixed perturbations (its labels stay one function of the state) across a
         # resume; a warm-started one continues with a fresh random stream
-        stateless = bool(config.mpc_kwargs.get("stateless", False))
-        expert = MPCExpert(venv, seed=config.seed if stateless else config.seed + done, **config.mpc_kwargs)
-        # recorded in full: a resumed run plans as the first one did
-        config.mpc_kwargs = {**config.mpc_kwargs, **expert.settings}
+        seed = config.seed if mpc_settings.stateless else config.seed + done
+        expert = make_expert("mpc", venv, settings=mpc_settings, seed=seed, nthread=nthread)
     else:
-        expert = PDExpert.for_env(venv, lookahead=config.lookahead)
+        expert = make_expert("pd", venv, lookahead=config.lookahead)
+
+    def state(rounds_done: int) -> dict:
+        recorded = {} if mpc_settings is None else {"mpc_settings": mpc_settings.to_dict()}
+        return {"config": asdict(config), **recorded, "rounds_done": rounds_done}
+
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
-        write_json_atomic(state_path, {"config": asdict(config), "rounds_done": 0})
+        write_json_atomic(state_path, state(0))
     rng = np.random.default_rng(config.seed + done)
     th.manual_seed(config.seed + done)
     with tempfile.TemporaryDirectory(prefix="sb3_mimic_dagger_") as tmp:
-        quiet = imitation_logger.configure(tmp, format_strs=[])
-        trainer_bc = bc.BC(
-            observation_space=venv.observation_space, action_space=venv.action_space, rng=rng, policy=model.policy,
-            batch_size=config.batch_size, optimizer_kwargs={"lr": config.lr}, device="cpu", custom_logger=quiet,
-        )
+        trainer_bc = make_bc_trainer(model.policy, tmp, rng, batch_size=config.batch_size, lr=config.lr)
         trainer = _DAggerTrainer(
             venv=venv, scratch_dir=run_dir, expert_policy=expert, rng=rng, bc_trainer=trainer_bc,
-            beta_schedule=beta_schedule(config), custom_logger=quiet, mixing=config.mixing,
+            beta_schedule=beta_schedule(config), custom_logger=trainer_bc.logger, mixing=config.mixing,
         )
         trainer.round_num = done  # the rounds already on disk are loaded with the next one
-        with warnings.catch_warnings():
-            # imitation stores episode infos with jsonpickle (a deprecation warning per episode) and logs
-            # float(loss) of a tensor that requires grad: both harmless
-            warnings.filterwarnings("ignore", message="keys will default to True", category=DeprecationWarning)
-            warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True")
+        with quiet_bc_warnings():
             for round_num in range(done, config.rounds):
                 started = time.perf_counter()
                 collector = trainer.create_trajectory_collector()
@@ -250,10 +258,13 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
                 steps = sum(len(t) for t in trajectories)
                 mean_s = steps / max(1, len(trajectories)) * venv.envs[0].unwrapped.dt
                 set_exploration_std(model, DEFAULT_EXPLORATION_STD)
-                meta = {"clip": venv.envs[0].unwrapped.clip.name, "env_id": env_id, "env_kwargs": env_kwargs,
-                        "action_mode": "pd_target", "trained_by": f"dagger ({config.expert})", "rounds": round_num + 1}
+                meta = PolicyMetadata(
+                    env_id=env_id, env_kwargs=env_kwargs, clip=venv.envs[0].unwrapped.clip.name, action_mode="pd_target",
+                    trained_by=f"dagger ({config.expert})", exploration_std=DEFAULT_EXPLORATION_STD,
+                    details={"rounds": round_num + 1},
+                )
                 save_policy(model, policy_path, meta)
-                write_json_atomic(state_path, {"config": asdict(config), "rounds_done": round_num + 1})
+                write_json_atomic(state_path, state(round_num + 1))
                 log(f"round {round_num + 1}/{config.rounds}: {steps} labelled steps in {len(trajectories)} episodes "
                     f"(mean {mean_s:.2f} s, beta {trainer.beta_schedule(round_num):.2f}) in "
                     f"{(time.perf_counter() - started) / 60:.1f} min; saved {policy_path}")

@@ -23,6 +23,10 @@ from sb3_mimic import character
 from sb3_mimic._resources import data_path
 
 FRAME_SIZE = 44  # duration, root position (3), root quaternion (4), 36 joint numbers
+#: ``ClipInfo.source`` of a clip loaded from a file that the catalogue does not name.
+FILE_SOURCE = "file"
+#: Env id of a clip that has no id of its own (``MimicHumanoid-v0`` with ``motion=<path>``).
+GENERIC_ENV_ID = "MimicHumanoid-v0"
 _DM_QUAT_FIELDS = ("root", *[name for name, kind in character.JOINTS if kind == "ball"])
 
 
@@ -46,8 +50,13 @@ class ClipInfo:
     """Bodies whose floor contact ends an episode as a fall."""
     description: str = ""
     mpc: tuple[tuple[str, float | int | bool], ...] = ()
-    """Settings of :class:`~sb3_mimic.mpc.MPCExpert` for this clip, overriding its defaults (``(name, value)``
-    pairs; see :func:`sb3_mimic.mpc.mpc_settings`)."""
+    """Settings of the MPC expert for this clip, overriding its defaults (``(name, value)`` pairs; see
+    :meth:`sb3_mimic.experts.MPCSettings.for_clip`)."""
+
+    @property
+    def from_catalogue(self) -> bool:
+        """``True`` for a catalogue entry; ``False`` for the defaults given to a clip file the catalogue does not name."""
+        return self.source != FILE_SOURCE
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,9 @@ class MotionClip:
     heading is kept: a clip whose root turns over a cycle restarts each cycle at its first frame's heading."""
     lift: float
     """Metres added to the root height so that no frame penetrates the floor."""
+    info: ClipInfo = field(compare=False)
+    """The clip's catalogue entry (fall bodies, env id, MPC settings), or :func:`file_clip_info` defaults for a
+    file the catalogue does not name: resolved once, when the clip is loaded."""
     _model: mujoco.MjModel = field(repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -87,6 +99,14 @@ class MotionClip:
         for name in ("times", "qpos", "qvel", "cycle_offset"):
             getattr(self, name).flags.writeable = False
         object.__setattr__(self, "_time_list", self.times.tolist())  # bisect on a list beats numpy on scalars
+
+    @property
+    def env_id(self) -> str:
+        """The registered env id that imitates exactly this clip: the catalogue's id when the clip was read from
+        the catalogue's own file, else :data:`GENERIC_ENV_ID` (which needs ``motion=<path>``)."""
+        if self.info.from_catalogue and Path(self.path) == _source_dir(self.info.source) / self.info.file:
+            return self.info.env_id
+        return GENERIC_ENV_ID
 
     @property
     def duration(self) -> float:
@@ -137,10 +157,28 @@ class MotionClip:
 
 
 @functools.lru_cache(maxsize=1)
+def _raw_catalogue() -> dict[str, Any]:
+    return json.loads(data_path("motions", "catalogue.json").read_text())
+
+
+def default_fall_bodies() -> tuple[str, ...]:
+    """The catalogue's ``default_fall_bodies``: every body but the feet."""
+    return tuple(_raw_catalogue()["default_fall_bodies"])
+
+
+def file_clip_info(path: str | Path) -> ClipInfo:
+    """The settings of a clip file the catalogue does not name: its stem as name, :data:`GENERIC_ENV_ID`, the
+    catalogue's default fall bodies and the MPC expert's default settings."""
+    path = Path(path)
+    return ClipInfo(name=path.stem.removeprefix("humanoid3d_"), file=path.name, source=FILE_SOURCE,
+                    env_id=GENERIC_ENV_ID, fall_bodies=default_fall_bodies(), description=f"clip file {path}")
+
+
+@functools.lru_cache(maxsize=1)
 def catalogue() -> dict[str, ClipInfo]:
     """The clip catalogue, keyed by short name."""
-    raw = json.loads(data_path("motions", "catalogue.json").read_text())
-    default_fall = tuple(raw["default_fall_bodies"])
+    raw = _raw_catalogue()
+    default_fall = default_fall_bodies()
     clips = {}
     for name, entry in raw["clips"].items():
         clips[name] = ClipInfo(
@@ -186,8 +224,9 @@ def clip_info(name: str) -> ClipInfo:
     return clips[key]
 
 
-def resolve_clip(name_or_path: str | Path) -> tuple[str, Path, ClipInfo | None]:
-    """Resolve a clip name or path to ``(name, file path, catalogue entry or None)``."""
+def _resolve(name_or_path: str | Path) -> tuple[Path, ClipInfo]:
+    """A clip name or path as ``(file path, catalogue entry)``; a file the catalogue does not name gets
+    :func:`file_clip_info`, a file named after a catalogue clip (``humanoid3d_run.txt``) that clip's entry."""
     text = str(name_or_path)
     path = Path(text).expanduser()
     looks_like_path = isinstance(name_or_path, Path) or path.suffix in (".txt", ".json") or "/" in text
@@ -196,12 +235,12 @@ def resolve_clip(name_or_path: str | Path) -> tuple[str, Path, ClipInfo | None]:
             key = path.stem.removeprefix("humanoid3d_")
             if path.parent == Path(".") and key in catalogue():
                 info = catalogue()[key]
-                return info.name, _source_dir(info.source) / info.file, info
+                return _source_dir(info.source) / info.file, info
             raise MotionClipError(f"motion clip file {text!r} does not exist")
-        info = catalogue().get(path.stem.removeprefix("humanoid3d_"))
-        return path.stem.removeprefix("humanoid3d_"), path.resolve(), info
+        info = catalogue().get(path.stem.removeprefix("humanoid3d_")) or file_clip_info(path)
+        return path.resolve(), info
     info = clip_info(text)
-    return info.name, _source_dir(info.source) / info.file, info
+    return _source_dir(info.source) / info.file, info
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -312,7 +351,7 @@ def _lowest_point(model: mujoco.MjModel, data: mujoco.MjData) -> float:
     return float(lowest)
 
 
-def _clip_from_frames(name: str, path: Path, loop: bool, data: np.ndarray) -> MotionClip:
+def _clip_from_frames(info: ClipInfo, path: Path, loop: bool, data: np.ndarray) -> MotionClip:
     model = character.load_model()
     qpos = _frames_to_qpos(path, data, model)
     mdata = mujoco.MjData(model)
@@ -332,23 +371,26 @@ def _clip_from_frames(name: str, path: Path, loop: bool, data: np.ndarray) -> Mo
     if loop:
         offset[:2] = qpos[-1, :2] - qpos[0, :2]
     return MotionClip(
-        name=name, path=str(path), loop=loop, times=times, qpos=qpos, qvel=qvel, cycle_offset=offset, lift=lift,
-        _model=model,
+        name=info.name, path=str(path), loop=loop, times=times, qpos=qpos, qvel=qvel, cycle_offset=offset, lift=lift,
+        info=info, _model=model,
     )
 
 
 @functools.lru_cache(maxsize=64)
-def _load_cached(name: str, path: str, mtime: float) -> MotionClip:
+def _load_cached(info: ClipInfo, path: str, mtime: float) -> MotionClip:
     loop, data = parse_frames(Path(path))
-    return _clip_from_frames(name, Path(path), loop, data)
+    return _clip_from_frames(info, Path(path), loop, data)
 
 
-def load_clip(name_or_path: str | Path) -> MotionClip:
+def load_clip(name_or_path: str | Path | MotionClip) -> MotionClip:
     """Load a DeepMimic motion clip for the humanoid3d character.
 
-    :param name_or_path: a catalogue name (``"walk"``, ``"humanoid3d_walk"``) or the path of a clip file
+    :param name_or_path: a catalogue name (``"walk"``, ``"humanoid3d_walk"``), the path of a clip file, or a
+        loaded clip (returned as it is)
     :return: the converted, lifted, frozen clip (cached: loading the same file twice returns the same object)
     :raises MotionClipError: unknown name, missing file or malformed content
     """
-    name, path, _ = resolve_clip(name_or_path)
-    return _load_cached(name, str(path), path.stat().st_mtime)
+    if isinstance(name_or_path, MotionClip):
+        return name_or_path
+    path, info = _resolve(name_or_path)
+    return _load_cached(info, str(path), path.stat().st_mtime)

@@ -70,13 +70,46 @@ def imitation_errors(
     return float(pose_err), float(vel_err), ee_err, float(root_pos_err + root_vel_err), com_err
 
 
+def reward_terms(errors: tuple[float, ...]) -> tuple[float, dict[str, float]]:
+    """DeepMimic's reward and its weighted terms from the five errors of :func:`imitation_errors`.
+
+    :return: ``(reward, {"pose": ..., "velocity": ..., "end_effector": ..., "root": ..., "com": ...})``; the
+        terms add up to the reward
+    """
+    terms = {t: WEIGHTS[t] * math.exp(-SCALES[t] * e) for t, e in zip(TERMS, errors, strict=True)}
+    return sum(terms.values()), terms
+
+
 def imitation_reward(
     model: mujoco.MjModel, sim: PoseFeatures, ref: PoseFeatures, index: CharacterIndex
 ) -> tuple[float, dict[str, float]]:
-    """DeepMimic's reward and its weighted terms (which add up to it).
+    """DeepMimic's reward and its weighted terms (which add up to it) between two feature sets.
 
     :return: ``(reward, {"pose": ..., "velocity": ..., "end_effector": ..., "root": ..., "com": ...})``
     """
-    errors = imitation_errors(model, sim, ref, index)
-    terms = {t: WEIGHTS[t] * math.exp(-SCALES[t] * e) for t, e in zip(TERMS, errors, strict=True)}
-    return sum(terms.values()), terms
+    return reward_terms(imitation_errors(model, sim, ref, index))
+
+
+def reward_features(
+    model: mujoco.MjModel, d: mujoco.MjData, ee_ids: np.ndarray, out: PoseFeatures, kinematics: bool = True
+) -> tuple[float, np.ndarray]:
+    """Fill ``out`` (end effectors, centre-of-mass velocity) from ``d``.
+
+    :param kinematics: run forward kinematics and velocities first (not needed right after ``mj_step1``)
+    :return: the root's heading (rad) and the world-to-heading-frame matrix ``rot`` (``v_heading = v @ rot``)
+    """
+    if kinematics:
+        mujoco.mj_kinematics(model, d)
+        mujoco.mj_comPos(model, d)
+        mujoco.mj_comVel(model, d)
+    mujoco.mj_subtreeVel(model, d)
+    xmat = d.xmat[1]
+    heading = math.atan2(xmat[3], xmat[0])
+    c, s = math.cos(heading), math.sin(heading)
+    rot = np.array(((c, -s, 0.0), (s, c, 0.0), (0.0, 0.0, 1.0)))
+    xpos = d.xpos
+    ee = out.end_effectors
+    np.matmul(xpos[ee_ids] - xpos[1], rot, out=ee)
+    ee[:, 2] = xpos[ee_ids, 2]  # height above the floor
+    out.com_velocity[:] = d.subtree_linvel[1]
+    return heading, rot

@@ -35,11 +35,13 @@ from torch.nn import functional as F
 
 from sb3_mimic._util import available_cores, write_json_atomic
 from sb3_mimic.evaluation import evaluate, policy_actor
-from sb3_mimic.sft import (
-    POLICY_FORMAT,
+from sb3_mimic.policies import (
     PolicyLoadError,
+    PolicyMetadata,
+    attach_metadata,
     check_policy_fits,
     load_policy,
+    metadata_of,
     policy_kwargs_for,
     set_exploration_std,
     use_one_torch_thread,
@@ -259,11 +261,10 @@ def _new_model(config: RunConfig, env, run_dir: Path):
     defaults = TRPO_DEFAULTS if config.algo == "trpo" else PPO_DEFAULTS
     hyper = {**defaults, **config.hyperparameters}
     common = dict(seed=config.seed, device="cpu", verbose=0, tensorboard_log=str(run_dir / "tb"))
+    probe = gym.make(config.env_id, **config.env_kwargs)  # the env the run trains on, for its clip and spaces
     if config.load_sft_pretrain:
         sft = load_policy(config.load_sft_pretrain)
-        probe = gym.make(config.env_id, **config.env_kwargs)
         check_policy_fits(sft, probe)
-        probe.close()
         model = MimicTRPO(
             "MlpPolicy", env, policy_kwargs=sft.policy_kwargs, critic_warmup_iterations=config.critic_warmup_iterations,
             **hyper, **common,
@@ -276,16 +277,17 @@ def _new_model(config: RunConfig, env, run_dir: Path):
             **common,
         )
     set_exploration_std(model, config.exploration_std)
-    inherited = (getattr(sft, "sb3_mimic", None) or {}) if config.load_sft_pretrain else {}
-    model.sb3_mimic = {
-        **inherited,
-        "format": POLICY_FORMAT,
+    inherited = metadata_of(sft) if config.load_sft_pretrain else None
+    changes = {
         "env_id": config.env_id,
         "env_kwargs": config.env_kwargs,
         "action_mode": config.env_kwargs.get("action_mode", "pd_target"),
         "trained_by": "finetune" if config.load_sft_pretrain else f"train ({config.algo})",
         "exploration_std": config.exploration_std,
+        "clip": probe.unwrapped.clip.name,
     }
+    probe.close()
+    attach_metadata(model, inherited.replace(**changes) if inherited is not None else PolicyMetadata(**changes))
     return model
 
 

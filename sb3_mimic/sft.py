@@ -1,18 +1,15 @@
-"""Supervised pretraining (SFT): behaviour cloning of an expert into a TRPO-ready policy.
+"""Supervised pretraining (SFT): demonstrations of the PD expert, behaviour-cloned into a TRPO-ready policy.
 
-``imitation``'s BC trains the actor of an ``sb3_contrib.TRPO`` ``MlpPolicy`` in place, so the weights are
-TRPO's by construction.  The result is an ordinary SB3 ``.zip`` (``TRPO.load``, rl-zoo ``-i``) that also
-carries sb3-mimic's metadata (clip, env id, action mode, lookahead) in the model's ``sb3_mimic`` attribute;
-a ``.pth`` path writes the same as a torch checkpoint.
+``imitation``'s BC (:mod:`sb3_mimic.cloning`) trains the actor of an ``sb3_contrib.TRPO`` ``MlpPolicy`` in place,
+keeping the weights with the lowest validation MSE.  The result is saved by :func:`sb3_mimic.policies.save_policy`:
+an ordinary SB3 ``.zip`` (``TRPO.load``, rl-zoo ``-i``), or a ``.pth`` torch checkpoint, with its metadata.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import os
 import tempfile
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,70 +21,20 @@ from sb3_contrib import TRPO
 from stable_baselines3.common.vec_env import DummyVecEnv
 from tqdm.auto import tqdm
 
-from sb3_mimic import _imitation  # noqa: F401
-from sb3_mimic.envs.mimic_humanoid import ACTION_MODES, MimicHumanoidEnv
-from sb3_mimic.motion import resolve_clip
-from sb3_mimic.version import __version__
-from imitation.algorithms import bc
+from sb3_mimic._util import check_writable
+from sb3_mimic.cloning import action_mse, make_bc_trainer, quiet_bc_warnings
+from sb3_mimic.envs.actions import ACTION_MODES
+from sb3_mimic.motion import load_clip
+from sb3_mimic.policies import (
+    DEFAULT_EXPLORATION_STD,
+    PolicyMetadata,
+    make_trpo,
+    save_policy,
+    set_exploration_std,
+    use_one_torch_thread,
+)
+from sb3_mimic.registration import env_spec_for
 from imitation.data.types import Transitions
-from imitation.util import logger as imitation_logger
-
-POLICY_FORMAT = "sb3-mimic-policy/1"
-#: Action std (normalised units) a saved SFT policy explores with when RL continues from it: DeepMimic's fixed
-#: exploration noise, the ``log_std_init`` of zoo_configs/.  BC's own std fits the labels' residual and is tiny.
-DEFAULT_EXPLORATION_STD = 0.05
-
-
-def use_one_torch_thread() -> None:
-    """Run torch on one thread: the networks are small, and on a busy 2-core machine a second torch thread
-    spins against the simulation (measured here: BC 0.4 s per epoch on one thread, 19 s on two under load)."""
-    th.set_num_threads(1)
-
-
-def set_exploration_std(model, std: float) -> None:
-    """Set the Gaussian policy's action std (state-independent ``log_std``) to ``std``."""
-    if not (std > 0 and math.isfinite(std)):
-        raise ValueError(f"exploration std must be positive, got {std}")
-    with th.no_grad():
-        model.policy.log_std.fill_(math.log(std))
-
-
-def env_spec_for(mocap: str, action_mode: str = "pd_target") -> tuple[str, dict[str, Any]]:
-    """Registered env id and kwargs for a clip name or path."""
-    if action_mode not in ACTION_MODES:
-        raise ValueError(f"unknown action_mode {action_mode!r}; choose one of {ACTION_MODES}")
-    _, path, info = resolve_clip(mocap)
-    kwargs: dict[str, Any] = {} if action_mode == "pd_target" else {"action_mode": action_mode}
-    if info is not None and Path(path).name == info.file and info.source == "pybullet_data":
-        return info.env_id, kwargs
-    return "MimicHumanoid-v0", {"motion": str(path), **kwargs}
-
-
-def policy_kwargs_for(hidden_size: int, num_layers: int) -> dict[str, Any]:
-    """``policy_kwargs`` of the MlpPolicy: ``num_layers`` layers of ``hidden_size`` for actor and critic."""
-    layers = [int(hidden_size)] * int(num_layers)
-    return {"net_arch": {"pi": list(layers), "vf": list(layers)}}
-
-
-def make_trpo(
-    env: gym.Env | DummyVecEnv, hidden_size: int = 64, num_layers: int = 2, seed: int | None = 0, **trpo_kwargs
-) -> TRPO:
-    """A fresh TRPO model whose policy BC will train."""
-    return TRPO(
-        "MlpPolicy", env, policy_kwargs=policy_kwargs_for(hidden_size, num_layers), seed=seed, device="cpu",
-        verbose=0, **trpo_kwargs,
-    )
-
-
-def action_mse(policy, obs: np.ndarray, acts: np.ndarray, batch: int = 8192) -> float:
-    """Mean squared error between the policy's mean action and the labels (the guide's validation loss)."""
-    total = 0.0
-    with th.no_grad():
-        for start in range(0, len(obs), batch):
-            o = th.as_tensor(np.array(obs[start : start + batch], dtype=np.float32), device=policy.device)
-            mean = policy.get_distribution(o).distribution.mean.cpu().numpy()
-            total += float(((mean - acts[start : start + batch]) ** 2).sum())
-    return total / (len(obs) * acts.shape[1])
 
 
 @dataclass
@@ -135,7 +82,7 @@ def train_bc(
 ) -> SFTResult:
     """Behaviour-clone ``train`` into ``model.policy`` with ``imitation``'s BC; keep the best-validation weights.
 
-    :param model: a TRPO model (see :func:`make_trpo`); trained in place
+    :param model: a TRPO model (see :func:`sb3_mimic.policies.make_trpo`); trained in place
     :param train: training demonstrations
     :param val: validation demonstrations
     :param epochs: passes over ``train``
@@ -150,18 +97,9 @@ def train_bc(
     th.manual_seed(seed)
     policy = model.policy
     with tempfile.TemporaryDirectory(prefix="sb3_mimic_bc_") as tmp:
-        folder = str(log_dir) if log_dir is not None else tmp
-        quiet = imitation_logger.configure(folder, format_strs=[])
-        trainer = bc.BC(
-            observation_space=policy.observation_space,
-            action_space=policy.action_space,
-            rng=np.random.default_rng(seed),
-            policy=policy,
-            demonstrations=train,
-            batch_size=min(batch_size, len(train)),
-            optimizer_kwargs={"lr": lr},
-            device="cpu",
-            custom_logger=quiet,
+        trainer = make_bc_trainer(
+            policy, log_dir if log_dir is not None else tmp, np.random.default_rng(seed),
+            batch_size=min(batch_size, len(train)), lr=lr, demonstrations=train,
         )
         initial = action_mse(policy, val.obs, val.acts)
         best = {"loss": math.inf, "epoch": 0, "state": None}
@@ -178,9 +116,7 @@ def train_bc(
             bar.update(1)
 
         try:
-            with warnings.catch_warnings():
-                # imitation logs float(loss) of a tensor that requires grad: harmless, but it warns every batch
-                warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True")
+            with quiet_bc_warnings():
                 trainer.train(n_epochs=epochs, on_epoch_end=on_epoch_end, progress_bar=False, log_interval=10**9)
         finally:
             bar.close()
@@ -188,136 +124,6 @@ def train_bc(
         raise ValueError("the validation loss never became a finite number (training diverged); lower --lr")
     policy.load_state_dict(best["state"])
     return SFTResult(model, best["loss"], best["epoch"], initial, history)
-
-
-# ------------------------------------------------------------------------------------------------------------
-# saving and loading
-
-
-def _metadata(model: TRPO) -> dict[str, Any]:
-    meta = getattr(model, "sb3_mimic", None)
-    return dict(meta) if isinstance(meta, dict) else {}
-
-
-def save_policy(model: TRPO, path: str | Path, metadata: dict[str, Any]) -> Path:
-    """Save ``model`` with sb3-mimic ``metadata`` as an SB3 ``.zip`` (any other suffix) or a ``.pth`` checkpoint.
-
-    Writes to a temporary file first, then renames it, so an interrupted save never corrupts an existing file.
-    """
-    path = Path(path)
-    meta = {"format": POLICY_FORMAT, "version": __version__, **metadata}
-    model.sb3_mimic = meta
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".pth":
-        tmp = path.with_name(f".{path.name}.tmp")
-        th.save(
-            {
-                "format": POLICY_FORMAT,
-                "metadata": meta,
-                "policy_kwargs": model.policy_kwargs,
-                "state_dict": model.policy.state_dict(),
-            },
-            tmp,
-        )
-    else:
-        if path.suffix != ".zip":
-            path = path.with_name(path.name + ".zip")
-        tmp = path.with_name(f".{path.stem}.tmp.zip")
-        model.save(tmp)
-    os.replace(tmp, path)
-    return path
-
-
-class PolicyLoadError(ValueError):
-    """A saved policy cannot be loaded, or does not fit the env it is loaded for."""
-
-
-def _read(path: str | Path) -> tuple[Path, dict[str, Any] | TRPO]:
-    """The checkpoint dict of a ``.pth`` policy, or the TRPO model of a ``.zip`` loaded without an env."""
-    path = Path(path)
-    if not path.is_file():
-        raise PolicyLoadError(f"policy file {path} does not exist")
-    if path.suffix == ".pth":
-        try:
-            checkpoint = th.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise PolicyLoadError(
-                f"{path} is not a readable torch checkpoint ({type(err).__name__}); a .pth policy is written by "
-                "`sb3-mimic sft --save_path NAME.pth`"
-            ) from err
-        if not isinstance(checkpoint, dict) or checkpoint.get("format") != POLICY_FORMAT:
-            raise PolicyLoadError(f"{path} is not an sb3-mimic policy checkpoint (made by `sb3-mimic sft`)")
-        return path, checkpoint
-    try:
-        return path, TRPO.load(path, device="cpu")
-    except Exception as err:
-        raise PolicyLoadError(f"{path} is not a readable SB3 TRPO model ({type(err).__name__}: {err})") from err
-
-
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """sb3-mimic metadata of a saved policy (empty for a zip that sb3-mimic did not write)."""
-    _, saved = _read(path)
-    return dict(saved["metadata"]) if isinstance(saved, dict) else _metadata(saved)
-
-
-def load_policy(path: str | Path, env: gym.Env | DummyVecEnv | None = None) -> TRPO:
-    """Load a policy saved by :func:`save_policy` (``.zip`` or ``.pth``) as a TRPO model.
-
-    :param path: the file
-    :param env: the env to attach; if None, the env recorded in the metadata is made
-    :raises PolicyLoadError: missing or unreadable file, or a policy whose spaces do not match ``env``
-    """
-    path, saved = _read(path)
-    if isinstance(saved, dict):
-        meta = saved["metadata"]
-        env = env if env is not None else make_env_from_metadata(meta)
-        _check_spaces(path, env, saved["state_dict"])
-        model = TRPO("MlpPolicy", env, policy_kwargs=saved["policy_kwargs"], device="cpu", verbose=0)
-        model.policy.load_state_dict(saved["state_dict"])
-        model.sb3_mimic = meta
-        return model
-    if env is None:
-        env = make_env_from_metadata(_metadata(saved))
-    try:
-        return TRPO.load(path, env=env, device="cpu")
-    except ValueError as err:
-        raise PolicyLoadError(f"{path} does not fit this env: {err}") from err
-
-
-def _check_spaces(path: Path, env, state_dict: dict[str, th.Tensor]) -> None:
-    obs_dim = int(np.prod(env.observation_space.shape))
-    act_dim = int(np.prod(env.action_space.shape))
-    first = next(v for k, v in state_dict.items() if k.endswith("weight") and v.ndim == 2)
-    if first.shape[1] != obs_dim or state_dict["log_std"].shape[0] != act_dim:
-        raise PolicyLoadError(
-            f"{path} was trained for observations of size {first.shape[1]} and {state_dict['log_std'].shape[0]} "
-            f"actions, but this env has {obs_dim} and {act_dim}"
-        )
-
-
-def make_env_from_metadata(meta: dict[str, Any]) -> gym.Env:
-    """Make the env a policy was trained for, from its sb3-mimic metadata."""
-    if "env_id" not in meta:
-        raise PolicyLoadError(
-            "this policy carries no sb3-mimic metadata (it was not written by sb3-mimic); pass the env (or --mocap)"
-        )
-    return gym.make(meta["env_id"], **meta.get("env_kwargs", {}))
-
-
-def check_policy_fits(model: TRPO, env: gym.Env) -> None:
-    """Refuse a policy whose spaces or action mode differ from ``env``'s, with a clear message."""
-    base = env.unwrapped
-    meta = _metadata(model)
-    if model.observation_space.shape != env.observation_space.shape or model.action_space.shape != env.action_space.shape:
-        raise PolicyLoadError(
-            f"the policy expects observations {model.observation_space.shape} and actions {model.action_space.shape}, "
-            f"the env gives {env.observation_space.shape} and takes {env.action_space.shape}"
-        )
-    if isinstance(base, MimicHumanoidEnv) and meta.get("action_mode", base.action_mode) != base.action_mode:
-        raise PolicyLoadError(
-            f"the policy was trained with action_mode={meta['action_mode']!r} but the env uses "
-            f"{base.action_mode!r}; pass the matching --action_mode"
-        )
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -352,7 +158,7 @@ class SFTConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad argument (before any work is done)."""
-        resolve_clip(self.mocap)  # unknown clip names list the available ones
+        load_clip(self.mocap)  # unknown clip names list the available ones; malformed files fail here
         checks = [
             (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
             (self.batch_size >= 1, f"--batch_size must be at least 1, got {self.batch_size}"),
@@ -375,23 +181,6 @@ class SFTConfig:
             check_writable(self.save_demos)
         if self.demos and not Path(self.demos).is_file():
             raise ValueError(f"--demos {self.demos}: no such file")
-
-
-def check_writable(path: str | Path) -> None:
-    """Raise ValueError unless a file can be written at ``path`` (tried with a temporary file, then removed)."""
-    path = Path(path).expanduser()
-    if path.is_dir():
-        raise ValueError(f"save path {path} is a directory; give a file name such as {path / 'policy.zip'}")
-    parent = path.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    try:
-        with tempfile.NamedTemporaryFile(dir=parent, prefix=".sb3_mimic_write_test_"):
-            pass
-    except OSError as err:
-        raise ValueError(f"cannot write {path} (save path): {parent} is not a writable folder ({err.strerror})") from err
-    if path.exists() and not os.access(path, os.W_OK):
-        raise ValueError(f"cannot overwrite {path}: permission denied")
 
 
 @dataclass
@@ -417,7 +206,7 @@ def run_sft(config: SFTConfig, progress_bar: bool = True, log=print) -> SFTRun:
     )
     from imitation.data.rollout import flatten_trajectories
     from sb3_mimic.evaluation import evaluate, policy_actor
-    from sb3_mimic.experts import PDExpert
+    from sb3_mimic.experts import make_expert
 
     config.validate()
     use_one_torch_thread()
@@ -434,7 +223,7 @@ def run_sft(config: SFTConfig, progress_bar: bool = True, log=print) -> SFTRun:
         demos, demo_meta = load_demos(config.demos, env_id=env_id, action_mode=config.action_mode)
         log(f"Loaded {len(demos)} demonstrations from {config.demos} ({demo_meta.kind}, lookahead {demo_meta.lookahead})")
     else:
-        expert = PDExpert.for_env(env, lookahead=config.lookahead)
+        expert = make_expert("pd", env, lookahead=config.lookahead)
         demos = teacher_forcing(
             env, expert, config.n_samples, seed=config.seed, qpos_noise=config.qpos_noise,
             qvel_noise=config.qvel_noise, progress_bar=progress_bar,
@@ -456,21 +245,19 @@ def run_sft(config: SFTConfig, progress_bar: bool = True, log=print) -> SFTRun:
     )
     bc_std = float(th.exp(model.policy.log_std).mean())
     set_exploration_std(model, DEFAULT_EXPLORATION_STD)  # the mean action (what BC learned) is unchanged
-    metadata = {
+    details = {
         "bc_action_std": bc_std,
-        "exploration_std": DEFAULT_EXPLORATION_STD,
-        "clip": base.clip.name,
-        "env_id": env_id,
-        "env_kwargs": env_kwargs,
-        "action_mode": config.action_mode,
         "lookahead": config.lookahead,
-        "trained_by": "sft",
         "best_val_loss": result.best_val_loss,
         "initial_val_loss": result.initial_val_loss,
         "n_samples": config.n_samples,
         "n_rollouts": config.n_rollouts,
         "n_demonstrations": len(demos),
     }
+    metadata = PolicyMetadata(
+        env_id=env_id, env_kwargs=env_kwargs, clip=base.clip.name, action_mode=config.action_mode, trained_by="sft",
+        exploration_std=DEFAULT_EXPLORATION_STD, details=details,
+    )
     path = save_policy(model, Path(config.save_path).expanduser(), metadata)
     log(f"Training complete! Best validation loss: {result.best_val_loss:.6f} (epoch {result.best_epoch}; "
         f"untrained policy: {result.initial_val_loss:.6f})")

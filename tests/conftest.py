@@ -16,15 +16,36 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+@pytest.fixture
+def walk():
+    """A fresh ``MimicHumanoidWalk-v0`` env, closed after the test."""
+    import gymnasium
+
+    import sb3_mimic  # noqa: F401  (registers the env ids)
+
+    env = gymnasium.make("MimicHumanoidWalk-v0")
+    yield env
+    env.close()
+
+
 #: DeepMimic's original character files (``humanoid3d.txt``, ``humanoid3d_ctrl.txt``), outside the repository.
 DEEPMIMIC_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference" / "deepmimic"
 
 
 @pytest.fixture(scope="session")
 def deepmimic_dir() -> Path:
-    """Folder with DeepMimic's humanoid3d.txt and humanoid3d_ctrl.txt; skips the test if absent."""
+    """Folder with DeepMimic's humanoid3d.txt and humanoid3d_ctrl.txt; skips the test if absent.
+
+    These tests check the MuJoCo character against DeepMimic's own files (masses, offsets, gains, FK). The files are
+    MIT-licensed but not part of this repository or the wheel (the product never reads them); they sit in the
+    workplace's ``../shared/reference/deepmimic``, so a checkout without that folder skips these checks.
+    """
     if not (DEEPMIMIC_DIR / "humanoid3d.txt").is_file() or not (DEEPMIMIC_DIR / "humanoid3d_ctrl.txt").is_file():
-        pytest.skip(f"DeepMimic's reference character files are not available at {DEEPMIMIC_DIR}")
+        pytest.skip(
+            f"DeepMimic's reference character files are not available at {DEEPMIMIC_DIR}: these tests compare the "
+            "character with DeepMimic's original humanoid3d.txt/humanoid3d_ctrl.txt, which live outside the repository "
+            "(../shared/reference/deepmimic); the product itself does not need them"
+        )
     return DEEPMIMIC_DIR
 
 
@@ -42,10 +63,12 @@ def dm_ctrl(deepmimic_dir: Path) -> dict:
 
 def dm_clip_path(name: str) -> Path:
     """Path of DeepMimic's original clip file ``humanoid3d_<name>.txt`` shipped by pybullet."""
-    pybullet_data = pytest.importorskip("pybullet_data")
+    pybullet_data = pytest.importorskip(
+        "pybullet_data", reason="DeepMimic's original clip files ship in the pybullet wheel, which is not installed"
+    )
     path = Path(pybullet_data.getDataPath()) / "data" / "motions" / f"humanoid3d_{name}.txt"
     if not path.is_file():
-        pytest.skip(f"{path} is not available")
+        pytest.skip(f"{path} is not available: this test reads DeepMimic's original clip file from the pybullet wheel")
     return path
 
 

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import gymnasium
 import numpy as np
@@ -14,8 +15,8 @@ import pytest
 from sb3_contrib import TRPO
 
 import sb3_mimic.demos
-from sb3_mimic import sft
-from sb3_mimic.cli import _mpc_kwargs, build_parser, main
+from sb3_mimic import policies
+from sb3_mimic.cli import mpc_overrides, build_parser, main
 from sb3_mimic.evaluation import evaluate, policy_actor
 
 GUIDE_ARGS = [
@@ -110,8 +111,8 @@ def test_eval_mpc_expert_with_its_options(tmp_path, capsys):
     assert figures["episodes"] == 1 and figures["mean_survival_s"] > 0
     args = build_parser().parse_args(argv)
     assert (args.mpc_horizon, args.mpc_samples, args.mpc_iterations, args.mpc_noise) == (4, 4, None, 0.05)
-    assert _mpc_kwargs(args) == {"horizon": 4, "samples": 4, "noise": 0.05, "stateless": True, "ensemble": 2}
-    assert _mpc_kwargs(build_parser().parse_args(argv[:-1])) == {"horizon": 4, "samples": 4, "noise": 0.05, "ensemble": 2}
+    assert mpc_overrides(args) == {"horizon": 4, "samples": 4, "noise": 0.05, "stateless": True, "ensemble": 2}
+    assert mpc_overrides(build_parser().parse_args(argv[:-1])) == {"horizon": 4, "samples": 4, "noise": 0.05, "ensemble": 2}
 
 
 def test_help_lists_the_guide_arguments_and_defaults(capsys):
@@ -168,7 +169,7 @@ def test_sft_end_to_end_then_eval(tmp_path, capsys):
     assert set(figures) == EVAL_KEYS and figures["episodes"] == 2
     assert 0.0 <= figures["normalized_return"] <= 1.0 and 0.0 <= figures["fall_rate"] <= 1.0
     env = gymnasium.make("MimicHumanoidWalk-v0")
-    direct = evaluate(policy_actor(sft.load_policy(save)), env, episodes=2, seed=0)
+    direct = evaluate(policy_actor(policies.load_policy(save)), env, episodes=2, seed=0)
     assert figures["mean_reward"] == pytest.approx(direct.mean_reward)
 
     assert main(["eval", "--model", str(save), "--mocap", "walk", "--action_mode", "torque"]) == 2
@@ -188,7 +189,7 @@ def test_sft_pth_without_evaluation(tmp_path, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "Training complete!" in out and "Mean Reward:" not in out
-    model = sft.load_policy(save)
+    model = policies.load_policy(save)
     assert model.sb3_mimic["lookahead"] == 2 and model.sb3_mimic["n_demonstrations"] == 100
     assert model.predict(np.zeros(197, dtype=np.float32), deterministic=True)[0].shape == (28,)
     assert main(["eval", "--model", str(save), "--eval_episodes", "1"]) == 0
@@ -226,3 +227,16 @@ def test_sft_saves_and_reuses_demonstrations(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "MimicHumanoidWalk-v0" in err and "MimicHumanoidRun-v0" in err
     assert not (tmp_path / "c.zip").exists()
+
+
+def test_train_with_mocap_records_and_names_that_clips_task(monkeypatch, capsys):
+    from sb3_mimic import rl
+
+    started = {}
+    monkeypatch.setattr(rl, "run_training", lambda config, run_dir, **_: started.update(config=config, run_dir=run_dir))
+    assert main(["train", "--mocap", "run", "--num_timesteps", "10", "--no_progress"]) == 0
+    config = started["config"]
+    assert config.env_id == "MimicHumanoidRun-v0" and config.env_kwargs == {}
+    assert Path(started["run_dir"]).name.startswith("trpo_run_") and "MimicHumanoidRun-v0" in capsys.readouterr().out
+    assert main(["train", "--mocap", "run", "--env", "MimicHumanoidWalk-v0"]) == 2
+    assert "give --env or --mocap, not both" in capsys.readouterr().err

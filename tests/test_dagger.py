@@ -12,9 +12,9 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_mimic.cli import main
 from sb3_mimic.dagger import CONFIG_FILE, DAggerConfig, _DAggerTrainer, beta_schedule, run_dagger
-from sb3_mimic.experts import PDExpert
+from sb3_mimic.experts import MPCSettings, PDExpert
 from sb3_mimic.rl import RunConfig, run_training
-from sb3_mimic.sft import DEFAULT_EXPLORATION_STD, load_policy, make_trpo, set_exploration_std
+from sb3_mimic.policies import DEFAULT_EXPLORATION_STD, load_policy, make_trpo, set_exploration_std
 from imitation.algorithms import bc
 from imitation.algorithms.dagger import SimpleDAggerTrainer
 
@@ -91,22 +91,24 @@ def test_mpc_dagger_records_the_planner_settings_it_used(tmp_path):
     config = DAggerConfig(rounds=1, **{**TINY, "expert": "mpc", "steps_per_round": 32},
                           mpc_kwargs={"horizon": 3, "samples": 3, "nthread": 1})
     run_dagger(config, run_dir, log=lambda *_: None)
-    recorded = json.loads((run_dir / CONFIG_FILE).read_text())["config"]["mpc_kwargs"]
-    from sb3_mimic.mpc import MPC_DEFAULTS
-
-    # what was given, and walk's settings (the defaults) for the rest: a resumed run plans the same way
-    assert recorded == {**MPC_DEFAULTS, "horizon": 3, "samples": 3, "nthread": 1}
+    first = json.loads((run_dir / CONFIG_FILE).read_text())
+    recorded = first["mpc_settings"]
+    # the config as given; beside it what was given and walk's settings (the defaults) for the rest, so that a
+    # resumed run plans the same way
+    assert first["config"]["mpc_kwargs"] == {"horizon": 3, "samples": 3, "nthread": 1}
+    assert recorded == {**MPCSettings().to_dict(), "horizon": 3, "samples": 3}
     assert TRPO.load(run_dir / "policy.zip", device="cpu").sb3_mimic["trained_by"] == "dagger (mpc)"
     state = json.loads((run_dir / CONFIG_FILE).read_text())
     state["config"]["rounds"] = 2
     (run_dir / CONFIG_FILE).write_text(json.dumps(state))
     run_dagger(None, run_dir, resume=True, log=lambda *_: None)  # takes back every recorded setting
     state = json.loads((run_dir / CONFIG_FILE).read_text())
-    assert state["rounds_done"] == 2 and state["config"]["mpc_kwargs"] == recorded
+    assert state["rounds_done"] == 2 and state["mpc_settings"] == recorded
+    assert state["config"]["mpc_kwargs"] == first["config"]["mpc_kwargs"]
 
 
 def test_a_resumed_stateless_mpc_dagger_keeps_its_expert_seed(tmp_path, monkeypatch):
-    from sb3_mimic import mpc
+    from sb3_mimic.experts import mpc
 
     seeds = []
     original = mpc.MPCExpert.__init__

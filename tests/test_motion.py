@@ -11,6 +11,7 @@ import math
 import re
 from pathlib import Path
 
+import gymnasium
 import mujoco
 import numpy as np
 import pytest
@@ -166,6 +167,26 @@ def test_load_by_name_prefixed_name_and_path_agree(tmp_path, dm_clip_file):
         assert other.loop == by_name.loop
     assert load_clip(copy).name == "my_walk"
     assert by_name.name == "walk"
+
+
+def test_a_clip_carries_its_catalogue_entry_and_a_file_gets_explicit_defaults(tmp_path, dm_clip_file):
+    from sb3_mimic._resources import data_path
+
+    raw = json.loads(data_path("motions", "catalogue.json").read_text())
+    crawl = load_clip("crawl")
+    assert crawl.info.fall_bodies == tuple(raw["clips"]["crawl"]["fall_bodies"]) and crawl.info.from_catalogue
+    assert crawl.env_id == "MimicHumanoidCrawl-v0"
+    assert load_clip("run").info.mpc == tuple(sorted(raw["clips"]["run"]["mpc"].items()))
+    copy = tmp_path / "my_crawl.txt"  # crawl's frames in a file the catalogue does not name
+    copy.write_bytes(dm_clip_file("crawl").read_bytes())
+    mine = load_clip(copy)
+    assert not mine.info.from_catalogue and mine.info.name == "my_crawl" and mine.env_id == "MimicHumanoid-v0"
+    assert mine.info.fall_bodies == tuple(raw["default_fall_bodies"]) and mine.info.mpc == ()
+    env = gymnasium.make("MimicHumanoid-v0", motion=str(copy))
+    assert env.unwrapped.clip is mine  # resolved once, by load_clip, and cached
+    fall = {env.unwrapped.model.body(int(b)).name for b in env.unwrapped.model.geom_bodyid[env.unwrapped.fall_geoms]}
+    assert fall == set(raw["default_fall_bodies"])
+    assert load_clip(mine) is mine
 
 
 def test_catalogue_lists_all_deepmimic_clips():

@@ -8,8 +8,7 @@ import gymnasium
 import numpy as np
 import pytest
 
-from sb3_mimic.experts import PDExpert
-from sb3_mimic.mpc import MPCExpert
+from sb3_mimic.experts import MPCExpert, MPCSettings, PDExpert
 
 STEPS = 45  # 1.5 s: PD tracking of walk falls after about 1 s
 
@@ -104,7 +103,7 @@ def test_an_ensemble_label_is_the_mean_of_separately_seeded_stateless_experts():
     labels = np.array([member.plan() for member in members])
     np.testing.assert_allclose(ensemble.plan(), labels.mean(axis=0), rtol=0, atol=1e-6)
     assert np.abs(labels[0] - labels[1]).max() > 1e-4  # the members differ, so the mean is not one of them
-    assert ensemble.settings["ensemble"] == 3
+    assert ensemble.settings.ensemble == 3
     with pytest.raises(ValueError, match="also pass stateless=True"):
         MPCExpert(env, ensemble=2)
     with pytest.raises(ValueError, match="ensemble must be a whole number >= 1"):
@@ -113,37 +112,58 @@ def test_an_ensemble_label_is_the_mean_of_separately_seeded_stateless_experts():
         expert.close()
 
 
-def test_settings_come_from_the_clip_catalogue_unless_given(monkeypatch):
+def test_settings_come_from_the_clip_catalogue_unless_given(tmp_path):
     import json
+    import shutil
 
     from sb3_mimic import motion
     from sb3_mimic._resources import data_path
-    from sb3_mimic.mpc import MPC_DEFAULTS, mpc_settings
 
     raw = json.loads(data_path("motions", "catalogue.json").read_text())["clips"]
-    assert mpc_settings("walk") == MPC_DEFAULTS and "mpc" not in raw["walk"]
-    assert mpc_settings("run") == {**MPC_DEFAULTS, **raw["run"]["mpc"]} != MPC_DEFAULTS
+    defaults = MPCSettings()
+    assert MPCSettings.for_clip(motion.load_clip("walk")) == defaults and "mpc" not in raw["walk"]
+    run_settings = MPCSettings.for_clip(motion.load_clip("run"))
+    assert run_settings.to_dict() == {**defaults.to_dict(), **raw["run"]["mpc"]} and run_settings != defaults
     run_file = gymnasium.make("MimicHumanoidRun-v0").unwrapped.clip.path  # a clip loaded by path: as its name
-    assert mpc_settings(run_file) == mpc_settings("run")
+    assert MPCSettings.for_clip(motion.load_clip(run_file)) == run_settings
+    copy = shutil.copy(run_file, tmp_path / "my_clip.txt")  # a file the catalogue does not name: the defaults
+    assert MPCSettings.for_clip(motion.load_clip(copy)) == defaults
     with pytest.raises(motion.MotionClipError, match="rnu"):
-        mpc_settings("rnu")
+        motion.load_clip("rnu")
     run = MPCExpert(gymnasium.make("MimicHumanoidRun-v0"), samples=4, nthread=1)
-    assert run.samples == 4 and run.horizon == raw["run"]["mpc"]["horizon"] and run.settings["samples"] == 4
+    assert run.samples == 4 and run.horizon == raw["run"]["mpc"]["horizon"] and run.settings.samples == 4
     run.close()
     walk = MPCExpert(gymnasium.make("MimicHumanoidWalk-v0"), nthread=1)
     assert (walk.horizon, walk.samples, walk.iterations, walk.decay) == (15, 16, 1, 0.95)
     walk.close()
-    info = motion.catalogue()["walk"]
-    monkeypatch.setitem(motion.catalogue(), "walk", dataclasses.replace(info, mpc=(("horizont", 3),)))
+    clip = motion.load_clip("walk")
+    typo = dataclasses.replace(clip, info=dataclasses.replace(clip.info, mpc=(("horizont", 3),)))
     with pytest.raises(ValueError, match="unknown settings \\['horizont'\\]"):
-        mpc_settings("walk")
+        MPCSettings.for_clip(typo)
+
+
+def test_settings_record_validates_and_replaces():
+    settings = MPCSettings()
+    assert settings.replace(horizon=20, samples=None) == MPCSettings(horizon=20)  # None keeps a setting
+    assert settings.replace(horizon=20) is not settings and settings.horizon == 15  # frozen: a new record
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.horizon = 3
+    with pytest.raises(ValueError, match="unknown MPC settings \\['horizont'\\]"):
+        settings.replace(horizont=3)
+    for bad, message in (({"horizon": 1}, "horizon must be a whole number >= 2"), ({"noise": 0}, "noise and temperature"),
+                         ({"decay": 1.5}, "decay must be in"), ({"stateless": "yes"}, "stateless must be True or False"),
+                         ({"ensemble": 2}, "also pass stateless=True"), ({"temperature": float("nan")}, "must be a number")):
+        with pytest.raises(ValueError, match=message):
+            MPCSettings(**bad)
+    assert MPCSettings(**settings.to_dict()) == settings
+    assert MPCSettings.names()[:3] == ("horizon", "samples", "iterations")
 
 
 def test_mpc_cost_equals_the_env_reward_errors_state_by_state():
     """The vectorised planner cost (sensors + qpos/qvel of rolled-out states) against ``imitation_errors``."""
     import mujoco
 
-    from sb3_mimic.envs.mimic_humanoid import reward_features
+    from sb3_mimic.reward import reward_features
     from sb3_mimic.reward import PoseFeatures, imitation_errors
 
     env = gymnasium.make("MimicHumanoidWalk-v0")
@@ -158,7 +178,7 @@ def test_mpc_cost_equals_the_env_reward_errors_state_by_state():
     qpos, qvel, sensors = mpc._rollout(actions)
     errors, lowest = mpc._cost.errors(qpos, qvel, sensors, ref_qpos, ref_qvel, ref_ee, ref_com)
     mpc.close()
-    fall_geoms = np.flatnonzero(base._fall_geom & (base.model.geom_bodyid != 0))
+    fall_geoms = np.flatnonzero(base.fall_geoms & (base.model.geom_bodyid != 0))
     sim, ref = mujoco.MjData(base.model), mujoco.MjData(base.model)
     for i in range(3):
         for k in range(5):

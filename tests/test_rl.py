@@ -32,23 +32,23 @@ from sb3_mimic import rl
 from sb3_mimic.cli import main
 from sb3_mimic.evaluation import evaluate, policy_actor
 from sb3_mimic.rl import MimicTRPO, RunConfig, latest_checkpoint, resume_training, run_training
-from sb3_mimic.sft import (
+from sb3_mimic.policies import (
     DEFAULT_EXPLORATION_STD,
     PolicyLoadError,
-    SFTConfig,
+    PolicyMetadata,
     load_policy,
     make_trpo,
     policy_kwargs_for,
-    run_sft,
     save_policy,
 )
+from sb3_mimic.sft import SFTConfig, run_sft
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WALK = "MimicHumanoidWalk-v0"
 N = 128  # env steps per iteration (n_steps with one env)
 TINY = {"n_steps": N, "batch_size": 64}
 CRITIC = ("mlp_extractor.value_net.", "value_net.")
-WALK_META = {"env_id": WALK, "env_kwargs": {}, "clip": "walk", "action_mode": "pd_target", "lookahead": 1}
+WALK_META = PolicyMetadata(env_id=WALK, clip="walk", details={"lookahead": 1})
 ZOO_TIMEOUT_S = 240
 
 
@@ -115,7 +115,7 @@ def torque_zip(tmp_path_factory) -> Path:
     """An untrained torque-mode walk policy (1 x 16) saved with sb3-mimic metadata."""
     env = gymnasium.make(WALK, action_mode="torque")
     model = make_trpo(DummyVecEnv([lambda: env]), 16, 1)
-    meta = {**WALK_META, "env_kwargs": {"action_mode": "torque"}, "action_mode": "torque"}
+    meta = WALK_META.replace(env_kwargs={"action_mode": "torque"}, action_mode="torque")
     return save_policy(model, tmp_path_factory.mktemp("torque") / "torque.zip", meta)
 
 

@@ -11,15 +11,10 @@ from gymnasium import spaces, utils
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
 from sb3_mimic import character
-from sb3_mimic.motion import MotionClip, clip_info, load_clip, resolve_clip
-from sb3_mimic.reward import SCALES, TERMS, WEIGHTS, PoseFeatures, imitation_errors
+from sb3_mimic.envs.actions import ACTION_MODES, ACTION_SCALE, pd_target_action
+from sb3_mimic.motion import MotionClip, load_clip
+from sb3_mimic.reward import TERMS, PoseFeatures, imitation_errors, reward_features, reward_terms
 
-_W_POSE, _W_VEL, _W_EE, _W_ROOT, _W_COM = (WEIGHTS[t] for t in TERMS)
-_S_POSE, _S_VEL, _S_EE, _S_ROOT, _S_COM = (SCALES[t] for t in TERMS)
-
-ACTION_MODES = ("pd_target", "torque")
-#: PD targets are ``ACTION_SCALE * action``: every exp-map component and hinge angle spans [-pi, pi] rad.
-ACTION_SCALE = math.pi
 _N_BODIES = len(character.BODIES)
 OBSERVATION_STRUCTURE: dict[str, int] = {
     "phase": 1,
@@ -103,7 +98,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
     ## Arguments
     | argument | default | description |
     |---|---|---|
-    | ``motion`` | ``"walk"`` | clip name from the catalogue (``sb3_mimic.available_clips()``) or a clip file path |
+    | ``motion`` | ``"walk"`` | catalogue clip name (``sb3_mimic.available_clips()``), clip file path, or ``MotionClip`` |
     | ``action_mode`` | ``"pd_target"`` | ``"pd_target"`` or ``"torque"`` |
     | ``control_frequency`` | 30 | policy steps per second (Hz) |
     | ``sim_frequency`` | 240 | physics and PD steps per second (Hz), a multiple of ``control_frequency`` |
@@ -120,7 +115,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
 
     def __init__(
         self,
-        motion: str = "walk",
+        motion: str | MotionClip = "walk",
         action_mode: str = "pd_target",
         control_frequency: float = 30,
         sim_frequency: float = 240,
@@ -155,8 +150,6 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
             height, ghost_offset,
         )
         self.clip: MotionClip = load_clip(motion)
-        _, _, info = resolve_clip(motion)
-        fall_bodies = info.fall_bodies if info is not None else clip_info("walk").fall_bodies
         self.action_mode = action_mode
         self.early_termination = early_termination
         self.ghost_offset = np.asarray(ghost_offset, dtype=np.float64)
@@ -179,8 +172,9 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         if action_mode == "torque":
             m.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_ACTUATION
             m.dof_damping[:] = 0.0
-        fall_ids = [m.body(b).id for b in fall_bodies]
+        fall_ids = [m.body(b).id for b in self.clip.info.fall_bodies]
         self._fall_geom = np.isin(m.geom_bodyid, fall_ids)
+        self._fall_geom.flags.writeable = False
         self._ball_actions = np.array([[i, i + 1, i + 2] for i in self._action_starts(kind="ball")])
         self._ref = mujoco.MjData(m)
         self._scratch = np.zeros(m.nv)
@@ -210,6 +204,22 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
     def time(self) -> float:
         """Reference time (s) of the current state."""
         return self._start_time + self._steps * self.dt
+
+    @property
+    def start_time(self) -> float:
+        """Clip time (s) at which the current episode started."""
+        return self._start_time
+
+    @property
+    def elapsed_steps(self) -> int:
+        """Control steps taken since the last reset."""
+        return self._steps
+
+    @property
+    def fall_geoms(self) -> np.ndarray:
+        """(ngeom,) read-only mask of the geoms whose floor contact ends an episode as a fall (the bodies in the
+        clip's ``fall_bodies``)."""
+        return self._fall_geom
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super(MujocoEnv, self).reset(seed=seed)
@@ -273,26 +283,17 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         t = self.time
         phase = self.clip.phase(t)
         self._set_reference(t)
-        e_pose, e_vel, e_ee, e_root, e_com = imitation_errors(
-            m, self._sim_features, self._ref_features, self.index, self._scratch
-        )
-        info = {
-            "reward_pose": _W_POSE * math.exp(-_S_POSE * e_pose),
-            "reward_velocity": _W_VEL * math.exp(-_S_VEL * e_vel),
-            "reward_end_effector": _W_EE * math.exp(-_S_EE * e_ee),
-            "reward_root": _W_ROOT * math.exp(-_S_ROOT * e_root),
-            "reward_com": _W_COM * math.exp(-_S_COM * e_com),
-            "mpjpe": self._mpjpe(),
-            "time": t,
-            "phase": phase,
-            "fell": bool(self.early_termination and d.ncon and self._fall_geom[d.contact.geom].any()),
-            "clip_end": (not self.clip.loop) and t >= self.clip.duration - 1e-9,
-            "nonfinite": False,
-            "invalid_action": invalid,
-        }
-        reward = (
-            info["reward_pose"] + info["reward_velocity"] + info["reward_end_effector"] + info["reward_root"]
-            + info["reward_com"]
+        errors = imitation_errors(m, self._sim_features, self._ref_features, self.index, self._scratch)
+        reward, terms = reward_terms(errors)
+        info = {f"reward_{name}": value for name, value in terms.items()}
+        info.update(
+            mpjpe=self._mpjpe(),
+            time=t,
+            phase=phase,
+            fell=bool(self.early_termination and d.ncon and self._fall_geom[d.contact.geom].any()),
+            clip_end=(not self.clip.loop) and t >= self.clip.duration - 1e-9,
+            nonfinite=False,
+            invalid_action=invalid,
         )
         obs = self._last_obs = self._get_obs(phase, heading, rot)
         return obs, reward, info["fell"] or info["clip_end"], False, info
@@ -425,39 +426,3 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
             self._renderer = None
         super().close()
 
-
-def reward_features(
-    model: mujoco.MjModel, d: mujoco.MjData, ee_ids: np.ndarray, out: PoseFeatures, kinematics: bool = True
-) -> tuple[float, np.ndarray]:
-    """Fill ``out`` (end effectors, centre-of-mass velocity) from ``d``.
-
-    :param kinematics: run forward kinematics and velocities first (not needed right after ``mj_step1``)
-    :return: the root's heading (rad) and the world-to-heading-frame matrix ``rot`` (``v_heading = v @ rot``)
-    """
-    if kinematics:
-        mujoco.mj_kinematics(model, d)
-        mujoco.mj_comPos(model, d)
-        mujoco.mj_comVel(model, d)
-    mujoco.mj_subtreeVel(model, d)
-    xmat = d.xmat[1]
-    heading = math.atan2(xmat[3], xmat[0])
-    c, s = math.cos(heading), math.sin(heading)
-    rot = np.array(((c, -s, 0.0), (s, c, 0.0), (0.0, 0.0, 1.0)))
-    xpos = d.xpos
-    ee = out.end_effectors
-    np.matmul(xpos[ee_ids] - xpos[1], rot, out=ee)
-    ee[:, 2] = xpos[ee_ids, 2]  # height above the floor
-    out.com_velocity[:] = d.subtree_linvel[1]
-    return heading, rot
-
-
-def pd_target_action(model: mujoco.MjModel, qpos: np.ndarray, index: character.CharacterIndex | None = None) -> np.ndarray:
-    """Encode the joint angles of a full ``qpos`` as the normalised ``pd_target`` action that targets them.
-
-    Ball joints give the exponential map of their quaternion, hinges their angle, both divided by pi.  The
-    result may exceed [-1, 1] for poses beyond pi rad per component; the env clips it.
-    """
-    index = index or character.character_index(model)
-    diff = np.zeros(model.nv)
-    mujoco.mj_differentiatePos(model, diff, 1.0, model.qpos0, qpos)
-    return (diff[index.action_dofs] / ACTION_SCALE).astype(np.float32)

@@ -1,9 +1,8 @@
-"""Experts that label observations with actions: the PD expert that turns mocap into demonstrations.
+"""The PD expert that turns mocap into demonstrations: it targets the reference pose a few steps ahead.
 
-Experts are ``imitation.policies.base.NonTrainablePolicy`` subclasses, so they work as SB3 policies, with
-``imitation``'s rollout tools and as DAgger's expert.  They read everything they need from the env's
-observation (phase, joint angles and rates, which :func:`decode_joint_state` recovers from the body
-orientations and angular velocities), so a batch of observations from any vectorised env can be labelled.
+It reads everything it needs from the env's observation (phase, and in torque mode the joint angles and rates,
+which :class:`JointDecoder` recovers from the body orientations and angular velocities), so a batch of
+observations from any vectorised env can be labelled.
 """
 
 from __future__ import annotations
@@ -15,46 +14,15 @@ import torch as th
 
 from sb3_mimic import _imitation  # noqa: F401  (clear error if imitation is missing)
 from sb3_mimic import character
-from sb3_mimic.envs.mimic_humanoid import ACTION_MODES, ACTION_SCALE, OBSERVATION_STRUCTURE, MimicHumanoidEnv
+from sb3_mimic.envs.actions import ACTION_MODES, ACTION_SCALE, joint_angles
+from sb3_mimic.envs.mimic_humanoid import OBSERVATION_STRUCTURE, MimicHumanoidEnv
+from sb3_mimic.experts.rotations import quat_conj, quat_log, quat_mul, rotate_inverse, rotvec_error
 from sb3_mimic.motion import MotionClip, load_clip
 from imitation.policies.base import NonTrainablePolicy
 
 _N = len(character.BODIES)
 _QUAT_START = OBSERVATION_STRUCTURE["phase"] + OBSERVATION_STRUCTURE["root_height"] + OBSERVATION_STRUCTURE["body_positions"]
 _ANGVEL_START = _QUAT_START + OBSERVATION_STRUCTURE["body_rotations"] + OBSERVATION_STRUCTURE["body_linear_velocities"]
-
-
-def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    aw, ax, ay, az = np.moveaxis(a, -1, 0)
-    bw, bx, by, bz = np.moveaxis(b, -1, 0)
-    return np.stack(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ],
-        axis=-1,
-    )
-
-
-def _quat_conj(q: np.ndarray) -> np.ndarray:
-    return q * np.array([1.0, -1.0, -1.0, -1.0])
-
-
-def _rotate_inverse(q: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Rotate vectors ``v`` by the inverse of unit quaternions ``q`` (broadcast over leading axes)."""
-    qv = np.concatenate([np.zeros((*v.shape[:-1], 1)), v], axis=-1)
-    return _quat_mul(_quat_mul(_quat_conj(q), qv), q)[..., 1:]
-
-
-def _quat_log(q: np.ndarray) -> np.ndarray:
-    """Rotation vector (axis * angle, angle in [0, pi]) of unit quaternions."""
-    q = q * np.where(q[..., :1] < 0, -1.0, 1.0)
-    sin_half = np.linalg.norm(q[..., 1:], axis=-1, keepdims=True)
-    angle = 2.0 * np.arctan2(sin_half, q[..., :1])
-    scale = np.where(sin_half > 1e-12, angle / np.maximum(sin_half, 1e-12), 2.0)
-    return q[..., 1:] * scale
 
 
 class JointDecoder:
@@ -80,12 +48,12 @@ class JointDecoder:
         angvel = obs[:, _ANGVEL_START : _ANGVEL_START + 3 * _N].reshape(-1, _N, 3)
         child = quats[:, self.bodies]
         parent = quats[:, self.parent[self.bodies]]
-        local = _quat_mul(_quat_conj(parent), child)  # (batch, 12, 4)
-        rel_w = _rotate_inverse(child, angvel[:, self.bodies] - angvel[:, self.parent[self.bodies]])
+        local = quat_mul(quat_conj(parent), child)  # (batch, 12, 4)
+        rel_w = rotate_inverse(child, angvel[:, self.bodies] - angvel[:, self.parent[self.bodies]])
         angles, rates = [], []
         for j, kind in enumerate(self.kinds):
             if kind == "ball":
-                angles.append(_quat_log(local[:, j]))
+                angles.append(quat_log(local[:, j]))
                 rates.append(rel_w[:, j])
             else:  # hinge about the body's -y axis
                 angles.append(2.0 * np.arctan2(-local[:, j, 2], local[:, j, 0])[:, None])
@@ -101,7 +69,7 @@ class PDExpert(NonTrainablePolicy):
     - ``action_mode="torque"``: ``clip(kp * (q_target - q) - kd * qdot, -1, 1)`` in normalised torque units,
       with ``q`` and ``qdot`` decoded from the observation (ball joints: rotation-vector error).
 
-    :param clip: the clip the env imitates (a :class:`MotionClip`, or a name/path for :func:`load_clip`)
+    :param clip: the clip the env imitates (a :class:`MotionClip`, or a name or path for :func:`load_clip`)
     :param observation_space: the env's observation space
     :param action_space: the env's action space
     :param action_mode: the env's action mode
@@ -129,7 +97,7 @@ class PDExpert(NonTrainablePolicy):
             raise ValueError(f"lookahead must be a whole number of control steps >= 1, got {lookahead!r}")
         if control_dt <= 0:
             raise ValueError(f"control_dt must be positive, got {control_dt!r}")
-        self.clip = load_clip(clip) if isinstance(clip, str) else clip
+        self.clip = load_clip(clip)
         self.action_mode = action_mode
         self.lookahead = int(lookahead)
         self.control_dt = float(control_dt)
@@ -159,8 +127,7 @@ class PDExpert(NonTrainablePolicy):
     def target_angles(self, phase: float) -> np.ndarray:
         """Joint angles (rad, action layout: exp-maps and hinge angles) of the reference at the target time."""
         qpos, _ = self.clip.sample(self.target_time(phase))
-        mujoco.mj_differentiatePos(self._model, self._diff, 1.0, self._model.qpos0, qpos)
-        return self._diff[self._index.action_dofs].copy()
+        return joint_angles(self._model, qpos, self._index, out=self._diff)
 
     def label(self, obs: np.ndarray) -> np.ndarray:
         """Expert actions for a batch of observations, shape (batch, 28), float32."""
@@ -171,7 +138,7 @@ class PDExpert(NonTrainablePolicy):
         angles, rates = self._decoder.decode(obs)
         error = targets - angles
         for sl in self._ball_slices:  # ball joints: rotation-vector error log(q^-1 q_target), not exp-map difference
-            error[:, sl] = _rotvec_error(angles[:, sl], targets[:, sl])
+            error[:, sl] = rotvec_error(angles[:, sl], targets[:, sl])
         return np.clip(self.kp * error - self.kd * rates, -1.0, 1.0).astype(np.float32)
 
     def _choose_action(self, obs: np.ndarray) -> np.ndarray:
@@ -180,14 +147,3 @@ class PDExpert(NonTrainablePolicy):
     def _predict(self, observation: th.Tensor, deterministic: bool = False) -> th.Tensor:
         return th.as_tensor(self.label(observation.detach().cpu().numpy()), device=self.device)
 
-
-def _exp(rotvec: np.ndarray) -> np.ndarray:
-    angle = np.linalg.norm(rotvec, axis=-1, keepdims=True)
-    half = 0.5 * angle
-    scale = np.where(angle > 1e-12, np.sin(half) / np.maximum(angle, 1e-12), 0.5)
-    return np.concatenate([np.cos(half), rotvec * scale], axis=-1)
-
-
-def _rotvec_error(current: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Rotation vector of ``q_current^-1 q_target`` in the current joint frame."""
-    return _quat_log(_quat_mul(_quat_conj(_exp(current)), _exp(target)))

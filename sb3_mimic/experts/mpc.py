@@ -9,19 +9,17 @@ small number of samples work (see the project's MPC notes), so query it along an
 states.
 
 The planner is the env's own model (same physics rate) with sensors added for the cost, so predicted and
-simulated motion agree exactly, and the cost of all samples is computed in one vectorised pass.
-
-Measured on 2 threads (``benchmarks/experts.py``, 10 starts per clip): with the defaults walk stays up the full
-20 s from every start at about 44 ms per control step. Run and dance_a need a stronger planner, which their
-catalogue entries set (horizon 20, 32 samples, 2 iterations, about 185-190 ms per control step; see
-:func:`mpc_settings`): run then stays up 20 s from 5 of 10 starts, dance_a from 9 of 10, though it tracks the
-dance loosely (reward per step about 0.25 against walk's 0.7; MPJPE 400 mm). Backflip still falls within about 2 s (PD tracking
-alone: 0.6-1 s).
+simulated motion agree exactly, and the cost of all samples is computed in one vectorised pass.  Its settings
+are an :class:`MPCSettings` record: the defaults, the clip's catalogue overrides, then the caller's.
+Measured figures (survival and cost per control step per clip) are in ``benchmarks/results/experts_*.md``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass, field
+from typing import Any
 
 import mujoco
 import numpy as np
@@ -31,20 +29,16 @@ from mujoco import rollout as mj_rollout
 from sb3_mimic import _imitation  # noqa: F401
 from sb3_mimic import character
 from sb3_mimic._util import available_cores
-from sb3_mimic.envs.mimic_humanoid import ACTION_SCALE, MimicHumanoidEnv, reward_features
-from sb3_mimic.motion import resolve_clip
-from sb3_mimic.reward import SCALES, TERMS, WEIGHTS, PoseFeatures
+from sb3_mimic.envs.actions import ACTION_SCALE, joint_angles
+from sb3_mimic.envs.mimic_humanoid import MimicHumanoidEnv
+from sb3_mimic.experts.rotations import yaw as _yaw
+from sb3_mimic.motion import MotionClip
+from sb3_mimic.reward import SCALES, TERMS, WEIGHTS, PoseFeatures, reward_features
 from imitation.policies.base import NonTrainablePolicy
 
 _STATE = mujoco.mjtState.mjSTATE_FULLPHYSICS
 #: Linearised imitation cost: sum_t weight_t * scale_t * error_t (the first-order expansion of 1 - reward).
 _LINEAR = np.array([WEIGHTS[t] * SCALES[t] for t in TERMS])
-
-
-def _yaw(quat: np.ndarray) -> np.ndarray:
-    """Heading (rad about z) of the body x axis of (w, x, y, z) quaternions in the last axis."""
-    w, x, y, z = (quat[..., i] for i in range(4))
-    return np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
 
 
 class _CostModel:
@@ -60,7 +54,7 @@ class _CostModel:
         spec = mujoco.MjSpec.from_file(character.model_path())
         names = lambda ids, obj: [mujoco.mj_id2name(base, obj, int(i)) for i in ids]  # noqa: E731
         self.ee_names = names(env.index.end_effector_ids, mujoco.mjtObj.mjOBJ_BODY)
-        fall = np.flatnonzero(env._fall_geom & (base.geom_bodyid != 0))
+        fall = np.flatnonzero(env.fall_geoms & (base.geom_bodyid != 0))
         types = base.geom_type[fall]
         if not np.isin(types, [mujoco.mjtGeom.mjGEOM_SPHERE, mujoco.mjtGeom.mjGEOM_CAPSULE]).all():
             raise ValueError("MPCExpert's fall check handles sphere and capsule bodies only")
@@ -73,7 +67,8 @@ class _CostModel:
 
         for name in self.ee_names:
             add(mujoco.mjtSensor.mjSENS_FRAMEPOS, mujoco.mjtObj.mjOBJ_XBODY, name)
-        add(mujoco.mjtSensor.mjSENS_SUBTREELINVEL, mujoco.mjtObj.mjOBJ_BODY, names([env._root], mujoco.mjtObj.mjOBJ_BODY)[0])
+        root = names(env.index.body_ids[:1], mujoco.mjtObj.mjOBJ_BODY)[0]
+        add(mujoco.mjtSensor.mjSENS_SUBTREELINVEL, mujoco.mjtObj.mjOBJ_BODY, root)
         for name in names(fall, mujoco.mjtObj.mjOBJ_GEOM):
             add(mujoco.mjtSensor.mjSENS_FRAMEPOS, mujoco.mjtObj.mjOBJ_GEOM, name)
             add(mujoco.mjtSensor.mjSENS_FRAMEZAXIS, mujoco.mjtObj.mjOBJ_GEOM, name)
@@ -128,30 +123,99 @@ class _CostModel:
         return errors, lowest
 
 
-#: :class:`MPCExpert`'s settings for a clip whose catalogue entry gives none.
-MPC_DEFAULTS: dict[str, float | int | bool] = {
-    "horizon": 15, "samples": 16, "iterations": 1, "noise": 0.1, "knots": 4, "temperature": 0.1,
-    "fall_penalty": 3.0, "reanchor_heading": True, "decay": 0.95, "stateless": False, "ensemble": 1,
-}
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
 
 
-def mpc_settings(clip: str) -> dict:
-    """:class:`MPCExpert`'s settings for a clip: :data:`MPC_DEFAULTS`, updated by the ``"mpc"`` entry of the
-    clip's catalogue entry where it has one (clips that need a stronger planner than walk, e.g. run).
+@dataclass(frozen=True)
+class MPCSettings:
+    """The settings of :class:`MPCExpert`, validated on construction.
 
-    :param clip: a catalogue name (an unknown one raises :class:`~sb3_mimic.motion.MotionClipError`) or a clip
-        file path, resolved like the env's ``motion`` (a file named after a catalogue clip gets its settings,
-        as it gets its fall rules; any other file the defaults)
+    ``MPCSettings.for_clip(clip)`` gives a clip's settings: these defaults, updated by the ``"mpc"`` entry of its
+    catalogue entry (clips that need a stronger planner than walk, e.g. run); :meth:`replace` applies the caller's
+    overrides on top.  The ``help`` of each field is what the command line's ``--mpc_<name>`` prints.
     """
-    clip_name, _, info = resolve_clip(clip)
-    overrides = dict(info.mpc) if info is not None else {}
-    unknown = sorted(set(overrides) - set(MPC_DEFAULTS))
-    if unknown:
-        raise ValueError(
-            f"the catalogue's 'mpc' entry for clip {clip_name!r} has unknown settings {unknown}; "
-            f"allowed: {sorted(MPC_DEFAULTS)}"
-        )
-    return {**MPC_DEFAULTS, **overrides}
+
+    horizon: int = _setting(15, "planning horizon, control steps")
+    samples: int = _setting(16, "rollouts per planning iteration (the current plan is always one of them)")
+    iterations: int = _setting(1, "MPPI iterations per control step")
+    noise: float = _setting(0.1, "standard deviation of the plan perturbations, rad of PD target")
+    knots: int = _setting(4, "perturbations are drawn at this many knots over the horizon and interpolated")
+    temperature: float = _setting(0.1, "MPPI temperature, as a fraction of the spread of the sampled costs")
+    fall_penalty: float = _setting(3.0, "cost per planned step after a fall")
+    reanchor_heading: bool = _setting(
+        True,
+        "also turn the planner's reference to the character's heading (its root position is always moved to the "
+        "character's), so that it tracks the clip's motion without chasing a heading error that accumulates over "
+        "the cycles",
+    )
+    decay: float = _setting(
+        0.95, "the warm-started plan is multiplied by this each step, so its offsets do not random-walk away from "
+        "the reference",
+    )
+    stateless: bool = _setting(
+        False,
+        "plan every step from the plain reference with perturbations drawn once from the seed, so that the label "
+        "is a function of the physics state and clip time alone (what DAgger assumes of an expert); needs "
+        "iterations >= 2",
+    )
+    ensemble: int = _setting(
+        1, "with stateless: label with the mean of this many stateless plans, member k seeded seed + k (a smoother "
+        "function of the state, at this many times the cost)",
+    )
+
+    def __post_init__(self) -> None:
+        for name, low in (("horizon", 2), ("samples", 2), ("iterations", 1), ("knots", 2), ("ensemble", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < low:
+                raise ValueError(f"MPC setting {name} must be a whole number >= {low}, got {value!r}")
+        for name in ("noise", "temperature", "fall_penalty", "decay"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"MPC setting {name} must be a number, got {value!r}")
+        if not (self.noise > 0 and self.temperature > 0 and self.fall_penalty >= 0):
+            raise ValueError(
+                f"MPC settings noise and temperature must be positive and fall_penalty not negative, got noise "
+                f"{self.noise!r}, temperature {self.temperature!r}, fall_penalty {self.fall_penalty!r}"
+            )
+        if not 0.0 < self.decay <= 1.0:
+            raise ValueError(f"MPC setting decay must be in (0, 1], got {self.decay!r}")
+        for name in ("stateless", "reanchor_heading"):
+            if getattr(self, name) not in (True, False):
+                raise ValueError(f"MPC setting {name} must be True or False, got {getattr(self, name)!r}")
+        if self.ensemble > 1 and not self.stateless:
+            raise ValueError(
+                f"ensemble={self.ensemble} averages stateless plans: also pass stateless=True (--mpc_stateless), or leave "
+                "ensemble at 1"
+            )
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The setting names, in declaration order."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def for_clip(cls, clip: MotionClip) -> MPCSettings:
+        """The defaults updated by the clip's catalogue entry (``clip.info.mpc``)."""
+        overrides = dict(clip.info.mpc)
+        unknown = sorted(set(overrides) - set(cls.names()))
+        if unknown:
+            raise ValueError(
+                f"the catalogue's 'mpc' entry for clip {clip.name!r} has unknown settings {unknown}; "
+                f"allowed: {sorted(cls.names())}"
+            )
+        return cls(**overrides)
+
+    def replace(self, **overrides: Any) -> MPCSettings:
+        """A copy with the given settings changed; ``None`` values leave a setting as it is."""
+        unknown = sorted(set(overrides) - set(self.names()))
+        if unknown:
+            raise ValueError(f"unknown MPC settings {unknown}; allowed: {sorted(self.names())}")
+        return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a plain dict (JSON-ready)."""
+        return dataclasses.asdict(self)
 
 
 class MPCExpert(NonTrainablePolicy):
@@ -160,89 +224,37 @@ class MPCExpert(NonTrainablePolicy):
     It reads the physics state and clip time of the env it is given (not the observation), so it labels
     whatever state that env is in; a vectorised env (``DummyVecEnv``) gets one plan per sub-env.
 
-    Every setting left at ``None`` comes from :func:`mpc_settings` of the env's clip: :data:`MPC_DEFAULTS`
-    (horizon 15, samples 16, iterations 1, noise 0.1, knots 4, temperature 0.1, fall_penalty 3, heading
-    re-anchored, decay 0.95, not stateless, ensemble 1), which the clip's catalogue entry may override; the
-    resolved values are in :attr:`settings`.
+    The plan is warm-started from the previous control step's, so query it along an episode, not on isolated
+    states (or set ``stateless``).  Its settings (:attr:`settings`) are ``settings`` if given, else
+    :meth:`MPCSettings.for_clip` of the env's clip, with ``overrides`` applied on top.
 
     :param env: the env (or a ``DummyVecEnv`` of them) whose states it labels
-    :param horizon: planning horizon, control steps (15 = 0.5 s)
-    :param samples: rollouts per planning iteration (the current plan is always one of them)
-    :param iterations: MPPI iterations per control step
-    :param noise: standard deviation of the plan perturbations, radians of PD target
-    :param knots: perturbations are drawn at this many knots over the horizon and interpolated (smooth noise)
-    :param temperature: MPPI temperature, as a fraction of the spread of the sampled costs
-    :param fall_penalty: cost per planned step after a fall
-    :param reanchor_heading: also turn the planner's reference to the character's heading (its root position
-        is always moved to the character's). On by default: the planner then tracks the clip's motion without
-        chasing a heading error that accumulates over the cycles, and its labels depend on the character's
-        state in its own heading frame, like the policy's observation
-    :param decay: the warm-started plan is multiplied by this each step. Without it (1.0) the offsets
-        random-walk away from the reference over hundreds of steps (mean 0.14 rad after 2 s, 0.5 rad after
-        20 s on walk) and tracking decays with them
-    :param stateless: plan every call from the plain reference with the same perturbations (drawn once from
-        ``seed``), so that the label is a deterministic function of the env's physics state and clip time, as
-        DAgger assumes of its expert, whatever the expert labelled before. Off by default: the warm-started
-        expert costs less per call. It needs more than one iteration: on walk, 3 iterations of 16 samples kept 10 of
-        10 starts up 20 s at 76 ms per call on 2 cores (``benchmarks/results/experts_walk_stateless.md``)
-    :param ensemble: with ``stateless``, the label is the mean of this many stateless plans, member ``k``
-        drawing its fixed perturbations from seed ``seed + k`` (so it equals the mean of ``ensemble``
-        separate stateless experts seeded ``seed, seed + 1, ...``). The mean is a smoother function of the
-        state, which a network fits more closely, at ``ensemble`` times the cost per label. In one measurement
-        on walk (3000 labels), 4 members brought BC's validation MSE from 1.2e-4 to 4.3e-5 at 290 ms per label
+    :param settings: the planner's settings (default: the clip's)
     :param nthread: rollout threads (default: one per core)
     :param seed: seeds the perturbations
+    :param overrides: individual settings (``horizon=20``, ...; see :class:`MPCSettings`); ``None`` values are
+        ignored
     """
 
     def __init__(
-        self,
-        env,
-        horizon: int | None = None,
-        samples: int | None = None,
-        iterations: int | None = None,
-        noise: float | None = None,
-        knots: int | None = None,
-        temperature: float | None = None,
-        fall_penalty: float | None = None,
-        reanchor_heading: bool | None = None,
-        decay: float | None = None,
-        stateless: bool | None = None,
-        ensemble: int | None = None,
-        nthread: int | None = None,
-        seed: int = 0,
+        self, env, settings: MPCSettings | None = None, *, nthread: int | None = None, seed: int = 0, **overrides: Any
     ) -> None:
         envs = [e.unwrapped for e in getattr(env, "envs", [env])]
         if not all(isinstance(e, MimicHumanoidEnv) for e in envs):
             raise TypeError("MPCExpert needs MimicHumanoidEnv envs (or a DummyVecEnv of them)")
         if envs[0].action_mode != "pd_target":
             raise ValueError("MPCExpert plans PD targets: use an env with action_mode='pd_target'")
-        arguments = locals()  # the arguments named like the settings override the clip's settings
-        self.settings = mpc_settings(envs[0].clip.path)
-        self.settings.update({name: arguments[name] for name in MPC_DEFAULTS if arguments[name] is not None})
+        base_settings = settings if settings is not None else MPCSettings.for_clip(envs[0].clip)
+        self.settings: MPCSettings = base_settings.replace(**overrides)
         settings = self.settings
-        for name, low in (("horizon", 2), ("samples", 2), ("iterations", 1), ("knots", 2), ("ensemble", 1)):
-            value = settings[name]
-            if int(value) != value or value < low:
-                raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
-        if not (settings["noise"] > 0 and settings["temperature"] > 0 and settings["fall_penalty"] >= 0):
-            raise ValueError("noise and temperature must be positive, fall_penalty not negative")
-        if not 0.0 < settings["decay"] <= 1.0:
-            raise ValueError(f"decay must be in (0, 1], got {settings['decay']!r}")
-        if settings["stateless"] not in (True, False):
-            raise ValueError(f"stateless must be True or False, got {settings['stateless']!r}")
-        if settings["ensemble"] > 1 and not settings["stateless"]:
-            raise ValueError(
-                f"ensemble={settings['ensemble']} averages stateless plans: also pass stateless=True "
-                "(--mpc_stateless), or leave ensemble at 1"
-            )
         super().__init__(envs[0].observation_space, envs[0].action_space)
         self.envs = envs
         self.horizon, self.samples, self.iterations, self.knots, self.ensemble = (
-            int(settings[name]) for name in ("horizon", "samples", "iterations", "knots", "ensemble")
+            int(getattr(settings, name)) for name in ("horizon", "samples", "iterations", "knots", "ensemble")
         )
-        self.noise, self.temperature, self.fall_penalty = settings["noise"], settings["temperature"], settings["fall_penalty"]
-        self.reanchor_heading, self.decay = settings["reanchor_heading"], settings["decay"]
-        self.stateless = bool(settings["stateless"])
+        self.noise, self.temperature, self.fall_penalty = settings.noise, settings.temperature, settings.fall_penalty
+        self.reanchor_heading, self.decay = settings.reanchor_heading, settings.decay
+        self.stateless = bool(settings.stateless)
         self.rng = np.random.default_rng(seed)
         # stateless planning reuses one set of perturbations per ensemble member on every call (common random
         # numbers), the first sample of each iteration unperturbed like the random ones below
@@ -306,8 +318,7 @@ class MPCExpert(NonTrainablePolicy):
             self._fk.qpos[:], self._fk.qvel[:] = q, v
             reward_features(m, self._fk, self.index.end_effector_ids, self._feat)
             ee[k], com[k] = self._feat.end_effectors, self._feat.com_velocity
-            mujoco.mj_differentiatePos(m, diff, 1.0, m.qpos0, q)
-            targets[k] = diff[self.index.action_dofs] / ACTION_SCALE
+            targets[k] = joint_angles(m, q, self.index, out=diff) / ACTION_SCALE
         return qpos, qvel, ee, com, targets
 
     def _rollout(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -346,13 +357,13 @@ class MPCExpert(NonTrainablePolicy):
         if self.stateless:  # every member plans from the plain reference; the label is their mean
             actions = [self._optimise(start, targets, reference, member) for member in self._fixed_eps]
             return np.mean([np.clip(targets[0] + plan[0], -1.0, 1.0).astype(np.float32) for plan in actions], axis=0)
-        key = (id(env), env._start_time)
+        key = (id(env), env.start_time)
         previous = self._plans.get(env_index)
-        if warm and previous is not None and previous[0] == key and previous[1] == env._steps - 1:
+        if warm and previous is not None and previous[0] == key and previous[1] == env.elapsed_steps - 1:
             start = previous[2]  # warm start: the previous plan, shifted by one step (done below)
         plan = self._optimise(start, targets, reference, None)
         if commit:
-            self._plans[env_index] = (key, env._steps, self.decay * np.vstack([plan[1:], plan[-1:]]))
+            self._plans[env_index] = (key, env.elapsed_steps, self.decay * np.vstack([plan[1:], plan[-1:]]))
         return np.clip(targets[0] + plan[0], -1.0, 1.0).astype(np.float32)
 
     def _optimise(self, plan: np.ndarray, targets: np.ndarray, reference, fixed_eps: np.ndarray | None) -> np.ndarray:

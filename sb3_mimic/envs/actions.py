@@ -1,0 +1,41 @@
+"""The env's actions: what a normalised action means, and the encoding of a pose as the action that targets it.
+
+In ``pd_target`` mode the PD servos of the 12 actuated joints target ``ACTION_SCALE * a``: the exponential map
+(rad, joint frame) of each ball joint's rotation and each hinge's angle, in DeepMimic's joint order
+(:data:`sb3_mimic.character.JOINTS`).  Every expert, the env and the MPC encode poses through this module.
+"""
+
+from __future__ import annotations
+
+import math
+
+import mujoco
+import numpy as np
+
+from sb3_mimic import character
+
+ACTION_MODES = ("pd_target", "torque")
+#: PD targets are ``ACTION_SCALE * action``: every exp-map component and hinge angle spans [-pi, pi] rad.
+ACTION_SCALE = math.pi
+
+
+def joint_angles(
+    model: mujoco.MjModel, qpos: np.ndarray, index: character.CharacterIndex, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Joint angles of a full ``qpos`` in action layout, radians (float64, shape (28,)): the rotation vector of
+    each ball joint and the angle of each hinge, relative to the model's neutral pose ``qpos0``.
+
+    :param out: optional (nv,) work array
+    """
+    diff = np.zeros(model.nv) if out is None else out
+    mujoco.mj_differentiatePos(model, diff, 1.0, model.qpos0, qpos)
+    return diff[index.action_dofs]
+
+
+def pd_target_action(model: mujoco.MjModel, qpos: np.ndarray, index: character.CharacterIndex | None = None) -> np.ndarray:
+    """Encode the joint angles of a full ``qpos`` as the normalised ``pd_target`` action that targets them (float32).
+
+    The result may exceed [-1, 1] for poses beyond pi rad per component; the env clips it.
+    """
+    index = index or character.character_index(model)
+    return (joint_angles(model, qpos, index) / ACTION_SCALE).astype(np.float32)

@@ -1,0 +1,59 @@
+"""Quaternion helpers the experts share, vectorised over leading axes; quaternions are (w, x, y, z)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product ``a * b``."""
+    aw, ax, ay, az = np.moveaxis(a, -1, 0)
+    bw, bx, by, bz = np.moveaxis(b, -1, 0)
+    return np.stack(
+        [
+            aw * bw - ax * bx - ay * by - az * bz,
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+        ],
+        axis=-1,
+    )
+
+
+def quat_conj(q: np.ndarray) -> np.ndarray:
+    """Conjugate (the inverse of a unit quaternion)."""
+    return q * np.array([1.0, -1.0, -1.0, -1.0])
+
+
+def rotate_inverse(q: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Rotate vectors ``v`` by the inverse of unit quaternions ``q``."""
+    qv = np.concatenate([np.zeros((*v.shape[:-1], 1)), v], axis=-1)
+    return quat_mul(quat_mul(quat_conj(q), qv), q)[..., 1:]
+
+
+def quat_log(q: np.ndarray) -> np.ndarray:
+    """Rotation vector (axis * angle, angle in [0, pi]) of unit quaternions."""
+    q = q * np.where(q[..., :1] < 0, -1.0, 1.0)
+    sin_half = np.linalg.norm(q[..., 1:], axis=-1, keepdims=True)
+    angle = 2.0 * np.arctan2(sin_half, q[..., :1])
+    scale = np.where(sin_half > 1e-12, angle / np.maximum(sin_half, 1e-12), 2.0)
+    return q[..., 1:] * scale
+
+
+def quat_exp(rotvec: np.ndarray) -> np.ndarray:
+    """Unit quaternion of a rotation vector (the inverse of :func:`quat_log`)."""
+    angle = np.linalg.norm(rotvec, axis=-1, keepdims=True)
+    half = 0.5 * angle
+    scale = np.where(angle > 1e-12, np.sin(half) / np.maximum(angle, 1e-12), 0.5)
+    return np.concatenate([np.cos(half), rotvec * scale], axis=-1)
+
+
+def rotvec_error(current: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Rotation vector of ``q_current^-1 q_target`` in the current joint frame, both given as rotation vectors."""
+    return quat_log(quat_mul(quat_conj(quat_exp(current)), quat_exp(target)))
+
+
+def yaw(quat: np.ndarray) -> np.ndarray:
+    """Heading (rad about z) of the body x axis of quaternions."""
+    w, x, y, z = (quat[..., i] for i in range(4))
+    return np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
