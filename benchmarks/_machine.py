@@ -33,3 +33,11 @@ def stopwatch_printer():
     """A ``say(line)`` that prints ``line`` indented, after the seconds since this call."""
     t0 = time.perf_counter()
     return lambda line: print(f"  [{time.perf_counter() - t0:6.0f} s] {line}", flush=True)
+
+
+def describe(settings: dict) -> str:
+    """``" (a=1, b=true)"``: settings as a report shows them (JSON values, strings bare), or ``""`` for none."""
+    import json
+
+    typed = (f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in settings.items())
+    return f" ({', '.join(typed)})" if settings else ""

@@ -17,8 +17,10 @@ pipeline takes < 30 min. The exit status is 0 whatever the figures.
 Run from the repository root::
 
     .venv/bin/python benchmarks/dagger_rounds.py               # about 1-1.5 hours on 2 cores
-    .venv/bin/python benchmarks/dagger_rounds.py --rounds 6 --mpc stateless=true iterations=3 ensemble=2
-    .venv/bin/python benchmarks/dagger_rounds.py --dagger mixing=switch beta_decay=0.7 --json out.json
+    .venv/bin/python benchmarks/dagger_rounds.py --rounds 6 --mpc_ensemble 2
+    .venv/bin/python benchmarks/dagger_rounds.py --mixing switch --beta_rampdown 0 --beta_decay 0.7 --json out.json
+
+The MPC and DAgger options are ``sb3-mimic dagger``'s (``--mpc_*``, ``--mixing``, ...), with the defaults above.
 """
 
 from __future__ import annotations
@@ -44,16 +46,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # measure this checkout, installed or not
 from sb3_mimic.dagger import DAggerConfig, beta_schedule, run_dagger
 from sb3_mimic.evaluation import evaluate, policy_actor
-from sb3_mimic.mpc import MPC_DEFAULTS
-from sb3_mimic.sft import env_spec_for, load_policy
+from sb3_mimic.cli import add_dagger_options, add_mpc_options, dagger_options, mpc_overrides
+from sb3_mimic.policies import load_policy
+from sb3_mimic.registration import env_spec_for
 
-from _machine import load_average, machine, report_header, stopwatch_printer
-from _settings import describe, parse_setting
-from experts import DAGGER_FIXED, PIPELINE_LIMIT_S
+from _machine import describe, load_average, machine, report_header, stopwatch_printer
+from experts import PIPELINE_LIMIT_S
 from imitation.data import serialize
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DEFAULT_MPC = {"stateless": True, "iterations": 3, "ensemble": 4}
+DEFAULT_MPC = {"mpc_stateless": True, "mpc_iterations": 3, "mpc_ensemble": 4}
 DEFAULT_DAGGER = {"mixing": "blend", "beta_rampdown": 8, "epochs_per_round": 30, "hidden_size": 256}
 SURVIVAL_TARGET_S = 15.0
 
@@ -153,12 +155,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps_per_round", type=int, default=800, help="labelled steps per round (default 800)")
     p.add_argument("--episodes", type=int, default=20, help="evaluation starts per round's policy (default 20)")
     p.add_argument("--seed", type=int, default=0, help="seed of the run and of the evaluation starts")
-    p.add_argument("--mpc", nargs="+", default=None, metavar="SETTING=VALUE",
-                   help="MPC expert settings (values in JSON; names: sb3_mimic.mpc.MPC_DEFAULTS; default "
-                        f"{describe(DEFAULT_MPC).strip(' ()')}, the others from the clip)")
-    p.add_argument("--dagger", nargs="+", default=None, metavar="SETTING=VALUE",
-                   help=f"DAgger arguments (default {describe(DEFAULT_DAGGER).strip(' ()')}; names: the fields of "
-                        f"sb3_mimic.dagger.DAggerConfig except {', '.join(DAGGER_FIXED)})")
+    add_mpc_options(p)
+    add_dagger_options(p.add_argument_group("DAgger (sb3-mimic dagger's options)"))
+    p.set_defaults(**DEFAULT_MPC, **DEFAULT_DAGGER)  # this benchmark's defaults: the best configuration measured
     p.add_argument("--keep", type=Path, default=None, metavar="DIR", help="keep the run and every round's policy in DIR")
     p.add_argument("--out", type=Path, default=None, help="Markdown report (default results/dagger_rounds_CLIP.md)")
     p.add_argument("--png", type=Path, default=None, help="plot (default results/dagger_rounds_CLIP.png)")
@@ -166,15 +165,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if min(args.rounds, args.steps_per_round, args.episodes) < 1:
         p.error("--rounds, --steps_per_round and --episodes must be at least 1")
-    args.mpc = DEFAULT_MPC if args.mpc is None else dict(parse_setting(p, "--mpc", i, MPC_DEFAULTS) for i in args.mpc)
-    dagger_fields = set(DAggerConfig.__dataclass_fields__) - set(DAGGER_FIXED)
-    args.dagger = (DEFAULT_DAGGER if args.dagger is None
-                   else dict(parse_setting(p, "--dagger", i, dagger_fields, strict=False) for i in args.dagger))
+    args.mpc, args.dagger = mpc_overrides(args), dagger_options(args)
     try:
         dagger_config(args).validate()
     except (TypeError, ValueError) as error:
-        p.error(f"{error} (--mocap, --rounds, --steps_per_round and --seed are options of this script; the others "
-                "are --dagger settings)")
+        p.error(str(error))
     args.out = args.out or RESULTS / f"dagger_rounds_{Path(args.mocap).stem}.md"
     args.png = args.png or RESULTS / f"dagger_rounds_{Path(args.mocap).stem}.png"
     return args

@@ -2,9 +2,9 @@
 
 For each clip (default ``walk run dance_a backflip``), in one run:
 
-1. **PD expert** (``PDExpert.for_env(env, lookahead=1)``) and **MPC expert** (``MPCExpert(env)`` with the
-   clip's settings, ``mpc_settings(clip)``: the defaults unless the catalogue sets others; ``--mpc`` overrides
-   them, for the DAgger step too) act alone from
+1. **PD expert** (``make_expert("pd", env, lookahead=1)``) and **MPC expert** (``make_expert("mpc", env)`` with
+   the clip's settings, ``MPCSettings.for_clip``: the defaults unless the catalogue sets others; the command
+   line's ``--mpc_*`` options override them, for the DAgger step too) act alone from
    ``--expert_starts`` seeded reference-state starts (``evaluate(..., seed=--seed)``; episode ``i`` starts from
    ``reset(seed=seed + i)``) up to the registered 20 s limit. Reported: mean survival,
    how many starts stayed up the whole 20 s, normalised return, MPJPE, and the labelling cost (wall ms per
@@ -13,8 +13,8 @@ For each clip (default ``walk run dance_a backflip``), in one run:
 3. **BC on MPC labels**: the same pipeline (``run_sft`` with ``demos=``) on the MPC expert's own closed-loop
    episodes from step 1, saved as a demonstration file; its wall time counts the MPC's labelling time.
 4. **DAgger on MPC labels**: ``run_dagger`` (the ``sb3-mimic dagger --expert mpc`` pipeline) with
-   ``--dagger_rounds`` x ``--dagger_steps``, from scratch (``--dagger`` sets its other arguments, e.g.
-   ``mixing=blend beta_rampdown=8``); its wall time includes the expert's labelling.
+   ``--dagger_rounds`` x ``--dagger_steps``, from scratch (``sb3-mimic dagger``'s own options set its other
+   arguments, e.g. ``--mixing blend --beta_rampdown 8``); its wall time includes the expert's labelling.
 
 The three policies are evaluated deterministically over ``--episodes`` starts (same seed as the experts).
 Acceptance checks of the MPC issue are printed with PASS/FAIL; the exit status is 0 whatever the figures.
@@ -23,9 +23,9 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/experts.py                     # about 1.5-2 hours on 2 cores
     .venv/bin/python benchmarks/experts.py --clips walk --json benchmarks/results/experts.json
-    .venv/bin/python benchmarks/experts.py --clips walk --mpc stateless=true iterations=3   # other MPC settings
-    .venv/bin/python benchmarks/experts.py --clips walk --mpc stateless=true iterations=3 ensemble=4 \
-        --dagger mixing=blend beta_rampdown=8 epochs_per_round=30 hidden_size=256      # other DAgger arguments
+    .venv/bin/python benchmarks/experts.py --clips walk --mpc_stateless --mpc_iterations 3   # other MPC settings
+    .venv/bin/python benchmarks/experts.py --clips walk --mpc_stateless --mpc_iterations 3 --mpc_ensemble 4 \
+        --mixing blend --beta_rampdown 8 --epochs_per_round 30 --hidden_size 256      # other DAgger arguments
 """
 
 from __future__ import annotations
@@ -50,18 +50,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # measure this che
 from sb3_mimic.dagger import DAggerConfig, run_dagger
 from sb3_mimic.demos import DemoMetadata, save_demos
 from sb3_mimic.evaluation import evaluate, policy_actor
-from sb3_mimic.experts import PDExpert
-from sb3_mimic.mpc import MPC_DEFAULTS, MPCExpert
-from sb3_mimic.sft import SFTConfig, env_spec_for, load_policy, run_sft
+from sb3_mimic.cli import add_dagger_options, add_mpc_options, dagger_options, mpc_overrides
+from sb3_mimic.experts import make_expert
+from sb3_mimic.policies import load_policy
+from sb3_mimic.registration import env_spec_for
+from sb3_mimic.sft import SFTConfig, run_sft
 
-from _machine import report_header, stopwatch_printer
-from _settings import describe, parse_setting
+from _machine import describe, report_header, stopwatch_printer
 from imitation.data.types import Transitions
 
 DEFAULT_CLIPS = ("walk", "run", "dance_a", "backflip")
 RESULTS = Path(__file__).resolve().parent / "results"
-DAGGER_FIXED = ("mocap", "expert", "rounds", "steps_per_round", "seed", "mpc_kwargs", "init_policy")
-"""DAggerConfig fields the benchmark sets itself (``--dagger`` may not)."""
 ACTORS = ("pd_expert", "mpc_expert", "bc_pd", "bc_mpc", "dagger_mpc")
 LABELS = {"pd_expert": "PD expert", "mpc_expert": "MPC expert", "bc_pd": "BC on PD labels",
           "bc_mpc": "BC on MPC labels", "dagger_mpc": "DAgger on MPC labels"}
@@ -120,11 +119,11 @@ def bench_clip(clip: str, args, folder: Path, say) -> dict:
     out: dict[str, dict] = {}
 
     say(f"PD expert alone, {args.expert_starts} starts")
-    out["pd_expert"], _ = run_expert(env, PDExpert.for_env(env, lookahead=1), args.expert_starts, args.seed)
+    out["pd_expert"], _ = run_expert(env, make_expert("pd", env, lookahead=1), args.expert_starts, args.seed)
     say(f"MPC expert alone, {args.expert_starts} starts")
-    mpc = MPCExpert(env, seed=args.seed, **args.mpc)
+    mpc = make_expert("mpc", env, seed=args.seed, **args.mpc)
     out["mpc_expert"], timed = run_expert(env, mpc, args.expert_starts, args.seed, record=True)
-    out["mpc_expert"]["settings"] = dict(mpc.settings)
+    out["mpc_expert"]["settings"] = mpc.settings.to_dict()
     mpc.close()
     say(f"  MPC: {out['mpc_expert']['full_length']}/{args.expert_starts} starts up 20 s, "
         f"{out['mpc_expert']['ms_per_label']:.1f} ms per step")
@@ -225,27 +224,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of the starts, the expert and the training")
     p.add_argument("--dagger_rounds", type=int, default=8, help="DAgger rounds (default 8; 0: skip DAgger)")
     p.add_argument("--dagger_steps", type=int, default=2500, help="labelled steps per round (default 2500)")
-    p.add_argument("--mpc", nargs="+", default=[], metavar="SETTING=VALUE",
-                   help="override the MPC expert's settings for every clip, e.g. stateless=true iterations=3 "
-                        "(values in JSON; names: sb3_mimic.mpc.MPC_DEFAULTS)")
-    p.add_argument("--dagger", nargs="+", default=[], metavar="SETTING=VALUE",
-                   help="other DAgger arguments, e.g. mixing=blend beta_rampdown=8 hidden_size=256 (names: the "
-                        f"fields of sb3_mimic.dagger.DAggerConfig except {', '.join(DAGGER_FIXED)})")
+    add_mpc_options(p)  # sb3-mimic's --mpc_* options, for every clip
+    add_dagger_options(p.add_argument_group("the DAgger step (sb3-mimic dagger's options)"))
     p.add_argument("--keep", type=Path, default=None, metavar="DIR", help="keep policies, demos and runs in DIR")
     p.add_argument("--out", type=Path, default=RESULTS / "experts.md", help="Markdown report")
     p.add_argument("--png", type=Path, default=RESULTS / "experts.png", help="bar chart")
     p.add_argument("--json", type=Path, default=None, help="also write every figure as JSON")
     args = p.parse_args(argv)
-    args.mpc = dict(parse_setting(p, "--mpc", item, MPC_DEFAULTS) for item in args.mpc)
-    dagger_fields = set(DAggerConfig.__dataclass_fields__) - set(DAGGER_FIXED)
-    args.dagger = dict(parse_setting(p, "--dagger", item, dagger_fields, strict=False) for item in args.dagger)
+    args.mpc, args.dagger = mpc_overrides(args), dagger_options(args)
     if min(args.expert_starts, args.episodes) < 1 or args.dagger_rounds < 0 or args.dagger_steps < 1:
         p.error("--expert_starts, --episodes and --dagger_steps must be at least 1, --dagger_rounds at least 0")
     for clip in args.clips:  # the DAgger step's configuration as bench_clip builds it: fail now, not after an hour
         try:
             dagger_config(clip, args).validate()
         except (TypeError, ValueError) as error:
-            p.error(f"{clip}: {error} (here --dagger_steps is --steps_per_round; the others are --dagger settings)")
+            p.error(f"{clip}: {error} (here --dagger_steps is --steps_per_round)")
     return args
 
 
@@ -270,8 +263,8 @@ def main(argv=None) -> int:
             print("\n".join(markdown_table({clip: results[clip]})), flush=True)
     checks = checks_for(results, args)
     report = ["Checks:", ""] + [f"- {label}: {'PASS' if ok else 'FAIL'} ({fig})" for label, ok, fig in checks]
-    report += ["", *markdown_table(results), "", "MPC settings (`sb3_mimic.mpc.mpc_settings`: defaults and the clip's "
-               "catalogue entry" + (f"; `--mpc` overrides {args.mpc}" if args.mpc else "") + "):", ""]
+    report += ["", *markdown_table(results), "", "MPC settings (`MPCSettings.for_clip`: defaults and the clip's "
+               "catalogue entry" + (f"; `--mpc_*` overrides{describe(args.mpc)}" if args.mpc else "") + "):", ""]
     report += [f"- {clip}: " + ", ".join(f"{k} {v}" for k, v in entry["mpc_expert"]["settings"].items())
                for clip, entry in results.items()]
     report += ["", f"![experts]({args.png.name})"]

@@ -21,7 +21,7 @@ MPC settings:
 The exit status is 0 whatever the figures. Run from the repository root::
 
     .venv/bin/python benchmarks/mpc_labels.py                 # about 2-3 minutes on 2 cores
-    .venv/bin/python benchmarks/mpc_labels.py --decay 0.85 --out /tmp/labels.md
+    .venv/bin/python benchmarks/mpc_labels.py --mpc_decay 0.85 --out /tmp/labels.md
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ import gymnasium as gym
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # measure this checkout, installed or not
-from sb3_mimic.envs.mimic_humanoid import ACTION_SCALE
-from sb3_mimic.experts import PDExpert
-from sb3_mimic.mpc import MPCExpert
-from sb3_mimic.sft import env_spec_for
+from sb3_mimic.envs.actions import ACTION_SCALE
+from sb3_mimic.cli import add_mpc_options, mpc_overrides
+from sb3_mimic.experts import make_expert
+from sb3_mimic.registration import env_spec_for
 
 from _machine import machine
 
@@ -62,9 +62,8 @@ def rad_rms(squares: list[float]) -> float:
 def measure(args) -> dict:
     env_id, env_kwargs = env_spec_for(args.clip)
     env = gym.make(env_id, **env_kwargs)
-    pd = PDExpert.for_env(env, lookahead=1)
-    given = {"decay": args.decay} if args.decay is not None else {}
-    mpc = MPCExpert(env, seed=args.seed, **given)
+    pd = make_expert("pd", env, lookahead=1)
+    mpc = make_expert("mpc", env, seed=args.seed, **mpc_overrides(args))
     squares = {part: [] for part in PARTS}
     survived, points = [], 0
     start = time.perf_counter()
@@ -93,7 +92,7 @@ def measure(args) -> dict:
     env.close()
     figures = {part: rad_rms(values) for part, values in squares.items()}
     figures["carried plan to offset power ratio"] = float(np.mean(squares["carried plan"]) / np.mean(squares["offset"]))
-    return {"figures": figures, "query_points": points, "steps_survived": survived, "settings": dict(mpc.settings),
+    return {"figures": figures, "query_points": points, "steps_survived": survived, "settings": mpc.settings.to_dict(),
             "wall_s": time.perf_counter() - start}
 
 
@@ -104,7 +103,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=150, help="control steps per episode (default 150 = 5 s)")
     p.add_argument("--every", type=int, default=15, help="query every this many steps (default 15)")
     p.add_argument("--queries", type=int, default=8, help="warm and cold answers per query point (default 8)")
-    p.add_argument("--decay", type=float, default=None, help="override the MPC's decay of its carried plan")
+    add_mpc_options(p)  # sb3-mimic's --mpc_* options (e.g. --mpc_decay 0.85)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=RESULTS / "mpc_labels.md", help="Markdown report")
     p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")

@@ -8,7 +8,7 @@ For each clip (default ``walk run dance_a backflip``):
    saving). The best validation MSE and the untrained policy's are taken from its result.
 2. **Evaluation** of three actors with the same seeded reference-state starts (``evaluate(..., seed=--seed)``,
    episode ``i`` starts from ``reset(seed=seed + i)``): (a) the zero action, (b) the PD expert alone
-   (``PDExpert.for_env(env, lookahead=1)``), (c) the SFT policy as saved (``load_policy`` of the file written in
+   (``make_expert("pd", env, lookahead=1)``), (c) the SFT policy as saved (``load_policy`` of the file written in
    step 1, deterministic actions). Reported: mean survival time (s), fall rate, normalised return, MPJPE (mm).
 
 Three acceptance checks on ``walk`` (if it is among the clips) are printed with PASS/FAIL: SFT wall time < 120 s,
@@ -45,8 +45,9 @@ import torch as th
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # measure this checkout, installed or not
 import sb3_mimic
 from sb3_mimic.evaluation import evaluate, policy_actor
-from sb3_mimic.experts import PDExpert
-from sb3_mimic.sft import SFTConfig, load_policy, run_sft
+from sb3_mimic.experts import make_expert
+from sb3_mimic.policies import load_policy
+from sb3_mimic.sft import SFTConfig, run_sft
 
 from _machine import load_average, machine
 
@@ -84,7 +85,7 @@ def evaluate_actors(sft: dict, episodes: int, seed: int) -> dict[str, dict]:
     zero = np.zeros(env.action_space.shape, dtype=env.action_space.dtype)
     actors = {
         "zero": lambda obs: zero,
-        "pd_expert": policy_actor(PDExpert.for_env(env, lookahead=1)),
+        "pd_expert": policy_actor(make_expert("pd", env, lookahead=1)),
         "sft": policy_actor(load_policy(sft["save_path"], env=env)),
     }
     figures = {}
