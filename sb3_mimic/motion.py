@@ -1,9 +1,18 @@
 """Motion clips: DeepMimic's clip format, converted to the MuJoCo character and sampled by time.
 
 A clip is loaded by name (``"walk"`` or ``"humanoid3d_walk"``, resolved through ``motions/catalogue.json``)
-or by path, converted from DeepMimic's y-up convention to MuJoCo's z-up one, lifted once so that no frame
-penetrates the floor, and frozen into a :class:`MotionClip`.  :meth:`MotionClip.sample` gives the
-character's ``qpos`` and ``qvel`` at any time, looping ``wrap`` clips with their per-cycle root offset.
+or by path, converted from DeepMimic's y-up convention to MuJoCo's z-up one, shifted once in height so that
+its contact frames stand on the floor, and frozen into a :class:`MotionClip`.  :meth:`MotionClip.sample` gives
+the character's ``qpos`` and ``qvel`` at any time, looping ``wrap`` clips with their per-cycle root offset.
+
+The height offset (:attr:`MotionClip.lift`, see :func:`contact_lift`) is decided by the contact frames, not by
+the single deepest one: the lowest point of the character's geoms is computed for every frame; the frames whose
+lowest point lies within :data:`CONTACT_MARGIN` of the clip's low envelope (the :data:`ENVELOPE_PERCENTILE`-th
+percentile of those points, which a few outlier frames do not move) are the frames in contact with the ground;
+the clip is raised or lowered so that their median touches the floor.  Flight frames lie above the margin and do
+not count; the frames that still penetrate afterwards (the raw clips' feet, hands and knees sink into the floor
+by different amounts from frame to frame) stay as they are: the reference is only kinematic.  A start state taken
+from the reference can be raised out of the floor on its own with :func:`floor_clearance`.
 """
 
 from __future__ import annotations
@@ -28,6 +37,14 @@ FILE_SOURCE = "file"
 #: Env id of a clip that has no id of its own (``MimicHumanoid-v0`` with ``motion=<path>``).
 GENERIC_ENV_ID = "MimicHumanoid-v0"
 _DM_QUAT_FIELDS = ("root", *[name for name, kind in character.JOINTS if kind == "ball"])
+#: Percentile of a clip's per-frame lowest points taken as its low envelope (a few outlier frames, however deep,
+#: do not move it).
+ENVELOPE_PERCENTILE = 10.0
+#: Metres above the low envelope within which a frame's lowest point makes it a contact frame: wide enough for the
+#: frame-to-frame spread of the clips that stay on the ground (every frame of walk, crawl, cartwheel, roll, dance_a,
+#: punch and kick counts, 85-89 % of the get-up clips'), narrow enough to leave out a flight phase (the top of run's lies
+#: 78-140 mm above its envelope; see ``benchmarks/clip_floor.py``).
+CONTACT_MARGIN = 0.06
 
 
 class MotionClipError(ValueError):
@@ -78,7 +95,7 @@ class MotionClip:
     times: np.ndarray
     """(F,) time of each frame, starting at 0."""
     qpos: np.ndarray
-    """(F, nq) generalised positions of each frame, lifted by :attr:`lift`."""
+    """(F, nq) generalised positions of each frame, raised by :attr:`lift`."""
     qvel: np.ndarray
     """(F, nv) generalised velocity from frame i to frame i + 1 (``mj_differentiatePos``); the last row repeats
     the one before it."""
@@ -86,7 +103,9 @@ class MotionClip:
     """(3,) horizontal root displacement per cycle, added once per completed loop (zero if not looping).  The
     heading is kept: a clip whose root turns over a cycle restarts each cycle at its first frame's heading."""
     lift: float
-    """Metres added to the root height so that no frame penetrates the floor."""
+    """Metres added to the root height of every frame of the file (negative: the clip was lowered) so that the
+    median contact frame touches the floor (:func:`contact_lift`).  Other frames may still penetrate the floor or
+    float a little above it; :func:`floor_clearance` tells how far a given pose must be raised."""
     info: ClipInfo = field(compare=False)
     """The clip's catalogue entry (fall bodies, env id, MPC settings), or :func:`file_clip_info` defaults for a
     file the catalogue does not name: resolved once, when the clip is loaded."""
@@ -351,16 +370,55 @@ def _lowest_point(model: mujoco.MjModel, data: mujoco.MjData) -> float:
     return float(lowest)
 
 
+def lowest_point(model: mujoco.MjModel, qpos: np.ndarray, data: mujoco.MjData | None = None) -> float:
+    """Height (m) of the lowest point of the character's geoms in pose ``qpos`` (negative: below the floor).
+
+    :param model: the character's model (:func:`sb3_mimic.character.load_model` or an env's ``model``)
+    :param qpos: (nq,) generalised positions
+    :param data: optional scratch ``MjData`` of ``model``; its ``qpos`` and kinematics are overwritten (pass one to
+        avoid allocating a new one per call; never pass the data of a running simulation)
+    """
+    scratch = mujoco.MjData(model) if data is None else data
+    scratch.qpos[:] = qpos
+    mujoco.mj_kinematics(model, scratch)
+    return _lowest_point(model, scratch)
+
+
+def floor_clearance(model: mujoco.MjModel, qpos: np.ndarray, data: mujoco.MjData | None = None) -> float:
+    """Metres that pose ``qpos`` must be raised (added to the root height, ``qpos[2]``) so that no geom of the
+    character is below the floor: the depth of its deepest penetration, 0.0 if nothing penetrates.
+
+    Meant for start states taken from a reference clip, whose frames may sink into the floor
+    (:attr:`MotionClip.lift`)::
+
+        qpos[2] += floor_clearance(model, qpos)
+
+    :param model: the character's model
+    :param qpos: (nq,) generalised positions (not modified)
+    :param data: optional scratch ``MjData`` of ``model``, overwritten (see :func:`lowest_point`)
+    """
+    return max(0.0, -lowest_point(model, qpos, data))
+
+
+def contact_lift(lowest: np.ndarray) -> float:
+    """The height offset (m, to add to the root) that puts a clip's median contact frame on the floor.
+
+    The contact frames are those whose lowest point is at most :data:`CONTACT_MARGIN` above the clip's low
+    envelope, the :data:`ENVELOPE_PERCENTILE`-th percentile of ``lowest``; the offset is minus the median of their
+    lowest points (the offset that minimises their mean distance to the floor).
+
+    :param lowest: (F,) lowest point of the character's geoms in each frame, before any offset (m)
+    """
+    lowest = np.asarray(lowest, dtype=float)
+    envelope = np.percentile(lowest, ENVELOPE_PERCENTILE)
+    return -float(np.median(lowest[lowest <= envelope + CONTACT_MARGIN]))
+
+
 def _clip_from_frames(info: ClipInfo, path: Path, loop: bool, data: np.ndarray) -> MotionClip:
     model = character.load_model()
     qpos = _frames_to_qpos(path, data, model)
     mdata = mujoco.MjData(model)
-    lowest = np.inf
-    for frame in qpos:
-        mdata.qpos[:] = frame
-        mujoco.mj_kinematics(model, mdata)
-        lowest = min(lowest, _lowest_point(model, mdata))
-    lift = max(0.0, -lowest)
+    lift = contact_lift(np.array([lowest_point(model, frame, mdata) for frame in qpos]))
     qpos[:, 2] += lift
     times = np.concatenate([[0.0], np.cumsum(data[:-1, 0])])
     qvel = np.zeros((len(data), model.nv))
@@ -387,7 +445,7 @@ def load_clip(name_or_path: str | Path | MotionClip) -> MotionClip:
 
     :param name_or_path: a catalogue name (``"walk"``, ``"humanoid3d_walk"``), the path of a clip file, or a
         loaded clip (returned as it is)
-    :return: the converted, lifted, frozen clip (cached: loading the same file twice returns the same object)
+    :return: the converted, height-adjusted, frozen clip (cached: loading the same file twice returns the same object)
     :raises MotionClipError: unknown name, missing file or malformed content
     """
     if isinstance(name_or_path, MotionClip):
