@@ -125,7 +125,12 @@ def _add_rl_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save_per_iter", type=int, default=10, help="checkpoint and evaluate every K iterations")
     p.add_argument("--run_dir", help="run directory (default: runs/<algo>_<clip>_<date-time>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
-    p.add_argument("--n_envs", type=int, default=0, help="parallel envs (SubprocVecEnv); 0 = one per CPU core")
+    p.add_argument("--n_envs", type=int, default=0,
+                   help="parallel envs; 0 = one per CPU core with --vec_env subproc, 16 with --vec_env batched")
+    p.add_argument("--vec_env", choices=("subproc", "batched"), default="subproc",
+                   help="subproc: one env per worker process (SubprocVecEnv); batched: all envs as characters of one "
+                        "batched simulation in this process (sb3_mimic.envs.MimicHumanoidVecEnv)")
+    p.add_argument("--threads", type=int, default=0, help="physics threads with --vec_env batched (0 = one per core)")
     p.add_argument("--exploration_std", type=float, default=0.05, help="action std (normalised units) at the start")
     p.add_argument("--eval_episodes", type=int, default=10, help="evaluation episodes at each checkpoint")
     p.add_argument("--seed", type=int, default=0, help="seed of envs, network initialisation and evaluations")
@@ -143,6 +148,7 @@ def _run_options(args: argparse.Namespace) -> dict:
             raise ValueError(f"--{name} must be at least 1, got {value}")
     return {
         "num_timesteps": args.num_timesteps, "save_per_iter": args.save_per_iter, "n_envs": args.n_envs,
+        "vec_env": args.vec_env, "threads": args.threads,
         "seed": args.seed, "exploration_std": args.exploration_std, "eval_episodes": args.eval_episodes,
         "time_budget_s": None if args.time_budget is None else 60.0 * args.time_budget, "hyperparameters": hyper,
     }

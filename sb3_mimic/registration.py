@@ -10,6 +10,8 @@ import gymnasium
 from sb3_mimic.motion import GENERIC_ENV_ID, MotionClip, catalogue, load_clip
 
 ENTRY_POINT = "sb3_mimic.envs.mimic_humanoid:MimicHumanoidEnv"
+#: ``gymnasium.make_vec(id, num_envs=N)``: N characters in one batched simulation.
+VECTOR_ENTRY_POINT = "sb3_mimic.envs.vec_env:MimicHumanoidVectorEnv"
 #: 20 s at the default 30 Hz control frequency.
 MAX_EPISODE_STEPS = 600
 
@@ -24,7 +26,8 @@ def register_envs() -> list[str]:
     for env_id, kwargs in specs:
         if env_id not in gymnasium.registry:
             gymnasium.register(
-                id=env_id, entry_point=ENTRY_POINT, kwargs=kwargs, max_episode_steps=MAX_EPISODE_STEPS
+                id=env_id, entry_point=ENTRY_POINT, vector_entry_point=VECTOR_ENTRY_POINT, kwargs=kwargs,
+                max_episode_steps=MAX_EPISODE_STEPS,
             )
     return ids
 

@@ -113,3 +113,32 @@ def reward_features(
     ee[:, 2] = xpos[ee_ids, 2]  # height above the floor
     out.com_velocity[:] = d.subtree_linvel[1]
     return heading, rot
+
+
+def batch_errors(
+    index: CharacterIndex, dq: np.ndarray, dv: np.ndarray, dee: np.ndarray, dcom: np.ndarray
+) -> np.ndarray:
+    """The five unscaled errors of N state pairs, (N, 5) in :data:`TERMS` order (:func:`imitation_errors` of each).
+
+    :param dq: (N, nv) ``mj_differentiatePos(sim.qpos -> ref.qpos)``: world-frame root position difference and a
+        rotation vector (rad) per orientation
+    :param dv: (N, nv) ``ref.qvel - sim.qvel``
+    :param dee: (N, 4, 3) reference minus simulated end effectors (:class:`PoseFeatures`' frame)
+    :param dcom: (N, 3) reference minus simulated centre-of-mass velocity
+    """
+    pose = (dq * dq) @ index.position_weights.T  # (N, 2): pose error, position part of the root error
+    vel = (dv * dv) @ index.velocity_weights.T  # (N, 2): velocity error, velocity part of the root error
+    ee = np.einsum("nij,nij->n", dee, dee) / dee.shape[1]
+    com = 0.1 * np.einsum("ni,ni->n", dcom, dcom)
+    return np.stack((pose[:, 0], vel[:, 0], ee, pose[:, 1] + vel[:, 1], com), axis=1)
+
+
+_WEIGHT_ROW = np.array([WEIGHTS[t] for t in TERMS])
+_SCALE_ROW = np.array([SCALES[t] for t in TERMS])
+
+
+def batch_reward_terms(errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rewards (N,) and weighted terms (N, 5) of the errors of :func:`batch_errors` (what :func:`reward_terms`
+    gives per row)."""
+    terms = _WEIGHT_ROW * np.exp(-_SCALE_ROW * errors)
+    return terms.sum(axis=1), terms

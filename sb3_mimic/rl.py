@@ -113,6 +113,9 @@ class MimicTRPO(TRPO):
 
 
 ALGOS = {"trpo": MimicTRPO, "ppo": PPO}
+VEC_ENVS = ("subproc", "batched")
+#: Characters of the batched vector env when ``n_envs`` is 0.
+BATCHED_DEFAULT_N_ENVS = 16
 
 
 @dataclass
@@ -125,7 +128,12 @@ class RunConfig:
     num_timesteps: int
     save_per_iter: int = 10
     n_envs: int = 0
-    """Parallel envs (``SubprocVecEnv`` if > 1); 0 means one per CPU core."""
+    """Parallel envs; 0 means one per CPU core (``subproc``) or :data:`BATCHED_DEFAULT_N_ENVS` (``batched``)."""
+    vec_env: str = "subproc"
+    """``"subproc"``: one env per worker process (``SubprocVecEnv``, ``DummyVecEnv`` for one env); ``"batched"``:
+    every env a character of one :class:`~sb3_mimic.envs.MimicHumanoidVecEnv` in this process."""
+    threads: int = 0
+    """Physics threads of the batched vector env; 0 means one per CPU core."""
     seed: int = 0
     hidden_size: int = 64
     num_layers: int = 2
@@ -150,20 +158,32 @@ class RunConfig:
             raise ValueError(f"--hidden_size and --num_layers must be at least 1, got {self.hidden_size}, {self.num_layers}")
         if self.time_budget_s is not None and not self.time_budget_s > 0:
             raise ValueError(f"the time budget must be positive, got {self.time_budget_s} s")
-        if self.n_envs < 0 or self.critic_warmup_iterations < 0:
-            raise ValueError("--n_envs and --critic_warmup must not be negative")
+        if self.n_envs < 0 or self.critic_warmup_iterations < 0 or self.threads < 0:
+            raise ValueError("--n_envs, --threads and --critic_warmup must not be negative")
+        if self.vec_env not in VEC_ENVS:
+            raise ValueError(f"--vec_env must be one of {', '.join(VEC_ENVS)}, got {self.vec_env!r}")
         if not (self.exploration_std > 0 and math.isfinite(self.exploration_std)):
             raise ValueError(f"--exploration_std must be positive, got {self.exploration_std}")
         if self.env_id not in gym.registry:
             raise ValueError(f"unknown env id {self.env_id!r}; sb3-mimic ids start with MimicHumanoid")
 
 
-def resolved_n_envs(n_envs: int) -> int:
-    return n_envs if n_envs > 0 else available_cores()
+def resolved_n_envs(n_envs: int, vec_env: str = "subproc") -> int:
+    if n_envs > 0:
+        return n_envs
+    return BATCHED_DEFAULT_N_ENVS if vec_env == "batched" else available_cores()
 
 
 def make_training_env(config: RunConfig):
-    n = resolved_n_envs(config.n_envs)
+    n = resolved_n_envs(config.n_envs, config.vec_env)
+    if config.vec_env == "batched":
+        from sb3_mimic.envs import MimicHumanoidVecEnv
+
+        spec = gym.spec(config.env_id)
+        return MimicHumanoidVecEnv(
+            n, **{**spec.kwargs, **config.env_kwargs}, threads=config.threads or None,
+            max_episode_steps=spec.max_episode_steps, seed=config.seed,
+        )
     # the "module:id" form makes worker processes import sb3_mimic, which registers the ids
     env_id = config.env_id if ":" in config.env_id else f"sb3_mimic:{config.env_id}"
     return make_vec_env(

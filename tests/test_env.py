@@ -11,6 +11,7 @@ import pytest
 
 from sb3_mimic import character
 from sb3_mimic.envs import MimicHumanoidEnv
+from sb3_mimic.motion import floor_clearance
 from sb3_mimic.reward import TERMS
 
 
@@ -44,6 +45,7 @@ def test_start_time_reset_is_exact_reference(walk):
     for t in (0.0, 0.5, 2.9):  # 2.9 s is past one walk cycle: the root carries the cycle offset
         walk.reset(options={"start_time": t})
         qpos, qvel = u.clip.sample(t)
+        qpos[2] += floor_clearance(u.model, qpos)  # a frame that sinks into the floor starts lifted clear of it
         np.testing.assert_allclose(u.data.qpos, qpos, atol=1e-12)
         np.testing.assert_allclose(u.data.qvel, qvel, atol=1e-12)
         assert u.time == t
@@ -270,3 +272,25 @@ def test_observation_table_in_docstring_matches_structure():
     assert sizes == list(MimicHumanoidEnv(motion="walk").observation_structure.values())
     for start, end, size in rows:  # each row's slice covers exactly its size
         assert (int(end or start) - int(start) + 1) == int(size)
+
+
+def test_a_start_state_that_would_sink_into_the_floor_is_lifted_clear_of_it():
+    from sb3_mimic.motion import lowest_point
+
+    env = gymnasium.make("MimicHumanoidCrawl-v0").unwrapped  # crawl's reference sinks up to 111 mm in places
+    model = env.model
+    lifted = 0
+    for t in np.linspace(0.0, env.clip.duration - 2 * env.dt, 40):
+        env.reset(options={"start_time": float(t)})
+        ref_qpos, _ = env.clip.sample(float(t))
+        depth = -lowest_point(model, ref_qpos)
+        assert lowest_point(model, env.data.qpos) >= -1e-9  # the start state stands on or above the floor
+        rise = env.data.qpos[2] - ref_qpos[2]
+        if depth > 0:
+            lifted += 1
+            assert rise == pytest.approx(depth, abs=1e-12)
+        else:
+            assert rise == 0.0
+        np.testing.assert_array_equal(env.data.qpos[3:], ref_qpos[3:])  # only the height changes
+        np.testing.assert_array_equal(env.reference_state()[0], ref_qpos)  # the reference itself is not moved
+    assert lifted > 0

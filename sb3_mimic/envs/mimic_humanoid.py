@@ -11,23 +11,13 @@ from gymnasium import spaces, utils
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
 from sb3_mimic import character
-from sb3_mimic.envs.actions import ACTION_MODES, ACTION_SCALE, pd_target_action
+from sb3_mimic.envs.actions import ACTION_MODES, pd_target_action
+from sb3_mimic.envs.batched import OBSERVATION_STRUCTURE, CharacterBatch, end_effectors, heading_frames
 from sb3_mimic.motion import MotionClip, load_clip
-from sb3_mimic.reward import TERMS, PoseFeatures, imitation_errors, reward_features, reward_terms
+from sb3_mimic.reward import TERMS, PoseFeatures
 
-_N_BODIES = len(character.BODIES)
-OBSERVATION_STRUCTURE: dict[str, int] = {
-    "phase": 1,
-    "root_height": 1,
-    "body_positions": 3 * _N_BODIES,
-    "body_rotations": 4 * _N_BODIES,
-    "body_linear_velocities": 3 * _N_BODIES,
-    "body_angular_velocities": 3 * _N_BODIES,
-}
 GHOST_RGBA = (1.0, 0.55, 0.15, 0.35)
-_LEVI_CIVITA = np.zeros((3, 3, 3))  # cross products as one einsum: (a x b)_i = eps_ijk a_j b_k
-_LEVI_CIVITA[0, 1, 2] = _LEVI_CIVITA[1, 2, 0] = _LEVI_CIVITA[2, 0, 1] = 1.0
-_LEVI_CIVITA[0, 2, 1] = _LEVI_CIVITA[2, 1, 0] = _LEVI_CIVITA[1, 0, 2] = -1.0
+
 
 
 class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
@@ -85,8 +75,8 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
 
     ## Starting State
     Reference-state initialisation: the character starts in the reference pose and velocity at a time drawn
-    uniformly from the clip with ``self.np_random``.  ``reset(options={"start_time": t})`` starts at time
-    ``t`` exactly.
+    uniformly from the clip with ``self.np_random``, raised clear of the floor if that frame sinks into it.
+    ``reset(options={"start_time": t})`` starts at time ``t`` exactly.
 
     ## Episode End
     - Termination: a floor contact of a body in the clip's ``fall_bodies`` (by default every body but the
@@ -166,24 +156,17 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
             raise ValueError("control_frequency and sim_frequency do not give a whole number of physics steps")
 
         m = self.model
-        self.index = character.character_index(m)
-        self._root = int(self.index.body_ids[0])
-        self._ee_ids = self.index.end_effector_ids
         if action_mode == "torque":
             m.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_ACTUATION
             m.dof_damping[:] = 0.0
-        fall_ids = [m.body(b).id for b in self.clip.info.fall_bodies]
-        self._fall_geom = np.isin(m.geom_bodyid, fall_ids)
-        self._fall_geom.flags.writeable = False
-        self._ball_actions = np.array([[i, i + 1, i + 2] for i in self._action_starts(kind="ball")])
-        self._ref = mujoco.MjData(m)
-        self._scratch = np.zeros(m.nv)
-        self._sim_features = PoseFeatures(self.data.qpos, self.data.qvel, np.zeros((4, 3)), np.zeros(3))
-        self._ref_features = PoseFeatures(self._ref.qpos, self._ref.qvel, np.zeros((4, 3)), np.zeros(3))
-        self._start_time = 0.0
-        self._steps = 0
-        self._last_obs = np.zeros(size, dtype=np.float32)
-        if list(self.index.body_ids) != list(range(1, _N_BODIES + 1)):
+        # a batch of one character on this env's own model and data: the vector envs run the same code
+        self._batch = CharacterBatch(
+            1, self.clip, action_mode, control_frequency, sim_frequency, early_termination, threads=1, model=m,
+            datas=[self.data],
+        )
+        self.index = self._batch.index
+        self._root = int(self.index.body_ids[0])
+        if list(self.index.body_ids) != list(range(1, len(character.BODIES) + 1)):
             raise RuntimeError("the character model's bodies 1..15 must be the character's, in BODIES order")
         self._renderer: mujoco.Renderer | None = None
 
@@ -203,23 +186,23 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
     @property
     def time(self) -> float:
         """Reference time (s) of the current state."""
-        return self._start_time + self._steps * self.dt
+        return float(self._batch.time[0])
 
     @property
     def start_time(self) -> float:
         """Clip time (s) at which the current episode started."""
-        return self._start_time
+        return float(self._batch.start_time[0])
 
     @property
     def elapsed_steps(self) -> int:
         """Control steps taken since the last reset."""
-        return self._steps
+        return int(self._batch.steps[0])
 
     @property
     def fall_geoms(self) -> np.ndarray:
         """(ngeom,) read-only mask of the geoms whose floor contact ends an episode as a fall (the bodies in the
         clip's ``fall_bodies``)."""
-        return self._fall_geom
+        return self._batch.fall_geoms
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super(MujocoEnv, self).reset(seed=seed)
@@ -236,67 +219,20 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         else:
             end = duration if self.clip.loop else max(duration - self.dt, 0.0)
             start = float(self.np_random.uniform(0.0, end))
-        mujoco.mj_resetData(self.model, self.data)
-        self._start_time, self._steps = start, 0
-        _, qvel = self.clip.sample(start, self.data.qpos)
-        self.data.qvel[:] = qvel
-        mujoco.mj_forward(self.model, self.data)
-        self._update_features(self.data, self._sim_features, kinematics=False)
-        self._set_reference(start)
-        self._last_obs = self._get_obs()
-        return self._last_obs.copy(), {"time": start, "phase": self.clip.phase(start)}
+        obs = self._batch.reset(np.zeros(1, dtype=np.int64), np.array([start]))[0]
+        return obs, {"time": start, "phase": self.clip.phase(start)}
 
     def step(self, action):
         a = np.array(action, dtype=np.float64)
         if a.shape != (character.ACTION_SIZE,):
             raise ValueError(f"action must have shape ({character.ACTION_SIZE},), got {a.shape}")
-        invalid = not math.isfinite(a.sum())
-        if invalid:
-            a = np.nan_to_num(a, nan=0.0, posinf=1.0, neginf=-1.0)
-        np.clip(a, -1.0, 1.0, out=a)
-        m, d = self.model, self.data
-        if self.action_mode == "pd_target":
-            np.multiply(a, ACTION_SCALE, out=d.ctrl)
-        else:
-            d.qfrc_applied[self.index.action_dofs] = self._torques(a)
-        # mj_step1 ran at the end of the previous step (or mj_forward at reset), so positions, contacts and
-        # velocities seen by the reward and observation belong to the final state, at no extra cost
-        mujoco.mj_step2(m, d)
-        if self.frame_skip > 1:
-            mujoco.mj_step(m, d, nstep=self.frame_skip - 1)
-        mujoco.mj_step1(m, d)
-        self._steps += 1
-
-        # MuJoCo resets diverged data on its own (warning BADQPOS/BADQVEL/BADQACC), which also resets its clock:
-        # a clock behind this step's end, or non-finite velocities, mean the state blew up
-        behind = d.time < self._steps * self.dt - 0.5 * m.opt.timestep
-        nonfinite = behind or not math.isfinite(d.qvel.sum())
-        if nonfinite:
-            # MuJoCo resets diverged data on its own: keep the last good observation and end the episode
-            info = {f"reward_{t}": 0.0 for t in TERMS}
-            info.update(mpjpe=float("nan"), time=self.time, phase=self.clip.phase(self.time), fell=True,
-                        clip_end=False, nonfinite=True, invalid_action=invalid)
-            mujoco.mj_forward(m, d)
-            return self._last_obs.copy(), 0.0, True, False, info
-
-        heading, rot = self._update_features(d, self._sim_features, kinematics=False)
-        t = self.time
-        phase = self.clip.phase(t)
-        self._set_reference(t)
-        errors = imitation_errors(m, self._sim_features, self._ref_features, self.index, self._scratch)
-        reward, terms = reward_terms(errors)
-        info = {f"reward_{name}": value for name, value in terms.items()}
+        out = self._batch.step(a[None])
+        info = {f"reward_{name}": float(value) for name, value in zip(TERMS, out.terms[0], strict=True)}
         info.update(
-            mpjpe=self._mpjpe(),
-            time=t,
-            phase=phase,
-            fell=bool(self.early_termination and d.ncon and self._fall_geom[d.contact.geom].any()),
-            clip_end=(not self.clip.loop) and t >= self.clip.duration - 1e-9,
-            nonfinite=False,
-            invalid_action=invalid,
+            mpjpe=float(out.mpjpe[0]), time=float(out.time[0]), phase=float(out.phase[0]), fell=bool(out.fell[0]),
+            clip_end=bool(out.clip_end[0]), nonfinite=bool(out.nonfinite[0]), invalid_action=bool(out.invalid_action[0]),
         )
-        obs = self._last_obs = self._get_obs(phase, heading, rot)
-        return obs, reward, info["fell"] or info["clip_end"], False, info
+        return out.obs[0], float(out.reward[0]), bool(out.terminated[0]), False, info
 
     def set_physics_state(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
         """Put the character in state ``(qpos, qvel)`` at the current reference time and return its observation.
@@ -309,31 +245,10 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
             raise ValueError(f"qpos and qvel must have shapes ({self.model.nq},) and ({self.model.nv},)")
         if not (np.isfinite(qpos).all() and np.isfinite(qvel).all()):
             raise ValueError("qpos and qvel must be finite")
-        self.data.qpos[:], self.data.qvel[:] = qpos, qvel
-        mujoco.mj_forward(self.model, self.data)
-        heading, rot = self._update_features(self.data, self._sim_features, kinematics=False)
-        self._last_obs = self._get_obs(None, heading, rot)
-        return self._last_obs.copy()
+        return self._batch.set_state(0, qpos, qvel).copy()
 
     # ------------------------------------------------------------------------------------------------
     # actions
-
-    def _action_starts(self, kind: str) -> list[int]:
-        starts, i = [], 0
-        for _, k in character.JOINTS:
-            if k == kind:
-                starts.append(i)
-            i += 3 if k == "ball" else 1
-        return starts
-
-    def _torques(self, a: np.ndarray) -> np.ndarray:
-        tau = a * self.index.torque_limits
-        limits = self.index.torque_limits[self._ball_actions[:, 0]]
-        ball = tau[self._ball_actions]
-        norms = np.linalg.norm(ball, axis=1)
-        scale = np.minimum(1.0, limits / np.maximum(norms, 1e-12))
-        tau[self._ball_actions] = ball * scale[:, None]
-        return tau
 
     def pd_target_action(self, qpos: np.ndarray) -> np.ndarray:
         """The ``pd_target`` action whose PD targets are the joint angles of ``qpos`` (a full model qpos)."""
@@ -342,49 +257,31 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
     # ------------------------------------------------------------------------------------------------
     # features, reference, observation
 
-    def _update_features(
-        self, d: mujoco.MjData, out: PoseFeatures, kinematics: bool = True
-    ) -> tuple[float, np.ndarray]:
-        return reward_features(self.model, d, self._ee_ids, out, kinematics)
-
-    def _set_reference(self, t: float) -> None:
-        _, qvel = self.clip.sample(t, self._ref.qpos)
-        self._ref.qvel[:] = qvel
-        self._update_features(self._ref, self._ref_features)
-
     def reference_state(self) -> tuple[np.ndarray, np.ndarray]:
         """Reference ``(qpos, qvel)`` at the current time (copies)."""
-        return self._ref.qpos.copy(), self._ref.qvel.copy()
+        return self._batch.reference_state(0)
 
-    def _mpjpe(self) -> float:
-        sim, ref = self.data.xpos, self._ref.xpos
-        diff = sim[2:] - ref[2:]
-        diff -= sim[1] - ref[1]  # root-relative
-        return float(np.sqrt(np.einsum("ij,ij->i", diff, diff)).sum()) / len(diff)
+    @property
+    def _ref(self) -> mujoco.MjData:
+        return self._batch.refs[0]
 
-    def _get_obs(self, phase: float | None = None, heading: float | None = None, rot: np.ndarray | None = None):
-        d = self.data
-        if heading is None or rot is None:
-            xmat = d.xmat[1]
-            heading = math.atan2(xmat[3], xmat[0])
-            c, s = math.cos(heading), math.sin(heading)
-            rot = np.array(((c, -s, 0.0), (s, c, 0.0), (0.0, 0.0, 1.0)))  # v_heading = v_world @ rot
-        # bodies 1..15 of the model are the character, in the order of character.BODIES
-        pos = d.xpos[1:]
-        cvel = d.cvel[1:]
-        ang = cvel[:, :3]
-        # linear velocity of each body origin (cvel's linear part is taken at the subtree centre of mass)
-        arm = pos - d.subtree_com[1]
-        lin = cvel[:, 3:] + np.einsum("ijk,bj,bk->bi", _LEVI_CIVITA, ang, arm)  # + ang x arm
-        vec = np.concatenate((pos - pos[0], lin, ang)) @ rot
-        # body orientations in the heading frame: conj(heading quaternion) * q, written as q @ left_t
-        hc, hs = math.cos(0.5 * heading), math.sin(0.5 * heading)
-        left_t = np.array(((hc, 0.0, 0.0, -hs), (0.0, hc, -hs, 0.0), (0.0, hs, hc, 0.0), (hs, 0.0, 0.0, hc)))
-        quat = d.xquat[1:] @ left_t
-        quat *= np.copysign(1.0, quat[:, :1])  # w >= 0
-        n = _N_BODIES
-        head = (self.clip.phase(self.time) if phase is None else phase, pos[0, 2])
-        return np.concatenate((head, vec[:n].ravel(), quat.ravel(), vec[n:].ravel()), dtype=np.float32)
+    def _features(self, arrays) -> PoseFeatures:
+        _, rot = heading_frames(arrays.root_xmat[:1])
+        ee = end_effectors(arrays.xpos[:1], self.index.end_effector_ids - 1, rot)[0]
+        return PoseFeatures(arrays.qpos[0].copy(), arrays.qvel[0].copy(), ee, arrays.com_velocity[0].copy())
+
+    @property
+    def _sim_features(self) -> PoseFeatures:
+        """The reward's features of the current state (copies)."""
+        return self._features(self._batch._sim)
+
+    @property
+    def _ref_features(self) -> PoseFeatures:
+        """The reward's features of the current reference (copies)."""
+        return self._features(self._batch._ref)
+
+    def _get_obs(self) -> np.ndarray:
+        return self._batch.observe()[0]
 
     # ------------------------------------------------------------------------------------------------
     # rendering

@@ -1,0 +1,390 @@
+"""Batched simulation: N characters of one clip stepped together, physics on every core.
+
+:class:`CharacterBatch` holds one ``MjModel`` and, per character, an ``MjData`` for the simulated body and one for
+its reference.  A step runs each character's physics (``mj_step2``, the remaining substeps, ``mj_step1``), its
+reference pose (``MotionClip.sample`` and forward kinematics) and its pose difference (``mj_differentiatePos``) in
+a pool of ``threads`` Python threads: MuJoCo releases the GIL inside those calls, so the physics of different
+characters runs at once in C.  What the step returns (observations, reward terms, MPJPE, falls) is then computed
+as array operations over the whole batch by the functions of this module and :mod:`sb3_mimic.reward`, which the
+single env (:class:`~sb3_mimic.envs.MimicHumanoidEnv`, a batch of one) uses too.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from sb3_mimic import character
+from sb3_mimic._util import available_cores
+from sb3_mimic.envs.actions import ACTION_MODES, ACTION_SCALE
+from sb3_mimic.motion import MotionClip, floor_clearance, load_clip
+from sb3_mimic.reward import TERMS, batch_errors, batch_reward_terms
+
+N_BODIES = len(character.BODIES)
+#: Size of each observation block (the env docstring's table).
+OBSERVATION_STRUCTURE: dict[str, int] = {
+    "phase": 1,
+    "root_height": 1,
+    "body_positions": 3 * N_BODIES,
+    "body_rotations": 4 * N_BODIES,
+    "body_linear_velocities": 3 * N_BODIES,
+    "body_angular_velocities": 3 * N_BODIES,
+}
+OBSERVATION_SIZE = sum(OBSERVATION_STRUCTURE.values())
+
+
+def heading_frames(root_xmat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The root's heading (rad, about z, from its x axis) and the world-to-heading-frame matrices.
+
+    :param root_xmat: (N, 9) root orientation matrices, row-major
+    :return: ``heading`` (N,) and ``rot`` (N, 3, 3) with ``v_heading = v_world @ rot[i]``
+    """
+    heading = np.arctan2(root_xmat[:, 3], root_xmat[:, 0])
+    c, s = np.cos(heading), np.sin(heading)
+    rot = np.zeros((len(heading), 3, 3))
+    rot[:, 0, 0], rot[:, 0, 1], rot[:, 1, 0], rot[:, 1, 1], rot[:, 2, 2] = c, -s, s, c, 1.0
+    return heading, rot
+
+
+def observations(
+    phase: np.ndarray, xpos: np.ndarray, xquat: np.ndarray, cvel: np.ndarray, subtree_com: np.ndarray,
+    heading: np.ndarray, rot: np.ndarray,
+) -> np.ndarray:
+    """DeepMimic's observation of N characters (see the env's table), float32 (N, 197).
+
+    :param phase: (N,) clip phase
+    :param xpos, xquat, cvel: (N, 15, ...) the character's bodies (model bodies 1..15, in ``character.BODIES`` order)
+    :param subtree_com: (N, 3) centre of mass of the root's subtree (``cvel``'s linear part is taken there)
+    :param heading, rot: from :func:`heading_frames`
+    """
+    n = len(phase)
+    ang = cvel[:, :, :3]
+    arm = xpos - subtree_com[:, None, :]
+    lin = cvel[:, :, 3:] + np.cross(ang, arm)  # linear velocity of each body origin
+    vec = np.einsum("nbi,nij->nbj", np.concatenate((xpos - xpos[:, :1], lin, ang), axis=1), rot)
+    # body orientations in the heading frame: conj(heading quaternion) * q, with w >= 0
+    hc, hs = np.cos(0.5 * heading), np.sin(0.5 * heading)
+    w, x, y, z = (xquat[..., k] for k in range(4))
+    hc, hs = hc[:, None], hs[:, None]
+    quat = np.stack((hc * w + hs * z, hc * x + hs * y, hc * y - hs * x, hc * z - hs * w), axis=-1)
+    quat *= np.copysign(1.0, quat[..., :1])
+    nb = N_BODIES
+    return np.concatenate(
+        (phase[:, None], xpos[:, 0, 2:3], vec[:, :nb].reshape(n, -1), quat.reshape(n, -1), vec[:, nb : 2 * nb].reshape(n, -1),
+         vec[:, 2 * nb :].reshape(n, -1)),
+        axis=1,
+    ).astype(np.float32)
+
+
+def end_effectors(xpos: np.ndarray, ee_index: np.ndarray, rot: np.ndarray) -> np.ndarray:
+    """(N, 4, 3) ankle and wrist positions relative to the root in its heading frame, z = height above the floor.
+
+    :param xpos: (N, 15, 3) the character's body positions; ``ee_index`` indexes its second axis
+    """
+    ee = np.einsum("nbi,nij->nbj", xpos[:, ee_index] - xpos[:, :1], rot)
+    ee[:, :, 2] = xpos[:, ee_index, 2]
+    return ee
+
+
+def mpjpe(sim_xpos: np.ndarray, ref_xpos: np.ndarray) -> np.ndarray:
+    """(N,) mean per-joint position error (m) of the 14 non-root bodies, root-relative."""
+    diff = (sim_xpos[:, 1:] - ref_xpos[:, 1:]) - (sim_xpos[:, :1] - ref_xpos[:, :1])
+    return np.sqrt(np.einsum("nbi,nbi->nb", diff, diff)).sum(axis=1) / diff.shape[1]
+
+
+@dataclass
+class BatchStep:
+    """What one step of a :class:`CharacterBatch` produced, one row per character."""
+
+    obs: np.ndarray
+    """(N, 197) float32 observations (the last good one for a character whose state went non-finite)."""
+    reward: np.ndarray
+    """(N,) the imitation reward (0 for a non-finite state)."""
+    terms: np.ndarray
+    """(N, 5) its weighted terms, in :data:`sb3_mimic.reward.TERMS` order."""
+    mpjpe: np.ndarray
+    """(N,) mean per-joint position error, m (NaN for a non-finite state)."""
+    fell: np.ndarray
+    """(N,) a fall body touched the floor (with early termination), or the state went non-finite."""
+    clip_end: np.ndarray
+    """(N,) a non-looping clip reached its last frame."""
+    nonfinite: np.ndarray
+    """(N,) the physics diverged (MuJoCo reset the data)."""
+    invalid_action: np.ndarray
+    """(N,) the action had NaN or infinite entries (replaced by 0 / +-1)."""
+    time: np.ndarray
+    """(N,) reference time after the step, s."""
+    phase: np.ndarray
+    """(N,) clip phase after the step."""
+
+    @property
+    def terminated(self) -> np.ndarray:
+        return self.fell | self.clip_end
+
+
+class CharacterBatch:
+    """N characters imitating one clip, each with its own physics state and episode clock.
+
+    :param num_characters: N
+    :param motion: clip name, clip file path or loaded clip
+    :param action_mode: ``"pd_target"`` or ``"torque"`` (see :mod:`sb3_mimic.envs.actions`)
+    :param control_frequency: policy steps per second (Hz)
+    :param sim_frequency: physics steps per second (Hz), a multiple of ``control_frequency``
+    :param early_termination: end episodes on falls
+    :param threads: threads that step the characters (default: one per core; 1 steps them in the caller's thread)
+    :param model: an existing model to share (the single env passes its own); by default one is loaded
+    """
+
+    def __init__(
+        self,
+        num_characters: int,
+        motion: str | MotionClip = "walk",
+        action_mode: str = "pd_target",
+        control_frequency: float = 30,
+        sim_frequency: float = 240,
+        early_termination: bool = True,
+        threads: int | None = None,
+        model: mujoco.MjModel | None = None,
+        datas: list[mujoco.MjData] | None = None,
+    ) -> None:
+        if int(num_characters) != num_characters or num_characters < 1:
+            raise ValueError(f"num_characters must be a whole number >= 1, got {num_characters!r}")
+        if action_mode not in ACTION_MODES:
+            raise ValueError(f"unknown action_mode {action_mode!r}; choose one of {ACTION_MODES}")
+        threads = available_cores() if threads is None else threads
+        if int(threads) != threads or threads < 1:
+            raise ValueError(f"threads must be a whole number >= 1, got {threads!r}")
+        self.n = int(num_characters)
+        self.clip = load_clip(motion)
+        self.action_mode = action_mode
+        self.early_termination = bool(early_termination)
+        if model is None:
+            model = character.load_model()
+            model.opt.timestep = 1.0 / float(sim_frequency)
+            if action_mode == "torque":
+                model.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_ACTUATION
+                model.dof_damping[:] = 0.0
+        self.model = model
+        self.frame_skip = round(float(sim_frequency) / float(control_frequency))
+        self.dt = self.frame_skip * model.opt.timestep
+        self.index = character.character_index(model)
+        self.datas = datas if datas is not None else [mujoco.MjData(model) for _ in range(self.n)]
+        self.refs = [mujoco.MjData(model) for _ in range(self.n)]
+        if len(self.datas) != self.n:
+            raise ValueError("datas must hold one MjData per character")
+        fall_ids = [model.body(b).id for b in self.clip.info.fall_bodies]
+        self.fall_geoms = np.isin(model.geom_bodyid, fall_ids)
+        self.fall_geoms.flags.writeable = False
+        self._ee_index = self.index.end_effector_ids - 1  # model body id -> index among bodies 1..15
+        self._ball_actions = _ball_action_triplets()
+        self.start_time = np.zeros(self.n)
+        self.steps = np.zeros(self.n, dtype=np.int64)
+        nq, nv = model.nq, model.nv
+        self._sim = _Arrays(self.n, nq, nv)
+        self._ref = _Arrays(self.n, nq, nv)
+        self._dq = np.zeros((self.n, nv))
+        self._fall = np.zeros(self.n, dtype=bool)
+        self._behind = np.zeros(self.n, dtype=bool)
+        self.last_obs = np.zeros((self.n, OBSERVATION_SIZE), dtype=np.float32)
+        self.threads = min(int(threads), self.n)
+        self._chunks = [c for c in np.array_split(np.arange(self.n), self.threads) if len(c)]
+        self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+
+    # ------------------------------------------------------------------------------------------------
+    @property
+    def time(self) -> np.ndarray:
+        """(N,) reference time of each character's current state, s."""
+        return self.start_time + self.steps * self.dt
+
+    def phases(self, times: np.ndarray) -> np.ndarray:
+        if self.clip.loop:
+            return (times / self.clip.duration) % 1.0
+        return np.clip(times / self.clip.duration, 0.0, 1.0)
+
+    def _map(self, fn, indices: np.ndarray | None = None) -> None:
+        chunks = self._chunks if indices is None else [c for c in np.array_split(indices, self.threads) if len(c)]
+        if self._pool is None or len(chunks) == 1:
+            for chunk in chunks:
+                fn(chunk)
+        else:
+            for future in [self._pool.submit(fn, chunk) for chunk in chunks]:
+                future.result()
+
+    # ------------------------------------------------------------------------------------------------
+    def reset(self, indices: np.ndarray, start_times: np.ndarray) -> np.ndarray:
+        """Put characters ``indices`` in the reference state at ``start_times`` (s); return their observations."""
+        indices = np.asarray(indices, dtype=np.int64)
+        self.start_time[indices] = start_times
+        self.steps[indices] = 0
+
+        def work(chunk):
+            m = self.model
+            for i in chunk:
+                d = self.datas[i]
+                mujoco.mj_resetData(m, d)
+                _, qvel = self.clip.sample(float(self.start_time[i]), d.qpos)
+                # a reference frame that sinks into the floor starts lifted clear of it (the reference is not moved;
+                # refs[i] is only scratch here, _reference overwrites it below)
+                d.qpos[2] += floor_clearance(m, d.qpos, self.refs[i])
+                d.qvel[:] = qvel
+                mujoco.mj_forward(m, d)
+                mujoco.mj_subtreeVel(m, d)
+                self._sim.gather(i, d)
+                self._reference(i, float(self.start_time[i]))
+
+        self._map(work, indices)
+        obs = self._observe(indices)
+        self.last_obs[indices] = obs
+        return obs
+
+    def reference_state(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Reference ``(qpos, qvel)`` of character ``i`` at its current time (copies)."""
+        return self.refs[i].qpos.copy(), self.refs[i].qvel.copy()
+
+    def set_state(self, i: int, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
+        """Put character ``i`` in state ``(qpos, qvel)`` at its current reference time; return its observation.
+
+        Its clock is unchanged, so the next step's reward compares with the reference one step later.
+        """
+        d = self.datas[i]
+        d.qpos[:], d.qvel[:] = qpos, qvel
+        mujoco.mj_forward(self.model, d)
+        mujoco.mj_subtreeVel(self.model, d)
+        self._sim.gather(i, d)
+        obs = self._observe(np.array([i]))[0]
+        self.last_obs[i] = obs
+        return obs
+
+    def _reference(self, i: int, t: float) -> None:
+        r = self.refs[i]
+        _, qvel = self.clip.sample(t, r.qpos)
+        r.qvel[:] = qvel
+        m = self.model
+        mujoco.mj_kinematics(m, r)
+        mujoco.mj_comPos(m, r)
+        mujoco.mj_comVel(m, r)
+        mujoco.mj_subtreeVel(m, r)
+        self._ref.gather(i, r)
+
+    def _observe(self, indices: np.ndarray) -> np.ndarray:
+        s = self._sim
+        heading, rot = heading_frames(s.root_xmat[indices])
+        return observations(self.phases(self.time[indices]), s.xpos[indices], s.xquat[indices], s.cvel[indices],
+                            s.subtree_com[indices], heading, rot)
+
+    def observe(self) -> np.ndarray:
+        """(N, 197) observations of the current states."""
+        return self._observe(np.arange(self.n))
+
+    # ------------------------------------------------------------------------------------------------
+    def step(self, actions: np.ndarray) -> BatchStep:
+        """Apply ``actions`` (N, 28), clipped to [-1, 1], for one control step to every character."""
+        a = np.array(actions, dtype=np.float64)
+        if a.shape != (self.n, character.ACTION_SIZE):
+            raise ValueError(f"actions must have shape ({self.n}, {character.ACTION_SIZE}), got {a.shape}")
+        invalid = ~np.isfinite(a.sum(axis=1))
+        if invalid.any():
+            a = np.nan_to_num(a, nan=0.0, posinf=1.0, neginf=-1.0)
+        np.clip(a, -1.0, 1.0, out=a)
+        if self.action_mode == "pd_target":
+            a *= ACTION_SCALE
+        else:
+            a = self._torques(a)
+        self.steps += 1
+        times = self.time
+        m, skip, dofs = self.model, self.frame_skip, self.index.action_dofs
+        half_step = 0.5 * m.opt.timestep
+        early = self.early_termination
+
+        def work(chunk):
+            for i in chunk:
+                d = self.datas[i]
+                if self.action_mode == "pd_target":
+                    d.ctrl[:] = a[i]
+                else:
+                    d.qfrc_applied[dofs] = a[i]
+                # mj_step1 ran at the end of the previous step (or mj_forward at reset), so what the reward and the
+                # observation see belongs to the final state, at no extra cost
+                mujoco.mj_step2(m, d)
+                if skip > 1:
+                    mujoco.mj_step(m, d, nstep=skip - 1)
+                mujoco.mj_step1(m, d)
+                # MuJoCo resets diverged data on its own (warning BADQPOS/BADQVEL/BADQACC), which also resets its
+                # clock: a clock behind this step's end, or non-finite velocities, mean the state blew up
+                behind = d.time < self.steps[i] * self.dt - half_step or not math.isfinite(d.qvel.sum())
+                self._behind[i] = behind
+                if behind:
+                    mujoco.mj_forward(m, d)
+                    continue
+                mujoco.mj_subtreeVel(m, d)
+                self._sim.gather(i, d)
+                self._fall[i] = early and d.ncon > 0 and bool(self.fall_geoms[d.contact.geom[: d.ncon]].any())
+                self._reference(i, float(times[i]))
+                mujoco.mj_differentiatePos(m, self._dq[i], 1.0, d.qpos, self.refs[i].qpos)
+
+        self._map(work)
+        s, r = self._sim, self._ref
+        heading, rot = heading_frames(s.root_xmat)
+        errors = batch_errors(
+            self.index, self._dq, r.qvel - s.qvel,
+            end_effectors(r.xpos, self._ee_index, heading_frames(r.root_xmat)[1]) - end_effectors(s.xpos, self._ee_index, rot),
+            r.com_velocity - s.com_velocity,
+        )
+        reward, terms = batch_reward_terms(errors)
+        phase = self.phases(times)
+        obs = observations(phase, s.xpos, s.xquat, s.cvel, s.subtree_com, heading, rot)
+        error = mpjpe(s.xpos, r.xpos)
+        nonfinite = self._behind.copy()
+        if nonfinite.any():
+            obs[nonfinite] = self.last_obs[nonfinite]
+            reward[nonfinite], terms[nonfinite], error[nonfinite] = 0.0, 0.0, np.nan
+        self.last_obs[:] = obs
+        clip_end = np.zeros(self.n, dtype=bool) if self.clip.loop else times >= self.clip.duration - 1e-9
+        clip_end &= ~nonfinite
+        return BatchStep(obs, reward, terms, error, self._fall & ~nonfinite | nonfinite, clip_end, nonfinite, invalid,
+                         times, phase)
+
+    def _torques(self, a: np.ndarray) -> np.ndarray:
+        tau = a * self.index.torque_limits
+        triplets = self._ball_actions
+        limits = self.index.torque_limits[triplets[:, 0]]
+        ball = tau[:, triplets]  # (N, balls, 3)
+        norms = np.linalg.norm(ball, axis=2)
+        tau[:, triplets] = ball * np.minimum(1.0, limits / np.maximum(norms, 1e-12))[:, :, None]
+        return tau
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+
+class _Arrays:
+    """Per-character copies of the MjData fields the batch functions read."""
+
+    def __init__(self, n: int, nq: int, nv: int) -> None:
+        self.qpos, self.qvel = np.zeros((n, nq)), np.zeros((n, nv))
+        self.xpos, self.xquat = np.zeros((n, N_BODIES, 3)), np.zeros((n, N_BODIES, 4))
+        self.cvel = np.zeros((n, N_BODIES, 6))
+        self.root_xmat, self.subtree_com, self.com_velocity = np.zeros((n, 9)), np.zeros((n, 3)), np.zeros((n, 3))
+
+    def gather(self, i: int, d: mujoco.MjData) -> None:
+        self.qpos[i], self.qvel[i] = d.qpos, d.qvel
+        self.xpos[i], self.xquat[i], self.cvel[i] = d.xpos[1:], d.xquat[1:], d.cvel[1:]
+        self.root_xmat[i], self.subtree_com[i], self.com_velocity[i] = d.xmat[1], d.subtree_com[1], d.subtree_linvel[1]
+
+
+def _ball_action_triplets() -> np.ndarray:
+    starts, i = [], 0
+    for _, kind in character.JOINTS:
+        if kind == "ball":
+            starts.append(i)
+        i += 3 if kind == "ball" else 1
+    return np.array([[s, s + 1, s + 2] for s in starts])
+
+
+__all__ = ["TERMS", "BatchStep", "CharacterBatch", "end_effectors", "heading_frames", "mpjpe", "observations"]

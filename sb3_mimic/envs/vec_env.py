@@ -1,0 +1,242 @@
+"""Vector envs on the batched simulation: N characters in one process, physics on every core.
+
+- :class:`MimicHumanoidVecEnv`: an SB3 ``VecEnv`` with SB3's auto-reset (``infos[i]["terminal_observation"]``,
+  ``infos[i]["TimeLimit.truncated"]``) and Monitor's ``infos[i]["episode"]``, for ``PPO``/``TRPO`` and friends.
+- :class:`MimicHumanoidVectorEnv`: a Gymnasium ``VectorEnv`` (same-step auto-reset, ``infos["final_obs"]``), made by
+  ``gymnasium.make_vec("MimicHumanoidWalk-v0", num_envs=N)`` (every sb3-mimic id registers it as its
+  ``vector_entry_point``).
+
+Character ``i`` is the single env ``MimicHumanoidEnv`` reset with ``seed + i`` (its reference-state starts are
+drawn from its own generator, seeded like Gymnasium's ``reset(seed=seed + i)``), so from the same starts and
+actions the observations, rewards, reward terms, terminations and MPJPE equal the single env's.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv
+
+from sb3_mimic import character
+from sb3_mimic.envs.batched import OBSERVATION_SIZE, BatchStep, CharacterBatch
+from sb3_mimic.motion import MotionClip
+from sb3_mimic.reward import TERMS
+
+#: 20 s at 30 Hz, as registered for the single env.
+DEFAULT_MAX_EPISODE_STEPS = 600
+
+
+class _Characters:
+    """The shared part of both vector envs: a :class:`CharacterBatch` with per-character start generators and
+    episode limits."""
+
+    def __init__(self, num_envs: int, motion, action_mode, control_frequency, sim_frequency, early_termination,
+                 threads, max_episode_steps) -> None:
+        if max_episode_steps is not None and (int(max_episode_steps) != max_episode_steps or max_episode_steps < 1):
+            raise ValueError(f"max_episode_steps must be a whole number >= 1 or None, got {max_episode_steps!r}")
+        self.batch = CharacterBatch(num_envs, motion, action_mode, control_frequency, sim_frequency, early_termination,
+                                    threads)
+        self.n = num_envs
+        self.max_episode_steps = max_episode_steps
+        self.rngs = [seeding.np_random(None)[0] for _ in range(num_envs)]
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(OBSERVATION_SIZE,), dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(character.ACTION_SIZE,), dtype=np.float32)
+
+    def seed(self, seed: int | None) -> None:
+        self.rngs = [seeding.np_random(None if seed is None else seed + i)[0] for i in range(self.n)]
+
+    def draw_starts(self, indices) -> np.ndarray:
+        clip, dt = self.batch.clip, self.batch.dt
+        end = clip.duration if clip.loop else max(clip.duration - dt, 0.0)
+        return np.array([float(self.rngs[i].uniform(0.0, end)) for i in indices])
+
+    def reset(self, indices=None) -> np.ndarray:
+        indices = np.arange(self.n) if indices is None else np.asarray(indices)
+        return self.batch.reset(indices, self.draw_starts(indices))
+
+    def step(self, actions) -> tuple[BatchStep, np.ndarray]:
+        out = self.batch.step(np.asarray(actions).reshape(self.n, -1))
+        limit = self.max_episode_steps
+        truncated = np.zeros(self.n, dtype=bool) if limit is None else (self.batch.steps >= limit) & ~out.terminated
+        return out, truncated
+
+    @staticmethod
+    def info(out: BatchStep, i: int) -> dict[str, Any]:
+        info = {f"reward_{t}": float(out.terms[i, k]) for k, t in enumerate(TERMS)}
+        info.update(mpjpe=float(out.mpjpe[i]), time=float(out.time[i]), phase=float(out.phase[i]), fell=bool(out.fell[i]),
+                    clip_end=bool(out.clip_end[i]), nonfinite=bool(out.nonfinite[i]),
+                    invalid_action=bool(out.invalid_action[i]))
+        return info
+
+
+class MimicHumanoidVecEnv(VecEnv):
+    """An SB3 ``VecEnv`` of ``num_envs`` characters imitating one clip, stepped in ``threads`` threads.
+
+    :param num_envs: number of characters
+    :param motion: clip name, clip file path or loaded clip
+    :param action_mode: ``"pd_target"`` or ``"torque"``
+    :param control_frequency: policy steps per second (Hz)
+    :param sim_frequency: physics steps per second (Hz)
+    :param early_termination: end episodes on falls
+    :param threads: physics threads (default: one per core)
+    :param max_episode_steps: episode limit (truncation), default 600 (20 s), ``None`` for none
+    :param seed: seeds the characters' start times (character ``i`` with ``seed + i``)
+    """
+
+    def __init__(
+        self,
+        num_envs: int,
+        motion: str | MotionClip = "walk",
+        action_mode: str = "pd_target",
+        control_frequency: float = 30,
+        sim_frequency: float = 240,
+        early_termination: bool = True,
+        threads: int | None = None,
+        max_episode_steps: int | None = DEFAULT_MAX_EPISODE_STEPS,
+        seed: int | None = None,
+    ) -> None:
+        self._chars = _Characters(num_envs, motion, action_mode, control_frequency, sim_frequency, early_termination,
+                                  threads, max_episode_steps)
+        self.render_mode = None
+        super().__init__(num_envs, self._chars.observation_space, self._chars.action_space)
+        if seed is not None:
+            self._chars.seed(seed)
+        self._actions: np.ndarray | None = None
+        self._returns = np.zeros(num_envs)
+        self._t0 = time.perf_counter()
+
+    @property
+    def clip(self) -> MotionClip:
+        return self._chars.batch.clip
+
+    @property
+    def batch(self) -> CharacterBatch:
+        """The batched simulation."""
+        return self._chars.batch
+
+    def reset(self) -> np.ndarray:
+        self._returns[:] = 0.0
+        if self._seeds and self._seeds[0] is not None:
+            self._chars.seed(self._seeds[0])  # SB3's seed(s) gives s + i to env i, as _Characters.seed does
+        self._reset_seeds()
+        self._reset_options()
+        return self._chars.reset()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def step_wait(self):
+        out, truncated = self._chars.step(self._actions)
+        done = out.terminated | truncated
+        obs = out.obs.copy()
+        infos = [self._chars.info(out, i) for i in range(self.num_envs)]
+        self._returns += out.reward
+        ended = np.flatnonzero(done)
+        if len(ended):
+            for i in ended:
+                infos[i]["terminal_observation"] = out.obs[i].copy()
+                infos[i]["TimeLimit.truncated"] = bool(truncated[i])
+                # what SB3's Monitor reports, so that ep_rew_mean / ep_len_mean are logged without a VecMonitor
+                infos[i]["episode"] = {"r": float(self._returns[i]), "l": int(self._chars.batch.steps[i]),
+                                       "t": round(time.perf_counter() - self._t0, 6)}
+            self._returns[ended] = 0.0
+            obs[ended] = self._chars.reset(ended)
+        return obs, out.reward.astype(np.float32), done, infos
+
+    def close(self) -> None:
+        self._chars.batch.close()
+
+    # the VecEnv interface for attributes and methods: the characters share the clip and the settings
+    def get_attr(self, attr_name: str, indices=None) -> list[Any]:
+        """The attribute of the :class:`CharacterBatch` (``clip``, ``dt``, ``action_mode``, ...), or of this VecEnv."""
+        source = self._chars.batch if hasattr(self._chars.batch, attr_name) else self
+        return [getattr(source, attr_name) for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+        raise AttributeError(f"the characters of a {type(self).__name__} share their settings; make a new one instead")
+
+    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
+        """``method_name(i, *args, **kwargs)`` of the :class:`CharacterBatch` for each index ``i``."""
+        method = getattr(self._chars.batch, method_name)
+        return [method(i, *method_args, **method_kwargs) for i in self._get_indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]
+
+    def get_images(self) -> list[np.ndarray]:
+        raise NotImplementedError("render one character with sb3-mimic video or MimicHumanoidEnv(render_mode='rgb_array')")
+
+
+class MimicHumanoidVectorEnv(VectorEnv):
+    """A Gymnasium ``VectorEnv`` of ``num_envs`` characters (``gymnasium.make_vec(id, num_envs=N)``), with
+    same-step auto-reset: the observation of an ended episode's sub-env is its new episode's first, the ended
+    one is in ``infos["final_obs"]`` (and its info in ``infos["final_info"]``).  Arguments as
+    :class:`MimicHumanoidVecEnv`."""
+
+    metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+
+    def __init__(
+        self,
+        num_envs: int,
+        motion: str | MotionClip = "walk",
+        action_mode: str = "pd_target",
+        control_frequency: float = 30,
+        sim_frequency: float = 240,
+        early_termination: bool = True,
+        threads: int | None = None,
+        max_episode_steps: int | None = DEFAULT_MAX_EPISODE_STEPS,
+        render_mode: str | None = None,
+    ) -> None:
+        if render_mode is not None:
+            raise ValueError("the vector env does not render; use MimicHumanoidEnv(render_mode='rgb_array')")
+        self._chars = _Characters(num_envs, motion, action_mode, control_frequency, sim_frequency, early_termination,
+                                  threads, max_episode_steps)
+        self.num_envs = num_envs
+        self.single_observation_space = self._chars.observation_space
+        self.single_action_space = self._chars.action_space
+        self.observation_space = gymnasium.vector.utils.batch_space(self.single_observation_space, num_envs)
+        self.action_space = gymnasium.vector.utils.batch_space(self.single_action_space, num_envs)
+        self.render_mode = None
+
+    @property
+    def clip(self) -> MotionClip:
+        return self._chars.batch.clip
+
+    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
+        if options:
+            raise ValueError(f"unknown reset options {sorted(options)}; the vector env takes none")
+        if isinstance(seed, list):
+            self._chars.rngs = [seeding.np_random(s)[0] for s in seed]
+        elif seed is not None:
+            self._chars.seed(seed)
+        starts = self._chars.draw_starts(range(self.num_envs))
+        obs = self._chars.batch.reset(np.arange(self.num_envs), starts)
+        return obs, {"time": starts, "phase": self._chars.batch.phases(starts)}
+
+    def step(self, actions):
+        out, truncated = self._chars.step(actions)
+        terminated = out.terminated.copy()
+        infos: dict[str, Any] = {f"reward_{t}": out.terms[:, k].copy() for k, t in enumerate(TERMS)}
+        infos.update(mpjpe=out.mpjpe.copy(), time=out.time.copy(), phase=out.phase.copy(), fell=out.fell.copy(),
+                     clip_end=out.clip_end.copy(), nonfinite=out.nonfinite.copy(),
+                     invalid_action=out.invalid_action.copy())
+        obs = out.obs.copy()
+        ended = np.flatnonzero(terminated | truncated)
+        if len(ended):
+            final_obs = np.empty(self.num_envs, dtype=object)
+            final_info = np.empty(self.num_envs, dtype=object)
+            for i in ended:
+                final_obs[i], final_info[i] = out.obs[i].copy(), self._chars.info(out, i)
+            infos["final_obs"], infos["final_info"] = final_obs, final_info
+            infos["_final_obs"] = infos["_final_info"] = np.isin(np.arange(self.num_envs), ended)
+            obs[ended] = self._chars.reset(ended)
+        return obs, out.reward.copy(), terminated, truncated, infos
+
+    def close_extras(self, **kwargs) -> None:
+        self._chars.batch.close()
