@@ -1,52 +1,48 @@
-"""Single-core throughput of the imitation env against its raw physics bound and gymnasium's Humanoid-v5.
+"""Env and training throughput: the single env, the batched vector env, the raw physics bound and peers.
 
-What is measured, all in one process pinned to one CPU core (thread pools of numpy's BLAS set to one thread,
-torch never imported):
+What is measured, in one run, with uniformly random actions in [-1, 1] drawn before timing (episodes reset when
+they end; the resets count in the time):
 
-1. **ours**: ``gymnasium.make(ENV)`` (default ``MimicHumanoidWalk-v0``, with gymnasium's usual wrappers) stepped
-   with uniformly random actions in [-1, 1]. The actions are drawn with numpy before timing starts, so sampling
-   is not measured. The env is reset whenever an episode terminates or is truncated and the reset time counts in
-   the total: the headline figure is "steps/s incl. resets"; the number of resets is reported beside it.
-2. **raw bound**: the physics alone for the same model. A fresh ``mujoco.MjData`` of ``env.unwrapped.model``
-   starts from the env's reference pose (qpos/qvel copied after one ``env.reset()``) and is advanced with bare
-   ``mujoco.mj_step(model, data, nstep=frame_skip)`` calls under a constant ``ctrl`` (the env's own ctrl for the
-   first random action), i.e. the same simulated time per call as one env step. Every 30 calls (1 s simulated at
-   30 Hz) the initial state is copied back in, so the contact load stays comparable to the env's episodes.
-   Reported as "env steps/s equivalent" = calls per second.
-3. **ours / raw bound**: how much of the physics-only speed the env keeps (target >= 0.7).
-4. **Humanoid-v5**: ``gymnasium.make("Humanoid-v5")`` with random actions and resets, as steps/s and as simulated
-   seconds per wall-clock second (steps/s x dt), beside ours (ours x our dt). Target: ours >= Humanoid-v5 in
-   steps/s (our step covers more simulated time at 30 Hz control, so the simulated-time ratio is larger still).
+1. **single env**: ``gymnasium.make(ENV)`` (default ``MimicHumanoidWalk-v0``), one character.
+2. **vector env**: ``sb3_mimic.envs.MimicHumanoidVecEnv(--n_envs)`` on 1 and on 2 physics threads.
+3. **raw bound**: bare ``mujoco.mj_step(model, data, nstep=frame_skip)`` of the env's model for the same simulated
+   time per step, from the env's reference states (recopied every 30 calls, so that the contact load stays like an
+   episode's), in one thread, and in two threads each stepping its own ``MjData`` at once (MuJoCo releases the GIL).
+4. **peers**: gymnasium's ``Humanoid-v5`` in ``gymnasium.vector.AsyncVectorEnv`` with 2 worker processes, and
+   EnvPool's ``Humanoid-v4`` on 2 threads (if ``envpool`` imports; it is a peer, not a dependency). Their step is
+   5 physics steps of another model: compare them in steps/s only as a rough reference.
+5. **training**: TRPO and PPO (default network, one torch thread) ``learn`` steps/s on today's default path
+   (``SubprocVecEnv``, 2 workers) and on the batched vector env (``--n_envs`` characters, 2 threads), with the same
+   rollout size per iteration (``--rollout`` env steps: ``n_steps = rollout / n_envs``), after one warm-up
+   iteration.
 
-The three measurements are interleaved in rounds (ours, raw, Humanoid-v5, then again) of ``--seconds`` each,
-after a short warm-up; each quantity is the median over the rounds, and each ratio is the median of the
-per-round ratios, so that machine noise affects every figure alike.
+Subjects are interleaved in ``--rounds`` rounds of ``--seconds`` each; a figure is the median over the rounds and
+a ratio the median of the per-round ratios, so that machine noise (single-thread speed moves by a third within a
+minute here) touches every figure alike. PASS/FAIL lines show the batched-simulation issue's targets; the exit
+status is 0 whatever the figures.
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/env_throughput.py
-    .venv/bin/python benchmarks/env_throughput.py --seconds 1 --rounds 3 --json benchmarks/results/env_throughput.json
-
-The exit status is 0 whatever the figures: this is a benchmark, not a test; PASS/FAIL lines are informative.
+    .venv/bin/python benchmarks/env_throughput.py                 # about 4 minutes on 2 cores
+    .venv/bin/python benchmarks/env_throughput.py --rounds 2 --seconds 1 --no_training
 """
 
 from __future__ import annotations
 
 import os
 
-# one thread for every numerical library: must be set before numpy is imported
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-    os.environ[_var] = "1"
+    os.environ[_var] = "1"  # numpy's BLAS on one thread: the threads here are the physics'
 if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
-    os.environ["MUJOCO_GL"] = "egl"  # headless; no rendering happens here, but the envs import the GL backend
+    os.environ["MUJOCO_GL"] = "egl"
 
 import argparse  # noqa: E402
+import datetime  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
-from dataclasses import asdict, dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gymnasium  # noqa: E402
@@ -54,243 +50,261 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # measure this checkout, installed or not
-import sb3_mimic  # noqa: E402  (registers the MimicHumanoid ids)
+from sb3_mimic.envs import MimicHumanoidVecEnv  # noqa: E402
 
-RATIO_THRESHOLD = 0.7  # ours / raw bound
-REFERENCE_ENV = "Humanoid-v5"
-RECOPY_EVERY = 30  # raw bound: calls between copies of the initial state (1 s simulated at 30 Hz)
-N_ACTIONS = 8192  # pre-generated random actions, used cyclically
-WARMUP_SECONDS = 0.3
+from _machine import report_header  # noqa: E402
 
-
-@dataclass
-class Measurement:
-    """One timed run of one subject."""
-
-    steps: int
-    seconds: float
-    resets: int = 0
-    reset_seconds: float = 0.0
-
-    @property
-    def rate(self) -> float:
-        return self.steps / self.seconds
-
-    @property
-    def rate_without_resets(self) -> float:
-        return self.steps / (self.seconds - self.reset_seconds)
+RESULTS = Path(__file__).resolve().parent / "results"
+RECOPY_EVERY = 30
+TARGET_OF_BOUND, TARGET_OVER_SINGLE = 0.8, 2.0
+TARGET_TRAIN_OF_VEC, TARGET_TRAIN_OVER_SUBPROC = 0.5, 3.0
 
 
-class EnvRunner:
-    """Steps a gymnasium env with pre-generated random actions, resetting when an episode ends."""
-
-    def __init__(self, env_id: str, seed: int) -> None:
-        self.env = gymnasium.make(env_id)
-        space = self.env.action_space
-        rng = np.random.default_rng(seed)
-        self.actions = rng.uniform(space.low, space.high, size=(N_ACTIONS, *space.shape)).astype(space.dtype)
-        self.env.reset(seed=seed)
-        self.i = 0
-        self.dt = float(self.env.unwrapped.dt)
-
-    def run(self, seconds: float) -> Measurement:
-        env, actions, n = self.env, self.actions, len(self.actions)
-        clock = time.perf_counter
-        i, steps, resets, reset_seconds = self.i, 0, 0, 0.0
-        start = clock()
-        deadline = start + seconds
-        while True:
-            _, _, terminated, truncated, _ = env.step(actions[i])
-            i = (i + 1) % n
-            steps += 1
-            now = clock()
-            if terminated or truncated:
-                env.reset()
-                resets += 1
-                after = clock()
-                reset_seconds += after - now
-                now = after
-            if now >= deadline:
-                break
-        self.i = i
-        return Measurement(steps, now - start, resets, reset_seconds)
+def timed_loop(step, seconds: float) -> float:
+    """Calls ``step()`` (which returns the env steps it took) for ``seconds``; returns steps per second."""
+    steps, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        steps += step()
+    return steps / elapsed
 
 
-class RawRunner:
-    """Bare ``mj_step`` calls of ``frame_skip`` substeps on the env's model, from the env's reference pose."""
+def single_env(env_id: str, seconds: float, rng) -> float:
+    env = gymnasium.make(env_id)
+    env.reset(seed=0)
+    actions = rng.uniform(-1, 1, (4096, 28)).astype(np.float32)
+    k = [0]
 
-    def __init__(self, env: gymnasium.Env, first_action: np.ndarray) -> None:
-        base = env.unwrapped
-        self.model = base.model
-        self.frame_skip = int(base.frame_skip)
-        env.reset(seed=0)
-        self.qpos0 = base.data.qpos.copy()
-        self.qvel0 = base.data.qvel.copy()
-        env.step(first_action)
-        self.ctrl = base.data.ctrl.copy()  # the env's own ctrl mapping, held constant
-        self.data = mujoco.MjData(self.model)
-        self.calls = 0
-        self._restore()
-        env.reset()  # leave the env at the start of a fresh episode
+    def step():
+        _, _, terminated, truncated, _ = env.step(actions[k[0] % 4096])
+        k[0] += 1
+        if terminated or truncated:
+            env.reset()
+        return 1
 
-    def _restore(self) -> None:
-        d = self.data
-        mujoco.mj_resetData(self.model, d)
-        d.qpos[:] = self.qpos0
-        d.qvel[:] = self.qvel0
-        d.ctrl[:] = self.ctrl
-
-    def run(self, seconds: float) -> Measurement:
-        m, d, nstep, step = self.model, self.data, self.frame_skip, mujoco.mj_step
-        clock = time.perf_counter
-        calls = 0
-        start = clock()
-        deadline = start + seconds
-        while True:
-            if self.calls == RECOPY_EVERY:
-                self._restore()
-                self.calls = 0
-            step(m, d, nstep=nstep)
-            self.calls += 1
-            calls += 1
-            now = clock()
-            if now >= deadline:
-                break
-        return Measurement(calls, now - start)
+    rate = timed_loop(step, seconds)
+    env.close()
+    return rate
 
 
-def pin_to_one_core() -> int:
-    cpu = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
-    return cpu
+def vector_env(clip: str, n: int, threads: int, seconds: float, rng) -> float:
+    vec = MimicHumanoidVecEnv(n, clip, threads=threads, seed=0)
+    vec.reset()
+    actions = rng.uniform(-1, 1, (256, n, 28)).astype(np.float32)
+    k = [0]
+
+    def step():
+        vec.step(actions[k[0] % 256])
+        k[0] += 1
+        return n
+
+    rate = timed_loop(step, seconds)
+    vec.close()
+    return rate
 
 
-def median(values: list[float]) -> float:
-    return float(statistics.median(values))
+def raw_bound(env_id: str, threads: int, seconds: float, rng) -> float:
+    """Bare mj_step for one env step's simulated time, per thread on its own MjData, summed over the threads."""
+    env = gymnasium.make(env_id)
+    base = env.unwrapped
+    model, skip = base.model, base.frame_skip
+    datas, starts = [], []
+    for t in range(threads):
+        env.reset(seed=t)
+        d = mujoco.MjData(model)
+        d.qpos[:], d.qvel[:] = base.data.qpos, base.data.qvel
+        d.ctrl[:] = np.pi * rng.uniform(-1, 1, 28)
+        mujoco.mj_forward(model, d)
+        datas.append(d)
+        starts.append((d.qpos.copy(), d.qvel.copy()))
+    counts = [0] * threads
+    stop = threading.Event()
+
+    def run(t):
+        d, (q0, v0) = datas[t], starts[t]
+        while not stop.is_set():
+            for _ in range(RECOPY_EVERY):
+                mujoco.mj_step(model, d, nstep=skip)
+            counts[t] += RECOPY_EVERY
+            d.qpos[:], d.qvel[:] = q0, v0
+
+    workers = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
+    start = time.perf_counter()
+    for w in workers:
+        w.start()
+    time.sleep(seconds)
+    stop.set()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - start
+    env.close()
+    return sum(counts) / elapsed
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=2.0, help="seconds per measurement per round (default 2)")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
-    parser.add_argument("--env", default="MimicHumanoidWalk-v0", help="env id to measure (default MimicHumanoidWalk-v0)")
-    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the figures as JSON here")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random actions and the first reset")
-    args = parser.parse_args(argv)
-    if args.seconds <= 0 or args.rounds < 1:
-        parser.error("--seconds must be > 0 and --rounds >= 1")
+def humanoid_async(seconds: float, rng) -> float:
+    envs = gymnasium.vector.AsyncVectorEnv([lambda: gymnasium.make("Humanoid-v5")] * 2)
+    envs.reset(seed=0)
+    actions = rng.uniform(-0.4, 0.4, (256, 2, 17)).astype(np.float32)
+    k = [0]
+
+    def step():
+        envs.step(actions[k[0] % 256])
+        k[0] += 1
+        return 2
+
+    rate = timed_loop(step, seconds)
+    envs.close()
+    return rate
+
+
+def envpool_humanoid(seconds: float, rng) -> float | str:
+    try:
+        import envpool
+    except ImportError as err:
+        return f"envpool not importable ({err})"
+    envs = envpool.make("Humanoid-v4", env_type="gymnasium", num_envs=2, num_threads=2, seed=0)
+    envs.reset()
+    actions = rng.uniform(-0.4, 0.4, (256, 2, 17)).astype(np.float32)
+    k = [0]
+
+    def step():
+        envs.step(actions[k[0] % 256])
+        k[0] += 1
+        return 2
+
+    rate = timed_loop(step, seconds)
+    envs.close()
+    return rate
+
+
+def training(algo: str, path: str, clip: str, env_id: str, n: int, rollout: int) -> float:
+    """``learn`` steps/s over two iterations, after one warm-up iteration."""
+    import torch as th
+    from sb3_contrib import TRPO
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    th.set_num_threads(1)
+    if path == "subproc":
+        envs = make_vec_env(f"sb3_mimic:{env_id}", n_envs=2, seed=0, vec_env_cls=SubprocVecEnv)
+    else:
+        envs = MimicHumanoidVecEnv(n, clip, threads=2, seed=0)
+    n_steps = rollout // envs.num_envs
+    cls = TRPO if algo == "trpo" else PPO
+    model = cls("MlpPolicy", envs, n_steps=n_steps, batch_size=256, seed=0, device="cpu", verbose=0)
+    model.learn(n_steps * envs.num_envs)  # warm-up iteration
+    start = time.perf_counter()
+    model.learn(2 * n_steps * envs.num_envs, reset_num_timesteps=False)
+    rate = 2 * n_steps * envs.num_envs / (time.perf_counter() - start)
+    envs.close()
+    return rate
+
+
+def median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--env", default="MimicHumanoidWalk-v0", help="env id (default MimicHumanoidWalk-v0)")
+    p.add_argument("--n_envs", type=int, default=32, help="characters of the vector env (default 32)")
+    p.add_argument("--seconds", type=float, default=3.0, help="seconds per subject per round (default 3)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    p.add_argument("--rollout", type=int, default=4096, help="training: env steps per iteration (default 4096)")
+    p.add_argument("--no_training", action="store_true", help="skip the TRPO/PPO training measurements")
+    p.add_argument("--out", type=Path, default=RESULTS / "env_throughput.md", help="Markdown report")
+    p.add_argument("--json", type=Path, default=RESULTS / "env_throughput.json", help="figures as JSON")
+    args = p.parse_args(argv)
+    if args.n_envs < 1 or args.rounds < 1 or not args.seconds > 0 or args.rollout < args.n_envs:
+        p.error("--n_envs and --rounds must be at least 1, --seconds positive, --rollout at least --n_envs")
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv=None) -> int:
     args = parse_args(argv)
-    cpu = pin_to_one_core()
-
-    ours = EnvRunner(args.env, args.seed)
-    raw = RawRunner(ours.env, ours.actions[0])
-    ref = EnvRunner(REFERENCE_ENV, args.seed)
-    subjects = {"ours": ours, "raw": raw, "ref": ref}
-
-    for runner in subjects.values():
-        runner.run(WARMUP_SECONDS)
-
-    rounds: list[dict[str, Measurement]] = []
-    for _ in range(args.rounds):
-        rounds.append({name: runner.run(args.seconds) for name, runner in subjects.items()})
-
-    def rates(name: str) -> list[float]:
-        return [r[name].rate for r in rounds]
-
-    ours_rate, raw_rate, ref_rate = median(rates("ours")), median(rates("raw")), median(rates("ref"))
-    ratio_raw = median([r["ours"].rate / r["raw"].rate for r in rounds])
-    ratio_ref = median([r["ours"].rate / r["ref"].rate for r in rounds])
-    ours_resets = sum(r["ours"].resets for r in rounds)
-    ref_resets = sum(r["ref"].resets for r in rounds)
-    ours_steps = sum(r["ours"].steps for r in rounds)
-    ref_steps = sum(r["ref"].steps for r in rounds)
-    torch_loaded = "torch" in sys.modules
-
-    figures = {
-        "env": args.env,
-        "reference_env": REFERENCE_ENV,
-        "cpu": cpu,
-        "rounds": args.rounds,
-        "seconds": args.seconds,
-        "torch_imported": torch_loaded,
-        "versions": {
-            "python": platform.python_version(),
-            "mujoco": mujoco.__version__,
-            "gymnasium": gymnasium.__version__,
-            "numpy": np.__version__,
-            "sb3_mimic": sb3_mimic.__version__,
-        },
-        "machine": platform.processor() or platform.machine(),
-        "ours": {
-            "dt": ours.dt,
-            "frame_skip": raw.frame_skip,
-            "steps_per_s": ours_rate,
-            "steps_per_s_excl_resets": median([r["ours"].rate_without_resets for r in rounds]),
-            "sim_s_per_wall_s": ours_rate * ours.dt,
-            "steps": ours_steps,
-            "resets": ours_resets,
-        },
-        "raw_bound": {"env_steps_per_s": raw_rate, "sim_s_per_wall_s": raw_rate * ours.dt, "recopy_every": RECOPY_EVERY},
-        "reference": {
-            "dt": ref.dt,
-            "steps_per_s": ref_rate,
-            "sim_s_per_wall_s": ref_rate * ref.dt,
-            "steps": ref_steps,
-            "resets": ref_resets,
-        },
-        "ratio_ours_raw": ratio_raw,
-        "ratio_ours_reference": ratio_ref,
-        "thresholds": {"ratio_ours_raw": RATIO_THRESHOLD, "ratio_ours_reference": 1.0},
-        "pass": {"ratio_ours_raw": ratio_raw >= RATIO_THRESHOLD, "ratio_ours_reference": ratio_ref >= 1.0},
-        "per_round": [{name: asdict(m) for name, m in r.items()} for r in rounds],
+    clip = gymnasium.spec(args.env).kwargs.get("motion", "walk")
+    rng = np.random.default_rng(0)
+    n, s = args.n_envs, args.seconds
+    subjects = {
+        "single env": lambda: single_env(args.env, s, rng),
+        "vector env, 1 thread": lambda: vector_env(clip, n, 1, s, rng),
+        "vector env, 2 threads": lambda: vector_env(clip, n, 2, s, rng),
+        "raw bound, 1 thread": lambda: raw_bound(args.env, 1, s, rng),
+        "raw bound, 2 threads": lambda: raw_bound(args.env, 2, s, rng),
+        "Humanoid-v5, AsyncVectorEnv x2": lambda: humanoid_async(s, rng),
+        "EnvPool Humanoid-v4, 2 threads": lambda: envpool_humanoid(s, rng),
     }
-    print_report(figures)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
-        print(f"figures written to {args.json}")
-    for runner in (ours, ref):
-        runner.env.close()
-    return 0
+    if not args.no_training:
+        for algo in ("trpo", "ppo"):
+            for path in ("subproc", "batched"):
+                subjects[f"{algo.upper()} training, {path}"] = (
+                    lambda algo=algo, path=path: training(algo, path, clip, args.env, n, args.rollout))
+    rounds: list[dict[str, float | str]] = []
+    for r in range(args.rounds):
+        row = {}
+        for name, run in subjects.items():
+            row[name] = run()
+            shown = f"{row[name]:,.0f} steps/s" if isinstance(row[name], float) else row[name]
+            print(f"round {r + 1}/{args.rounds}: {name}: {shown}", flush=True)
+        rounds.append(row)
 
+    def fig(name):
+        values = [row[name] for row in rounds if isinstance(row[name], float)]
+        return median(values) if values else next(row[name] for row in rounds)
 
-def print_report(f: dict) -> None:
-    o, w, h = f["ours"], f["raw_bound"], f["reference"]
-    print(
-        f"env throughput: cpu {f['cpu']} only, {f['rounds']} interleaved rounds x {f['seconds']:g} s, medians"
-        f"  (mujoco {f['versions']['mujoco']}, gymnasium {f['versions']['gymnasium']})"
-    )
-    if f["torch_imported"]:
-        print("warning: torch was imported; its thread pool may disturb the single-core figures")
-    name_w = max(len(f["env"]), len(f["reference_env"]), len("raw mj_step bound")) + 2
-    print(f"{'':{name_w}}{'dt (s)':>9}{'steps/s':>10}{'sim s/s':>9}{'resets':>8}{'steps/ep':>9}")
-    rows = [
-        (f["env"], o["dt"], o["steps_per_s"], o["sim_s_per_wall_s"], o["resets"], o["steps"]),
-        ("raw mj_step bound", o["dt"], w["env_steps_per_s"], w["sim_s_per_wall_s"], None, None),
-        (f["reference_env"], h["dt"], h["steps_per_s"], h["sim_s_per_wall_s"], h["resets"], h["steps"]),
-    ]
-    for name, dt, rate, sim, resets, steps in rows:
-        extra = f"{resets:>8d}{steps / max(resets, 1):>9.1f}" if resets is not None else f"{'-':>8}{'-':>9}"
-        print(f"{name:{name_w}}{dt:>9.4f}{rate:>10.0f}{sim:>9.1f}{extra}")
-    print(
-        f"{f['env']}: {o['steps_per_s_excl_resets']:.0f} steps/s excl. resets "
-        f"(frame_skip {o['frame_skip']}, raw bound = calls of mj_step(nstep={o['frame_skip']}) per s)"
-    )
+    def ratio(a, b):
+        values = [row[a] / row[b] for row in rounds if isinstance(row[a], float) and isinstance(row[b], float)]
+        return median(values)
+
+    figures = {name: fig(name) for name in subjects}
+    ratios = {
+        "vector env (2 threads) / raw bound (2 threads)": ratio("vector env, 2 threads", "raw bound, 2 threads"),
+        "vector env (2 threads) / single env": ratio("vector env, 2 threads", "single env"),
+        "vector env (1 thread) / raw bound (1 thread)": ratio("vector env, 1 thread", "raw bound, 1 thread"),
+        "single env / raw bound (1 thread)": ratio("single env", "raw bound, 1 thread"),
+        "raw bound: 2 threads / 1 thread": ratio("raw bound, 2 threads", "raw bound, 1 thread"),
+        "vector env: 2 threads / 1 thread": ratio("vector env, 2 threads", "vector env, 1 thread"),
+    }
     checks = [
-        ("ours / raw bound", f["ratio_ours_raw"], f["thresholds"]["ratio_ours_raw"], f["pass"]["ratio_ours_raw"]),
-        (
-            f"ours / {f['reference_env']} (steps/s)",
-            f["ratio_ours_reference"],
-            f["thresholds"]["ratio_ours_reference"],
-            f["pass"]["ratio_ours_reference"],
-        ),
+        (f"vector env >= {TARGET_OF_BOUND} of the 2-thread raw bound",
+         ratios["vector env (2 threads) / raw bound (2 threads)"], TARGET_OF_BOUND),
+        (f"vector env >= {TARGET_OVER_SINGLE}x the single env", ratios["vector env (2 threads) / single env"],
+         TARGET_OVER_SINGLE),
     ]
-    for label, value, threshold, ok in checks:
-        print(f"{label:<32}{value:>6.3f}  (>= {threshold:.2f})  {'PASS' if ok else 'FAIL'}")
+    if not args.no_training:
+        for algo in ("TRPO", "PPO"):
+            ratios[f"{algo} batched / vector env"] = ratio(f"{algo} training, batched", "vector env, 2 threads")
+            ratios[f"{algo} batched / {algo} subproc"] = ratio(f"{algo} training, batched", f"{algo} training, subproc")
+        checks += [
+            (f"TRPO training >= {TARGET_TRAIN_OF_VEC} of the vector env", ratios["TRPO batched / vector env"],
+             TARGET_TRAIN_OF_VEC),
+            (f"TRPO training >= {TARGET_TRAIN_OVER_SUBPROC}x the SubprocVecEnv path", ratios["TRPO batched / TRPO subproc"],
+             TARGET_TRAIN_OVER_SUBPROC),
+        ]
+    now = datetime.datetime.now().astimezone()
+    lines = report_header(
+        "Env and training throughput", now,
+        f"{args.env}, random actions, {args.rounds} interleaved rounds of {args.seconds:g} s per subject; vector env "
+        f"{n} characters; training rollouts of {args.rollout} env steps per iteration (default networks, one torch "
+        "thread). Medians over the rounds; ratios are medians of per-round ratios.",
+    )
+    lines += ["", "| subject | env steps/s (median) | per round |", "|---|---:|---|"]
+    for name in subjects:
+        value = figures[name]
+        per_round = ", ".join(f"{row[name]:,.0f}" if isinstance(row[name], float) else "-" for row in rounds)
+        shown = f"{value:,.0f}" if isinstance(value, float) else value
+        lines.append(f"| {name} | {shown} | {per_round} |")
+    lines += ["", "| ratio | median |", "|---|---:|"] + [f"| {k} | {v:.2f} |" for k, v in ratios.items()]
+    lines += ["", "Checks (the batched-simulation issue's targets):", ""]
+    lines += [f"- {'PASS' if value >= need else 'FAIL'}: {label} (measured {value:.2f})" for label, value, need in checks]
+    report = "\n".join(lines) + "\n"
+    print("\n" + report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(report)
+    args.json.write_text(json.dumps({"when": now.isoformat(), "args": {k: str(v) for k, v in vars(args).items()},
+                                     "rounds": rounds, "figures": figures, "ratios": ratios}, indent=1) + "\n")
+    print(f"Wrote {args.out} and {args.json}")
+    return 0
 
 
 if __name__ == "__main__":

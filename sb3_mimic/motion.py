@@ -350,24 +350,42 @@ def _frames_to_qpos(path: Path, data: np.ndarray, model: mujoco.MjModel) -> np.n
     return qpos
 
 
+class FloorProbe:
+    """The lowest point of the character's geoms above the floor, for one model (its shapes read once).
+
+    :param model: the character's model
+    """
+
+    def __init__(self, model: mujoco.MjModel) -> None:
+        self.model = model
+        self.geoms = np.flatnonzero(model.geom_bodyid != 0)  # the floor plane is the world's
+        kind = model.geom_type[self.geoms]
+        size = model.geom_size[self.geoms]
+        # lowest point = z - |up row of the rotation| . reach, with the reach of each shape along its local axes;
+        # any other shape falls back to its bounding sphere (the character has none)
+        self.radius = np.where(np.isin(kind, [mujoco.mjtGeom.mjGEOM_SPHERE, mujoco.mjtGeom.mjGEOM_CAPSULE]), size[:, 0],
+                               np.where(kind == mujoco.mjtGeom.mjGEOM_BOX, 0.0, model.geom_rbound[self.geoms]))
+        self.reach = np.zeros((len(self.geoms), 3))
+        capsule, box = kind == mujoco.mjtGeom.mjGEOM_CAPSULE, kind == mujoco.mjtGeom.mjGEOM_BOX
+        self.reach[capsule, 2] = size[capsule, 1]
+        self.reach[box] = size[box]
+
+    def lowest(self, data: mujoco.MjData) -> float:
+        """Height (m) of the lowest geom point in ``data``'s current geom poses (negative: below the floor)."""
+        up = np.abs(data.geom_xmat[self.geoms, 6:9])
+        low = data.geom_xpos[self.geoms, 2] - self.radius - np.einsum("gi,gi->g", up, self.reach)
+        return float(low.min(initial=np.inf))
+
+    def clearance(self, qpos: np.ndarray, data: mujoco.MjData) -> float:
+        """How far pose ``qpos`` must be raised so that no geom is below the floor (``data`` is scratch)."""
+        data.qpos[:] = qpos
+        mujoco.mj_kinematics(self.model, data)
+        return max(0.0, -self.lowest(data))
+
+
 def _lowest_point(model: mujoco.MjModel, data: mujoco.MjData) -> float:
-    """Lowest point of the character's geoms (the floor plane excluded)."""
-    lowest = np.inf
-    for g in range(model.ngeom):
-        if model.geom_bodyid[g] == 0:
-            continue
-        z, rot, size = data.geom_xpos[g, 2], data.geom_xmat[g].reshape(3, 3), model.geom_size[g]
-        kind = model.geom_type[g]
-        if kind == mujoco.mjtGeom.mjGEOM_SPHERE:
-            low = z - size[0]
-        elif kind == mujoco.mjtGeom.mjGEOM_CAPSULE:
-            low = z - abs(rot[2, 2]) * size[1] - size[0]
-        elif kind == mujoco.mjtGeom.mjGEOM_BOX:
-            low = z - np.abs(rot[2]) @ size
-        else:  # pragma: no cover - the character only uses these shapes
-            low = z - model.geom_rbound[g]
-        lowest = min(lowest, low)
-    return float(lowest)
+    """Lowest point of the character's geoms (the floor plane excluded), from ``data``'s geom poses."""
+    return FloorProbe(model).lowest(data)
 
 
 def lowest_point(model: mujoco.MjModel, qpos: np.ndarray, data: mujoco.MjData | None = None) -> float:

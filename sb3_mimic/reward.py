@@ -1,7 +1,7 @@
 """DeepMimic's imitation reward, as released with DeepMimic (not the simpler variant stated in the paper).
 
-The reward compares two character states, the simulated one and the reference one, through the features of
-:class:`PoseFeatures`::
+The reward compares two character states, the simulated one and the reference one (batches of them:
+:func:`batch_errors` is the one implementation the env, the vector envs and the MPC use), through these features::
 
     pose_err = sum_j w_j * angle(q_ref_j * conj(q_sim_j))^2       (root rotation and every joint)
     vel_err  = sum_j w_j * |w_ref_j - w_sim_j|^2                  (root and joint angular velocities)
@@ -48,26 +48,16 @@ class PoseFeatures:
 
 
 def imitation_errors(
-    model: mujoco.MjModel, sim: PoseFeatures, ref: PoseFeatures, index: CharacterIndex, scratch: np.ndarray | None = None
+    model: mujoco.MjModel, sim: PoseFeatures, ref: PoseFeatures, index: CharacterIndex
 ) -> tuple[float, float, float, float, float]:
-    """The five unscaled errors ``(pose, velocity, end_effector, root, com)``.
-
-    Orientation errors come from one ``mj_differentiatePos`` call: for a ball or free joint, the norm of its
-    angular part is ``angle(q_ref * conj(q_sim))``; for a hinge it is the angle difference.
-
-    :param scratch: optional (nv,) work array
-    """
-    dq = np.empty(model.nv) if scratch is None else scratch
-    # ref - sim: world-frame position difference for the root, rotation vectors (rad) for every joint
-    mujoco.mj_differentiatePos(model, dq, 1.0, sim.qpos, ref.qpos)
-    dv = ref.qvel - sim.qvel
-    pose_err, root_pos_err = index.position_weights @ (dq * dq)
-    vel_err, root_vel_err = index.velocity_weights @ (dv * dv)
-    dee = ref.end_effectors - sim.end_effectors
-    ee_err = float(np.vdot(dee, dee)) / len(dee)
-    dcom = ref.com_velocity - sim.com_velocity
-    com_err = 0.1 * float(np.vdot(dcom, dcom))
-    return float(pose_err), float(vel_err), ee_err, float(root_pos_err + root_vel_err), com_err
+    """The five unscaled errors ``(pose, velocity, end_effector, root, com)`` of one state pair (:func:`batch_errors`
+    of a batch of one).  Orientation errors are angles: ``angle(q_sim^-1 q_ref)`` per ball or free joint, the angle
+    difference per hinge."""
+    errors = batch_errors(
+        pose_weights(model, index), index, sim.qpos[None], ref.qpos[None], (ref.qvel - sim.qvel)[None],
+        (ref.end_effectors - sim.end_effectors)[None], (ref.com_velocity - sim.com_velocity)[None],
+    )[0]
+    return tuple(float(e) for e in errors)
 
 
 def reward_terms(errors: tuple[float, ...]) -> tuple[float, dict[str, float]]:
@@ -92,45 +82,101 @@ def imitation_reward(
 
 def reward_features(
     model: mujoco.MjModel, d: mujoco.MjData, ee_ids: np.ndarray, out: PoseFeatures, kinematics: bool = True
-) -> tuple[float, np.ndarray]:
+) -> float:
     """Fill ``out`` (end effectors, centre-of-mass velocity) from ``d``.
 
     :param kinematics: run forward kinematics and velocities first (not needed right after ``mj_step1``)
-    :return: the root's heading (rad) and the world-to-heading-frame matrix ``rot`` (``v_heading = v @ rot``)
+    :return: the root's heading (rad)
     """
     if kinematics:
         mujoco.mj_kinematics(model, d)
         mujoco.mj_comPos(model, d)
         mujoco.mj_comVel(model, d)
     mujoco.mj_subtreeVel(model, d)
-    xmat = d.xmat[1]
-    heading = math.atan2(xmat[3], xmat[0])
-    c, s = math.cos(heading), math.sin(heading)
-    rot = np.array(((c, -s, 0.0), (s, c, 0.0), (0.0, 0.0, 1.0)))
-    xpos = d.xpos
-    ee = out.end_effectors
-    np.matmul(xpos[ee_ids] - xpos[1], rot, out=ee)
-    ee[:, 2] = xpos[ee_ids, 2]  # height above the floor
+    yaw = heading(d.xquat[1])
+    out.end_effectors[:] = end_effectors(d.xpos[ee_ids], d.xpos[1], yaw)
     out.com_velocity[:] = d.subtree_linvel[1]
-    return heading, rot
+    return float(yaw)
+
+
+@dataclass(frozen=True)
+class PoseWeights:
+    """The pose weights of :class:`~sb3_mimic.character.CharacterIndex` per orientation instead of per dof: an
+    orientation's error is its angle whatever the axis, so its three dofs share one weight."""
+
+    quat_qpos: np.ndarray
+    """(9, 4) qpos addresses of the root quaternion and the ball joints' quaternions."""
+    hinge_qpos: np.ndarray
+    """(4,) qpos addresses of the hinges."""
+    quat: np.ndarray
+    """(2, 9) weights of each orientation's squared angle: pose error (row 0), root error (row 1)."""
+    hinge: np.ndarray
+    """(2, 4) the same for the hinges' squared angle differences."""
+    root_position: np.ndarray
+    """(3,) weights of the squared root position difference in the root error."""
+
+
+def pose_weights(model: mujoco.MjModel, index: CharacterIndex) -> PoseWeights:
+    """:class:`PoseWeights` of ``model`` from the per-dof weights of ``index``."""
+    dof_at = dict(zip(model.jnt_qposadr.tolist(), model.jnt_dofadr.tolist(), strict=True))
+    root_dof = dof_at[int(index.quat_qpos[0, 0]) - 3] + 3  # the free joint's rotation follows its translation
+    quat_dofs = [root_dof] + [dof_at[int(q)] for q in index.quat_qpos[1:, 0]]
+    return PoseWeights(
+        quat_qpos=index.quat_qpos, hinge_qpos=index.hinge_qpos, quat=index.position_weights[:, quat_dofs],
+        hinge=index.position_weights[:, [dof_at[int(q)] for q in index.hinge_qpos]],
+        root_position=index.position_weights[1, root_dof - 3 : root_dof],
+    )
 
 
 def batch_errors(
-    index: CharacterIndex, dq: np.ndarray, dv: np.ndarray, dee: np.ndarray, dcom: np.ndarray
+    weights: PoseWeights, index: CharacterIndex, sim_qpos: np.ndarray, ref_qpos: np.ndarray, dv: np.ndarray,
+    dee: np.ndarray, dcom: np.ndarray,
 ) -> np.ndarray:
-    """The five unscaled errors of N state pairs, (N, 5) in :data:`TERMS` order (:func:`imitation_errors` of each).
+    """The five unscaled errors, (..., 5) in :data:`TERMS` order, of any batch of state pairs (leading axes
+    broadcast): the one implementation of the reward's errors, which the env, the vector envs and the MPC use.
 
-    :param dq: (N, nv) ``mj_differentiatePos(sim.qpos -> ref.qpos)``: world-frame root position difference and a
-        rotation vector (rad) per orientation
-    :param dv: (N, nv) ``ref.qvel - sim.qvel``
-    :param dee: (N, 4, 3) reference minus simulated end effectors (:class:`PoseFeatures`' frame)
-    :param dcom: (N, 3) reference minus simulated centre-of-mass velocity
+    :param sim_qpos, ref_qpos: (..., nq) simulated and reference positions
+    :param dv: (..., nv) ``ref.qvel - sim.qvel``
+    :param dee: (..., 4, 3) reference minus simulated end effectors (:func:`end_effectors`)
+    :param dcom: (..., 3) reference minus simulated centre-of-mass velocity
     """
-    pose = (dq * dq) @ index.position_weights.T  # (N, 2): pose error, position part of the root error
-    vel = (dv * dv) @ index.velocity_weights.T  # (N, 2): velocity error, velocity part of the root error
-    ee = np.einsum("nij,nij->n", dee, dee) / dee.shape[1]
-    com = 0.1 * np.einsum("ni,ni->n", dcom, dcom)
-    return np.stack((pose[:, 0], vel[:, 0], ee, pose[:, 1] + vel[:, 1], com), axis=1)
+    # orientation errors: the angle of q_sim^-1 q_ref per quaternion, angle differences per hinge
+    qs, qr = sim_qpos[..., weights.quat_qpos], ref_qpos[..., weights.quat_qpos]
+    sw, sx, sy, sz = (qs[..., k] for k in range(4))
+    rw, rx, ry, rz = (qr[..., k] for k in range(4))
+    w = sw * rw + sx * rx + sy * ry + sz * rz
+    x = sw * rx - sx * rw - sy * rz + sz * ry
+    y = sw * ry + sx * rz - sy * rw - sz * rx
+    z = sw * rz - sx * ry + sy * rx - sz * rw
+    angle2 = (2.0 * np.arctan2(np.sqrt(x * x + y * y + z * z), np.abs(w))) ** 2
+    hinge2 = (ref_qpos[..., weights.hinge_qpos] - sim_qpos[..., weights.hinge_qpos]) ** 2
+    droot = ref_qpos[..., :3] - sim_qpos[..., :3]
+    pose = angle2 @ weights.quat[0] + hinge2 @ weights.hinge[0]
+    root_position = angle2 @ weights.quat[1] + hinge2 @ weights.hinge[1] + (droot * droot) @ weights.root_position
+    vel = (dv * dv) @ index.velocity_weights.T  # (..., 2): velocity error, velocity part of the root error
+    ee = np.einsum("...ij,...ij->...", dee, dee) / dee.shape[-2]
+    com = 0.1 * np.einsum("...i,...i->...", dcom, dcom)
+    return np.stack((pose, vel[..., 0], ee, root_position + vel[..., 1], com), axis=-1)
+
+
+def heading(root_quat: np.ndarray) -> np.ndarray:
+    """DeepMimic's heading (rad about z): the direction of the root's x axis projected on the floor.
+
+    :param root_quat: (..., 4) root orientations (w, x, y, z)
+    """
+    w, x, y, z = (root_quat[..., k] for k in range(4))
+    return np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
+def end_effectors(ee_world: np.ndarray, root: np.ndarray, yaw: np.ndarray) -> np.ndarray:
+    """(..., 4, 3) ankle and wrist positions relative to the root in its heading frame; z is the height above the
+    floor.
+
+    :param ee_world: (..., 4, 3) world positions; :param root: (..., 3) root position; :param yaw: (...) heading
+    """
+    c, s = np.cos(yaw)[..., None], np.sin(yaw)[..., None]
+    rel = ee_world - root[..., None, :]
+    return np.stack((c * rel[..., 0] + s * rel[..., 1], c * rel[..., 1] - s * rel[..., 0], ee_world[..., 2]), axis=-1)
 
 
 _WEIGHT_ROW = np.array([WEIGHTS[t] for t in TERMS])

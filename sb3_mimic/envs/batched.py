@@ -1,12 +1,14 @@
 """Batched simulation: N characters of one clip stepped together, physics on every core.
 
 :class:`CharacterBatch` holds one ``MjModel`` and, per character, an ``MjData`` for the simulated body and one for
-its reference.  A step runs each character's physics (``mj_step2``, the remaining substeps, ``mj_step1``), its
-reference pose (``MotionClip.sample`` and forward kinematics) and its pose difference (``mj_differentiatePos``) in
+its reference.  A step runs each character's physics (``mj_step2``, the remaining substeps, ``mj_step1``) in
 a pool of ``threads`` Python threads: MuJoCo releases the GIL inside those calls, so the physics of different
-characters runs at once in C.  What the step returns (observations, reward terms, MPJPE, falls) is then computed
-as array operations over the whole batch by the functions of this module and :mod:`sb3_mimic.reward`, which the
-single env (:class:`~sb3_mimic.envs.MimicHumanoidEnv`, a batch of one) uses too.
+characters runs at once in C.  Only the long physics calls run in the pool; the short ones (reference pose and
+kinematics, copies into the batch arrays) run in the calling thread once the physics is done, because every call
+hands the GIL over and many short hand-overs between busy threads cost more than they save.  What the step returns
+(observations, reward terms, MPJPE, falls) is then computed as array operations over the whole batch by the
+functions of this module and of :mod:`sb3_mimic.reward`, which the single env (:class:`~sb3_mimic.envs.MimicHumanoidEnv`,
+a batch of one) uses too.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ import numpy as np
 from sb3_mimic import character
 from sb3_mimic._util import available_cores
 from sb3_mimic.envs.actions import ACTION_MODES, ACTION_SCALE
-from sb3_mimic.motion import MotionClip, floor_clearance, load_clip
-from sb3_mimic.reward import TERMS, batch_errors, batch_reward_terms
+from sb3_mimic.motion import FloorProbe, MotionClip, load_clip
+from sb3_mimic.reward import TERMS, batch_errors, batch_reward_terms, end_effectors, heading, pose_weights
 
 N_BODIES = len(character.BODIES)
 #: Size of each observation block (the env docstring's table).
@@ -37,17 +39,17 @@ OBSERVATION_STRUCTURE: dict[str, int] = {
 OBSERVATION_SIZE = sum(OBSERVATION_STRUCTURE.values())
 
 
-def heading_frames(root_xmat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The root's heading (rad, about z, from its x axis) and the world-to-heading-frame matrices.
+def heading_frames(root_quat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The root's heading (rad, :func:`sb3_mimic.reward.heading`) and the world-to-heading-frame matrices.
 
-    :param root_xmat: (N, 9) root orientation matrices, row-major
+    :param root_quat: (N, 4) root orientations
     :return: ``heading`` (N,) and ``rot`` (N, 3, 3) with ``v_heading = v_world @ rot[i]``
     """
-    heading = np.arctan2(root_xmat[:, 3], root_xmat[:, 0])
-    c, s = np.cos(heading), np.sin(heading)
-    rot = np.zeros((len(heading), 3, 3))
+    yaw = heading(root_quat)
+    c, s = np.cos(yaw), np.sin(yaw)
+    rot = np.zeros((len(yaw), 3, 3))
     rot[:, 0, 0], rot[:, 0, 1], rot[:, 1, 0], rot[:, 1, 1], rot[:, 2, 2] = c, -s, s, c, 1.0
-    return heading, rot
+    return yaw, rot
 
 
 def observations(
@@ -78,16 +80,6 @@ def observations(
          vec[:, 2 * nb :].reshape(n, -1)),
         axis=1,
     ).astype(np.float32)
-
-
-def end_effectors(xpos: np.ndarray, ee_index: np.ndarray, rot: np.ndarray) -> np.ndarray:
-    """(N, 4, 3) ankle and wrist positions relative to the root in its heading frame, z = height above the floor.
-
-    :param xpos: (N, 15, 3) the character's body positions; ``ee_index`` indexes its second axis
-    """
-    ee = np.einsum("nbi,nij->nbj", xpos[:, ee_index] - xpos[:, :1], rot)
-    ee[:, :, 2] = xpos[:, ee_index, 2]
-    return ee
 
 
 def mpjpe(sim_xpos: np.ndarray, ref_xpos: np.ndarray) -> np.ndarray:
@@ -179,6 +171,7 @@ class CharacterBatch:
         fall_ids = [model.body(b).id for b in self.clip.info.fall_bodies]
         self.fall_geoms = np.isin(model.geom_bodyid, fall_ids)
         self.fall_geoms.flags.writeable = False
+        self._floor = FloorProbe(model)
         self._ee_index = self.index.end_effector_ids - 1  # model body id -> index among bodies 1..15
         self._ball_actions = _ball_action_triplets()
         self.start_time = np.zeros(self.n)
@@ -186,13 +179,14 @@ class CharacterBatch:
         nq, nv = model.nq, model.nv
         self._sim = _Arrays(self.n, nq, nv)
         self._ref = _Arrays(self.n, nq, nv)
-        self._dq = np.zeros((self.n, nv))
+        self._weights = pose_weights(model, self.index)
         self._fall = np.zeros(self.n, dtype=bool)
         self._behind = np.zeros(self.n, dtype=bool)
         self.last_obs = np.zeros((self.n, OBSERVATION_SIZE), dtype=np.float32)
         self.threads = min(int(threads), self.n)
         self._chunks = [c for c in np.array_split(np.arange(self.n), self.threads) if len(c)]
-        self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+        # the calling thread steps the first chunk itself: threads - 1 workers
+        self._pool = ThreadPoolExecutor(self.threads - 1) if self.threads > 1 else None
 
     # ------------------------------------------------------------------------------------------------
     @property
@@ -204,15 +198,6 @@ class CharacterBatch:
         if self.clip.loop:
             return (times / self.clip.duration) % 1.0
         return np.clip(times / self.clip.duration, 0.0, 1.0)
-
-    def _map(self, fn, indices: np.ndarray | None = None) -> None:
-        chunks = self._chunks if indices is None else [c for c in np.array_split(indices, self.threads) if len(c)]
-        if self._pool is None or len(chunks) == 1:
-            for chunk in chunks:
-                fn(chunk)
-        else:
-            for future in [self._pool.submit(fn, chunk) for chunk in chunks]:
-                future.result()
 
     # ------------------------------------------------------------------------------------------------
     def reset(self, indices: np.ndarray, start_times: np.ndarray) -> np.ndarray:
@@ -229,14 +214,14 @@ class CharacterBatch:
                 _, qvel = self.clip.sample(float(self.start_time[i]), d.qpos)
                 # a reference frame that sinks into the floor starts lifted clear of it (the reference is not moved;
                 # refs[i] is only scratch here, _reference overwrites it below)
-                d.qpos[2] += floor_clearance(m, d.qpos, self.refs[i])
+                d.qpos[2] += self._floor.clearance(d.qpos, self.refs[i])
                 d.qvel[:] = qvel
                 mujoco.mj_forward(m, d)
                 mujoco.mj_subtreeVel(m, d)
                 self._sim.gather(i, d)
                 self._reference(i, float(self.start_time[i]))
 
-        self._map(work, indices)
+        work(indices)  # in this thread: short calls only (see the module docstring)
         obs = self._observe(indices)
         self.last_obs[indices] = obs
         return obs
@@ -272,7 +257,7 @@ class CharacterBatch:
 
     def _observe(self, indices: np.ndarray) -> np.ndarray:
         s = self._sim
-        heading, rot = heading_frames(s.root_xmat[indices])
+        heading, rot = heading_frames(s.xquat[indices, 0])
         return observations(self.phases(self.time[indices]), s.xpos[indices], s.xquat[indices], s.cvel[indices],
                             s.subtree_com[indices], heading, rot)
 
@@ -300,10 +285,12 @@ class CharacterBatch:
         half_step = 0.5 * m.opt.timestep
         early = self.early_termination
 
-        def work(chunk):
+        datas, pd_target = self.datas, self.action_mode == "pd_target"
+
+        def physics(chunk):  # only the long MuJoCo calls here: each releases the GIL for its whole duration
             for i in chunk:
-                d = self.datas[i]
-                if self.action_mode == "pd_target":
+                d = datas[i]
+                if pd_target:
                     d.ctrl[:] = a[i]
                 else:
                     d.qfrc_applied[dofs] = a[i]
@@ -313,30 +300,39 @@ class CharacterBatch:
                 if skip > 1:
                     mujoco.mj_step(m, d, nstep=skip - 1)
                 mujoco.mj_step1(m, d)
-                # MuJoCo resets diverged data on its own (warning BADQPOS/BADQVEL/BADQACC), which also resets its
-                # clock: a clock behind this step's end, or non-finite velocities, mean the state blew up
-                behind = d.time < self.steps[i] * self.dt - half_step or not math.isfinite(d.qvel.sum())
-                self._behind[i] = behind
-                if behind:
-                    mujoco.mj_forward(m, d)
-                    continue
-                mujoco.mj_subtreeVel(m, d)
-                self._sim.gather(i, d)
-                self._fall[i] = early and d.ncon > 0 and bool(self.fall_geoms[d.contact.geom[: d.ncon]].any())
-                self._reference(i, float(times[i]))
-                mujoco.mj_differentiatePos(m, self._dq[i], 1.0, d.qpos, self.refs[i].qpos)
 
-        self._map(work)
+        # only the physics runs in the pool; the short calls stay in this thread, after it: computing the references
+        # meanwhile, or in the workers, made two threads no faster than one (each short call hands the GIL over)
+        running = [] if self._pool is None else [self._pool.submit(physics, chunk) for chunk in self._chunks[1:]]
+        physics(self._chunks[0])
+        for future in running:
+            future.result()
+        for i in range(self.n):
+            self._reference(i, float(times[i]))
+        fall_geoms, steps, dt = self.fall_geoms, self.steps, self.dt
+        for i in range(self.n):
+            d = datas[i]
+            # MuJoCo resets diverged data on its own (warning BADQPOS/BADQVEL/BADQACC), which also resets its clock:
+            # a clock behind this step's end, or non-finite velocities, mean the state blew up
+            behind = d.time < steps[i] * dt - half_step or not math.isfinite(d.qvel.sum())
+            self._behind[i] = behind
+            if behind:
+                mujoco.mj_forward(m, d)
+                continue
+            mujoco.mj_subtreeVel(m, d)
+            self._sim.gather(i, d)
+            ncon = d.ncon
+            self._fall[i] = early and ncon > 0 and bool(fall_geoms[d.contact.geom[:ncon]].any())
+
         s, r = self._sim, self._ref
-        heading, rot = heading_frames(s.root_xmat)
-        errors = batch_errors(
-            self.index, self._dq, r.qvel - s.qvel,
-            end_effectors(r.xpos, self._ee_index, heading_frames(r.root_xmat)[1]) - end_effectors(s.xpos, self._ee_index, rot),
-            r.com_velocity - s.com_velocity,
-        )
+        yaw, rot = heading_frames(s.xquat[:, 0])
+        ee, ref_ee = (end_effectors(a.xpos[:, self._ee_index], a.xpos[:, 0], h)
+                      for a, h in ((s, yaw), (r, heading(r.xquat[:, 0]))))
+        errors = batch_errors(self._weights, self.index, s.qpos, r.qpos, r.qvel - s.qvel, ref_ee - ee,
+                              r.com_velocity - s.com_velocity)
         reward, terms = batch_reward_terms(errors)
         phase = self.phases(times)
-        obs = observations(phase, s.xpos, s.xquat, s.cvel, s.subtree_com, heading, rot)
+        obs = observations(phase, s.xpos, s.xquat, s.cvel, s.subtree_com, yaw, rot)
         error = mpjpe(s.xpos, r.xpos)
         nonfinite = self._behind.copy()
         if nonfinite.any():
@@ -370,12 +366,12 @@ class _Arrays:
         self.qpos, self.qvel = np.zeros((n, nq)), np.zeros((n, nv))
         self.xpos, self.xquat = np.zeros((n, N_BODIES, 3)), np.zeros((n, N_BODIES, 4))
         self.cvel = np.zeros((n, N_BODIES, 6))
-        self.root_xmat, self.subtree_com, self.com_velocity = np.zeros((n, 9)), np.zeros((n, 3)), np.zeros((n, 3))
+        self.subtree_com, self.com_velocity = np.zeros((n, 3)), np.zeros((n, 3))
 
     def gather(self, i: int, d: mujoco.MjData) -> None:
         self.qpos[i], self.qvel[i] = d.qpos, d.qvel
         self.xpos[i], self.xquat[i], self.cvel[i] = d.xpos[1:], d.xquat[1:], d.cvel[1:]
-        self.root_xmat[i], self.subtree_com[i], self.com_velocity[i] = d.xmat[1], d.subtree_com[1], d.subtree_linvel[1]
+        self.subtree_com[i], self.com_velocity[i] = d.subtree_com[1], d.subtree_linvel[1]
 
 
 def _ball_action_triplets() -> np.ndarray:
@@ -387,4 +383,4 @@ def _ball_action_triplets() -> np.ndarray:
     return np.array([[s, s + 1, s + 2] for s in starts])
 
 
-__all__ = ["TERMS", "BatchStep", "CharacterBatch", "end_effectors", "heading_frames", "mpjpe", "observations"]
+__all__ = ["TERMS", "BatchStep", "CharacterBatch", "heading_frames", "mpjpe", "observations"]

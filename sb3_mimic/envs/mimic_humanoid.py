@@ -12,9 +12,9 @@ from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
 from sb3_mimic import character
 from sb3_mimic.envs.actions import ACTION_MODES, pd_target_action
-from sb3_mimic.envs.batched import OBSERVATION_STRUCTURE, CharacterBatch, end_effectors, heading_frames
+from sb3_mimic.envs.batched import OBSERVATION_STRUCTURE, CharacterBatch
 from sb3_mimic.motion import MotionClip, load_clip
-from sb3_mimic.reward import TERMS, PoseFeatures
+from sb3_mimic.reward import TERMS, PoseFeatures, end_effectors, heading
 
 GHOST_RGBA = (1.0, 0.55, 0.15, 0.35)
 
@@ -266,8 +266,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         return self._batch.refs[0]
 
     def _features(self, arrays) -> PoseFeatures:
-        _, rot = heading_frames(arrays.root_xmat[:1])
-        ee = end_effectors(arrays.xpos[:1], self.index.end_effector_ids - 1, rot)[0]
+        ee = end_effectors(arrays.xpos[0, self.index.end_effector_ids - 1], arrays.xpos[0, 0], heading(arrays.xquat[0, 0]))
         return PoseFeatures(arrays.qpos[0].copy(), arrays.qvel[0].copy(), ee, arrays.com_velocity[0].copy())
 
     @property

@@ -31,9 +31,18 @@ from sb3_mimic import character
 from sb3_mimic._util import available_cores
 from sb3_mimic.envs.actions import ACTION_SCALE, joint_angles
 from sb3_mimic.envs.mimic_humanoid import MimicHumanoidEnv
-from sb3_mimic.experts.rotations import yaw as _yaw
 from sb3_mimic.motion import MotionClip
-from sb3_mimic.reward import SCALES, TERMS, WEIGHTS, PoseFeatures, reward_features
+from sb3_mimic.reward import (
+    SCALES,
+    TERMS,
+    WEIGHTS,
+    PoseFeatures,
+    batch_errors,
+    end_effectors,
+    heading,
+    pose_weights,
+    reward_features,
+)
 from imitation.policies.base import NonTrainablePolicy
 
 _STATE = mujoco.mjtState.mjSTATE_FULLPHYSICS
@@ -46,7 +55,7 @@ class _CostModel:
 
     Sensors (end-effector positions, the root's subtree linear velocity, the fall geoms' positions and z axes)
     are evaluated by MuJoCo during the rollout; joint errors come from ``qpos``/``qvel`` in the rolled-out
-    states.  :meth:`errors` equals :func:`sb3_mimic.reward.imitation_errors` state by state (tested).
+    states; the errors themselves are :func:`sb3_mimic.reward.batch_errors`, the env's.
     """
 
     def __init__(self, env: MimicHumanoidEnv) -> None:
@@ -77,15 +86,7 @@ class _CostModel:
         if (self.model.nq, self.model.nv, self.model.nu) != (base.nq, base.nv, base.nu):
             raise RuntimeError("the planner model does not match the env's model")
         self.n_ee, self.n_fall = len(self.ee_names), len(fall)
-        # pose / root weights per quaternion (root first) and per hinge, from the env's (2, nv) weight rows
-        index = env.index
-        dof_at = dict(zip(base.jnt_qposadr.tolist(), base.jnt_dofadr.tolist(), strict=True))
-        root_dof = dof_at[int(index.quat_qpos[0, 0]) - 3] + 3  # the free joint's rotation follows its translation
-        self.quat_qpos, self.hinge_qpos = index.quat_qpos, index.hinge_qpos
-        self.quat_w = index.position_weights[:, [root_dof] + [dof_at[int(q)] for q in index.quat_qpos[1:, 0]]]
-        self.hinge_w = index.position_weights[:, [dof_at[int(q)] for q in index.hinge_qpos]]
-        self.root_pos_w = index.position_weights[1, :3]
-        self.vel_w = env.index.velocity_weights
+        self.weights, self.index = pose_weights(base, env.index), env.index
         self.nq, self.nv = base.nq, base.nv
 
     def errors(self, qpos, qvel, sensors, ref_qpos, ref_qvel, ref_ee, ref_com) -> tuple[np.ndarray, np.ndarray]:
@@ -94,32 +95,15 @@ class _CostModel:
         :param qpos, qvel, sensors: rolled-out values, leading dims ``(..., H)``
         :param ref_qpos, ref_qvel, ref_ee, ref_com: the reference for each of the ``H`` steps
         """
-        # joint orientation errors: angle(q_ref * conj(q_sim)) per quaternion, angle differences per hinge
-        dot = np.abs(np.einsum("...jk,...jk->...j", qpos[..., self.quat_qpos], ref_qpos[:, self.quat_qpos]))
-        angle2 = (2.0 * np.arccos(np.minimum(dot, 1.0))) ** 2
-        hinge2 = (ref_qpos[:, self.hinge_qpos] - qpos[..., self.hinge_qpos]) ** 2
-        droot = ref_qpos[:, :3] - qpos[..., :3]
-        pose = angle2 @ self.quat_w[0] + hinge2 @ self.hinge_w[0]
-        root_pos = angle2 @ self.quat_w[1] + hinge2 @ self.hinge_w[1] + (droot * droot) @ self.root_pos_w
-        dv = ref_qvel - qvel
-        vel = (dv * dv) @ self.vel_w.T  # (..., 2): velocity error, velocity part of the root error
-        # end effectors relative to the root in its heading frame, z = height
-        heading = _yaw(qpos[..., 3:7])
-        c, s = np.cos(heading)[..., None], np.sin(heading)[..., None]
         ee = sensors[..., : 3 * self.n_ee].reshape(*sensors.shape[:-1], self.n_ee, 3)
-        rel = ee - qpos[..., None, :3]
-        ex = rel[..., 0] * c + rel[..., 1] * s - ref_ee[..., 0]
-        ey = -rel[..., 0] * s + rel[..., 1] * c - ref_ee[..., 1]
-        ez = ee[..., 2] - ref_ee[..., 2]
-        ee_err = (ex * ex + ey * ey + ez * ez).mean(axis=-1)
+        sim_ee = end_effectors(ee, qpos[..., :3], heading(qpos[..., 3:7]))
         at = 3 * self.n_ee
-        dcom = sensors[..., at : at + 3] - ref_com
-        com = 0.1 * (dcom * dcom).sum(axis=-1)
+        errors = batch_errors(self.weights, self.index, qpos, ref_qpos, ref_qvel - qvel, ref_ee - sim_ee,
+                              ref_com - sensors[..., at : at + 3])
         geoms = sensors[..., at + 3 :].reshape(*sensors.shape[:-1], self.n_fall, 6)
         lowest = (geoms[..., 2] - self.fall_radius - np.abs(geoms[..., 5]) * self.fall_half_length).min(
             axis=-1, initial=math.inf
         )
-        errors = np.stack([pose, vel[..., 0], ee_err, root_pos + vel[..., 1], com], axis=-1)
         return errors, lowest
 
 
@@ -296,7 +280,7 @@ class MPCExpert(NonTrainablePolicy):
         is (horizontally; and turned to its heading with ``reanchor_heading``)."""
         t0 = env.time
         now = self.clip.sample(t0)[0]
-        turn = float(_yaw(env.data.qpos[3:7]) - _yaw(now[3:7])) if self.reanchor_heading else 0.0
+        turn = float(heading(env.data.qpos[3:7]) - heading(now[3:7])) if self.reanchor_heading else 0.0
         c, s = math.cos(turn), math.sin(turn)
         rot = np.array(((c, -s), (s, c)))
         zquat = np.array([math.cos(0.5 * turn), 0.0, 0.0, math.sin(0.5 * turn)])

@@ -52,8 +52,3 @@ def rotvec_error(current: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Rotation vector of ``q_current^-1 q_target`` in the current joint frame, both given as rotation vectors."""
     return quat_log(quat_mul(quat_conj(quat_exp(current)), quat_exp(target)))
 
-
-def yaw(quat: np.ndarray) -> np.ndarray:
-    """Heading (rad about z) of the body x axis of quaternions."""
-    w, x, y, z = (quat[..., i] for i in range(4))
-    return np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
