@@ -126,7 +126,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clips", nargs="+", default=["walk", "run", "dance_a", "backflip"])
     p.add_argument("--settings", nargs="+", default=list(SETTINGS)[1:], choices=list(SETTINGS)[1:])
-    p.add_argument("--starts", type=int, default=10, help="PD-tracking starts per clip (default 10)")
+    p.add_argument("--starts", type=int, default=40, help="PD-tracking starts per clip (default 40)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the price measurement (default 3)")
     p.add_argument("--seconds", type=float, default=1.5, help="seconds per price measurement (default 1.5)")
     p.add_argument("--mpc", nargs="*", default=[], metavar="SETTING", help="settings to check with the MPC expert")

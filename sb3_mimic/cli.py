@@ -15,8 +15,7 @@ from pathlib import Path
 if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
     os.environ["MUJOCO_GL"] = "egl"  # headless rendering; must precede the first import of mujoco
 
-#: ``--expert`` choices (``sb3_mimic.experts.EXPERTS``, written here so that ``--help`` needs no imports).
-EXPERT_NAMES = ("pd", "mpc")
+from sb3_mimic.experts.settings import EXPERTS
 
 DESCRIPTION = """Teach DeepMimic's humanoid to imitate motion-capture clips in MuJoCo with Stable-Baselines3.
 
@@ -25,7 +24,7 @@ Run `sb3-mimic COMMAND --help` for a command's arguments."""
 
 
 def _add_sft(sub) -> None:
-    from sb3_mimic.sft import SFTConfig
+    from sb3_mimic.configs import SFTConfig
 
     d = SFTConfig()
     p = sub.add_parser(
@@ -64,7 +63,8 @@ def _add_sft(sub) -> None:
 
 
 def _run_sft(args: argparse.Namespace) -> int:
-    from sb3_mimic.sft import SFTConfig, run_sft
+    from sb3_mimic.configs import SFTConfig
+    from sb3_mimic.sft import run_sft
 
     fields = SFTConfig.__dataclass_fields__
     config = SFTConfig(**{k: v for k, v in vars(args).items() if k in fields})
@@ -86,7 +86,7 @@ def _add_eval(sub) -> None:
     )
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", help="policy file written by `sb3-mimic sft` (.zip or .pth) or any SB3 TRPO zip")
-    who.add_argument("--expert", choices=EXPERT_NAMES, help="evaluate an expert instead of a policy")
+    who.add_argument("--expert", choices=EXPERTS, help="evaluate an expert instead of a policy")
     p.add_argument("--mocap", help="clip name or path (default: the clip the model was trained on)")
     p.add_argument("--action_mode", choices=["pd_target", "torque"], help="env action mode (default: the model's)")
     p.add_argument("--lookahead", type=int, default=1, help="expert lookahead, control steps (with --expert)")
@@ -282,7 +282,7 @@ def _add_video(sub) -> None:
     )
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", help="policy file (.zip or .pth)")
-    who.add_argument("--expert", choices=EXPERT_NAMES, help="record an expert instead")
+    who.add_argument("--expert", choices=EXPERTS, help="record an expert instead")
     p.add_argument("--mocap", help="clip name or path (default: the model's clip)")
     p.add_argument("--out", default="run.mp4", help="output .mp4")
     p.add_argument("--frame", metavar="PNG", help="write a single still PNG instead of a video")
@@ -303,7 +303,7 @@ def add_mpc_options(p: argparse.ArgumentParser) -> None:
     given); the benchmarks use the same options."""
     import dataclasses
 
-    from sb3_mimic.experts.mpc import MPCSettings
+    from sb3_mimic.experts.settings import MPCSettings
 
     group = p.add_argument_group("MPC expert settings (with --expert mpc; default: the clip's catalogue settings)")
     for f in dataclasses.fields(MPCSettings):
@@ -319,7 +319,7 @@ def add_mpc_options(p: argparse.ArgumentParser) -> None:
 
 def mpc_overrides(args: argparse.Namespace) -> dict:
     """The ``--mpc_*`` options given on the command line, by setting name (the others come from the clip)."""
-    from sb3_mimic.experts.mpc import MPCSettings
+    from sb3_mimic.experts.settings import MPCSettings
 
     given = {name: getattr(args, f"mpc_{name}", None) for name in MPCSettings.names()}
     return {name: value for name, value in given.items() if value is not None}
@@ -400,7 +400,7 @@ DAGGER_OPTIONS = ("epochs_per_round", "beta_decay", "beta_rampdown", "mixing", "
 
 def add_dagger_options(p: argparse.ArgumentParser) -> None:
     """The DAgger options of :data:`DAGGER_OPTIONS` (``sb3-mimic dagger`` and the benchmarks share them)."""
-    from sb3_mimic.dagger import MIXINGS, DAggerConfig
+    from sb3_mimic.configs import MIXINGS, DAggerConfig
 
     d = DAggerConfig()
     p.add_argument("--epochs_per_round", type=int, default=d.epochs_per_round, help="BC epochs after each round")
@@ -422,14 +422,14 @@ def add_dagger_options(p: argparse.ArgumentParser) -> None:
 
 def dagger_options(args: argparse.Namespace) -> dict:
     """The :data:`DAGGER_OPTIONS` whose value differs from ``DAggerConfig``'s default."""
-    from sb3_mimic.dagger import DAggerConfig
+    from sb3_mimic.configs import DAggerConfig
 
     d = DAggerConfig()
     return {name: getattr(args, name) for name in DAGGER_OPTIONS if getattr(args, name) != getattr(d, name)}
 
 
 def _add_dagger(sub) -> None:
-    from sb3_mimic.dagger import DAggerConfig
+    from sb3_mimic.configs import DAggerConfig
 
     d = DAggerConfig()
     p = sub.add_parser(
@@ -444,7 +444,7 @@ def _add_dagger(sub) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--mocap", default=d.mocap, help="clip name or path")
-    p.add_argument("--expert", choices=EXPERT_NAMES, default=d.expert, help="expert that labels the states")
+    p.add_argument("--expert", choices=EXPERTS, default=d.expert, help="expert that labels the states")
     p.add_argument("--rounds", type=int, default=d.rounds, help="DAgger rounds")
     p.add_argument("--steps_per_round", type=int, default=d.steps_per_round, help="env steps labelled per round")
     add_dagger_options(p)
@@ -457,7 +457,8 @@ def _add_dagger(sub) -> None:
 
 
 def _run_dagger(args: argparse.Namespace) -> int:
-    from sb3_mimic.dagger import DAggerConfig, run_dagger
+    from sb3_mimic.configs import DAggerConfig
+    from sb3_mimic.dagger import run_dagger
 
     if args.resume:
         run_dagger(None, args.resume, resume=True, progress_bar=not args.no_progress)

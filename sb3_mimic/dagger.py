@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import gymnasium as gym
@@ -29,8 +29,8 @@ from tqdm.auto import tqdm
 
 from sb3_mimic._util import write_json_atomic
 from sb3_mimic.cloning import make_bc_trainer, quiet_bc_warnings
-from sb3_mimic.experts import EXPERTS, MPCSettings, make_expert
-from sb3_mimic.motion import load_clip
+from sb3_mimic.configs import DAggerConfig
+from sb3_mimic.experts import MPCSettings, make_expert
 from sb3_mimic.policies import (
     DEFAULT_EXPLORATION_STD,
     PolicyMetadata,
@@ -51,7 +51,6 @@ from imitation.algorithms.dagger import (
 from imitation.data import rollout
 
 CONFIG_FILE = "dagger.json"
-MIXINGS = ("switch", "blend")
 
 
 class _BlendingCollector(InteractiveTrajectoryCollector):
@@ -85,76 +84,6 @@ class _DAggerTrainer(SimpleDAggerTrainer):
             venv=self.venv, get_robot_acts=lambda obs: policy.predict(obs, deterministic=True)[0],
             beta=self.beta_schedule(self.round_num), save_dir=self._demo_dir_path_for_round(), rng=self.rng,
         )
-
-
-@dataclass
-class DAggerConfig:
-    """Arguments of ``sb3-mimic dagger``."""
-
-    mocap: str = "walk"
-    expert: str = "pd"
-    """``"pd"`` or ``"mpc"``."""
-    rounds: int = 5
-    steps_per_round: int = 2000
-    """Env steps labelled per round (at least; whole episodes)."""
-    epochs_per_round: int = 20
-    beta_decay: float = 0.5
-    """The expert's share in round r is ``beta_decay ** r`` (see ``mixing``), unless ``beta_rampdown`` is set."""
-    beta_rampdown: int = 0
-    """If positive, the expert's share falls linearly instead (imitation's ``LinearBetaSchedule``): the first
-    ``beta_rampdown`` rounds mix in the expert, 1, 1 - 1/R, ..., 1/R, and every later round runs the learner alone."""
-    mixing: str = "switch"
-    """``"switch"``: each step executes the expert's action with probability beta, else the learner's
-    (imitation's DAgger). ``"blend"``: each step executes ``beta * expert + (1 - beta) * learner``, so the
-    learner takes over gradually and episodes last longer while it is still poor."""
-    init_policy: str | None = None
-    """Start from this policy (e.g. an SFT zip) instead of a fresh one."""
-    hidden_size: int = 64
-    num_layers: int = 2
-    batch_size: int = 256
-    lr: float = 1e-3
-    seed: int = 0
-    lookahead: int = 1
-    mpc_kwargs: dict = field(default_factory=dict)
-    """MPC settings given by the user (:class:`~sb3_mimic.experts.MPCSettings` names: horizon, samples, ...) with
-    ``expert="mpc"``, and optionally ``nthread`` (rollout threads); the others come from the clip's settings.
-    ``dagger.json`` records the resolved settings beside the configuration."""
-
-    def validate(self, fresh: bool = True) -> None:
-        """Raise :class:`ValueError` for arguments that cannot work. ``fresh=False`` (a resumed run with finished
-        rounds, whose data already fill a batch) skips the check of ``steps_per_round`` against ``batch_size``."""
-        if self.expert not in EXPERTS:
-            raise ValueError(f"--expert must be one of {', '.join(EXPERTS)}, got {self.expert!r}")
-        for name in ("rounds", "steps_per_round", "epochs_per_round", "hidden_size", "num_layers", "batch_size",
-                     "lookahead"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
-        if fresh and self.steps_per_round < self.batch_size:
-            raise ValueError(
-                f"--steps_per_round {self.steps_per_round} is less than --batch_size {self.batch_size}: the first "
-                "round's labels might not fill one BC batch (imitation then fails after the labelling); raise "
-                "--steps_per_round or lower --batch_size"
-            )
-        if self.mixing not in MIXINGS:
-            raise ValueError(f"--mixing must be one of {', '.join(MIXINGS)}, got {self.mixing!r}")
-        if not 0.0 < self.beta_decay <= 1.0:
-            raise ValueError(f"--beta_decay must be in (0, 1], got {self.beta_decay}")
-        if not (isinstance(self.beta_rampdown, int) and not isinstance(self.beta_rampdown, bool)
-                and self.beta_rampdown >= 0):
-            raise ValueError(f"--beta_rampdown must be 0 (off) or a number of rounds, got {self.beta_rampdown!r}")
-        if not self.lr > 0:
-            raise ValueError(f"--lr must be positive, got {self.lr}")
-        clip = load_clip(self.mocap)  # unknown clips fail here
-        if self.expert == "mpc":
-            MPCSettings.for_clip(clip).replace(**_mpc_arguments(self)[0])  # bad MPC settings fail here
-        if self.init_policy and not Path(self.init_policy).is_file():
-            raise ValueError(f"--init_policy {self.init_policy}: no such file")
-
-
-def _mpc_arguments(config: DAggerConfig) -> tuple[dict, int | None]:
-    """``config.mpc_kwargs`` split into MPC settings and the rollout thread count."""
-    given = dict(config.mpc_kwargs)
-    return given, given.pop("nthread", None)
 
 
 def _counting(label, bar):
@@ -215,7 +144,7 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
     mpc_settings = None
     if config.expert == "mpc":
         # recorded in full: a resumed run plans as the first one did, whatever the catalogue says now
-        given, nthread = _mpc_arguments(config)
+        given, nthread = config.mpc_arguments()
         clip = venv.envs[0].unwrapped.clip
         mpc_settings = MPCSettings(**recorded) if recorded is not None else MPCSettings.for_clip(clip).replace(**given)
         # a stateless expert keeps its fixed perturbations (its labels stay one function of the state) across a

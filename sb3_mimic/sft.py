@@ -21,10 +21,8 @@ from sb3_contrib import TRPO
 from stable_baselines3.common.vec_env import DummyVecEnv
 from tqdm.auto import tqdm
 
-from sb3_mimic._util import check_writable
 from sb3_mimic.cloning import action_mse, make_bc_trainer, quiet_bc_warnings
-from sb3_mimic.envs.actions import ACTION_MODES
-from sb3_mimic.motion import load_clip
+from sb3_mimic.configs import SFTConfig
 from sb3_mimic.policies import (
     DEFAULT_EXPLORATION_STD,
     PolicyMetadata,
@@ -128,59 +126,6 @@ def train_bc(
 
 # ------------------------------------------------------------------------------------------------------------
 # the whole job
-
-
-@dataclass
-class SFTConfig:
-    """Arguments of ``sb3-mimic sft`` (the SFT guide's names and defaults, plus a few of our own)."""
-
-    mocap: str = "humanoid3d_dance_a"
-    epochs: int = 100
-    batch_size: int = 256
-    lr: float = 1e-3
-    lookahead: int = 1
-    hidden_size: int = 64
-    num_layers: int = 2
-    val_split: float = 0.1
-    save_path: str = "policy_sft_pretrained.zip"
-    eval_episodes: int = 10
-    no_eval: bool = False
-    action_mode: str = "pd_target"
-    seed: int = 0
-    n_samples: int = 20000
-    n_rollouts: int = 300
-    qpos_noise: float = 0.05
-    qvel_noise: float = 0.2
-    demos: str | None = None
-    """Train on these saved demonstrations (``.npz``) instead of making new ones."""
-    save_demos: str | None = None
-    """Also save the demonstrations to this ``.npz`` file."""
-
-    def validate(self) -> None:
-        """Raise ValueError naming the first bad argument (before any work is done)."""
-        load_clip(self.mocap)  # unknown clip names list the available ones; malformed files fail here
-        checks = [
-            (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
-            (self.batch_size >= 1, f"--batch_size must be at least 1, got {self.batch_size}"),
-            (self.lr > 0 and math.isfinite(self.lr), f"--lr must be a positive number, got {self.lr}"),
-            (self.lookahead >= 1, f"--lookahead must be at least 1 control step, got {self.lookahead}"),
-            (self.hidden_size >= 1, f"--hidden_size must be at least 1, got {self.hidden_size}"),
-            (self.num_layers >= 1, f"--num_layers must be at least 1, got {self.num_layers}"),
-            (0.0 < self.val_split < 1.0, f"--val_split must be between 0 and 1 (exclusive), got {self.val_split}"),
-            (self.no_eval or self.eval_episodes >= 1, f"--eval_episodes must be at least 1, got {self.eval_episodes}"),
-            (self.n_samples >= 10, f"--n_samples must be at least 10, got {self.n_samples}"),
-            (self.n_rollouts >= 0, f"--n_rollouts must not be negative, got {self.n_rollouts}"),
-            (self.qpos_noise >= 0 and self.qvel_noise >= 0, "--qpos_noise and --qvel_noise must not be negative"),
-            (self.action_mode in ACTION_MODES, f"--action_mode must be one of {ACTION_MODES}, got {self.action_mode!r}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
-        check_writable(self.save_path)
-        if self.save_demos:
-            check_writable(self.save_demos)
-        if self.demos and not Path(self.demos).is_file():
-            raise ValueError(f"--demos {self.demos}: no such file")
 
 
 @dataclass

@@ -240,3 +240,15 @@ def test_train_with_mocap_records_and_names_that_clips_task(monkeypatch, capsys)
     assert Path(started["run_dir"]).name.startswith("trpo_run_") and "MimicHumanoidRun-v0" in capsys.readouterr().out
     assert main(["train", "--mocap", "run", "--env", "MimicHumanoidWalk-v0"]) == 2
     assert "give --env or --mocap, not both" in capsys.readouterr().err
+
+
+def test_help_is_fast_and_imports_no_torch():
+    code = ("import sys, time; t = time.perf_counter(); from sb3_mimic.cli import main\n"
+            "for command in ('sft', 'eval', 'finetune', 'train', 'dagger', 'video', 'plot'):\n"
+            "    try:\n        main([command, '--help'])\n    except SystemExit:\n        pass\n"
+            "heavy = sorted(m for m in ('torch', 'imitation', 'stable_baselines3', 'sb3_contrib') if m in sys.modules)\n"
+            "print('HEAVY', heavy, 'SECONDS', time.perf_counter() - t)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    heavy, seconds = re.search(r"HEAVY (\[.*\]) SECONDS (\S+)", out).groups()
+    assert heavy == "[]", heavy  # every --help works before torch, imitation or SB3 is imported
+    assert float(seconds) < 30  # a loose bound on a shared machine; it takes under a second alone

@@ -136,10 +136,13 @@ def test_expert_rejects_bad_arguments(walk, kwargs, message):
 
 
 def test_make_expert_is_the_one_map_from_name_to_expert(walk):
-    from sb3_mimic.cli import EXPERT_NAMES
+    from sb3_mimic.cli import build_parser
     from sb3_mimic.experts import EXPERTS, MPCExpert, make_expert
 
-    assert EXPERTS == EXPERT_NAMES == ("pd", "mpc")  # the command line's --expert choices
+    for command in ("eval", "video", "dagger"):  # the command line's --expert choices
+        args = build_parser().parse_args([command, "--expert", "mpc", *(["--mocap", "walk"] if command != "dagger" else [])])
+        assert args.expert == "mpc"
+    assert EXPERTS == ("pd", "mpc")
     pd = make_expert("pd", walk, lookahead=2)
     assert isinstance(pd, PDExpert) and pd.lookahead == 2
     mpc = make_expert("mpc", walk, horizon=4, samples=3, nthread=1)

@@ -27,6 +27,8 @@ from sb3_mimic.motion import FloorProbe, MotionClip, load_clip
 from sb3_mimic.reward import TERMS, batch_errors, batch_reward_terms, end_effectors, heading, pose_weights
 
 N_BODIES = len(character.BODIES)
+#: The calling thread's chunk, as a fraction of an equal share: it also computes the references and the results.
+MAIN_SHARE = 0.8
 #: Size of each observation block (the env docstring's table).
 OBSERVATION_STRUCTURE: dict[str, int] = {
     "phase": 1,
@@ -184,8 +186,11 @@ class CharacterBatch:
         self._behind = np.zeros(self.n, dtype=bool)
         self.last_obs = np.zeros((self.n, OBSERVATION_SIZE), dtype=np.float32)
         self.threads = min(int(threads), self.n)
-        self._chunks = [c for c in np.array_split(np.arange(self.n), self.threads) if len(c)]
-        # the calling thread steps the first chunk itself: threads - 1 workers
+        # the calling thread steps the first chunk itself, a smaller one: it also computes every reference and the
+        # results while the threads - 1 workers step the others (MAIN_SHARE of an equal share)
+        own = self.n if self.threads == 1 else max(1, round(self.n * MAIN_SHARE / self.threads))
+        rest = np.array_split(np.arange(own, self.n), self.threads - 1) if self.threads > 1 else []
+        self._chunks = [np.arange(own)] + [c for c in rest if len(c)]
         self._pool = ThreadPoolExecutor(self.threads - 1) if self.threads > 1 else None
 
     # ------------------------------------------------------------------------------------------------
@@ -283,7 +288,6 @@ class CharacterBatch:
         times = self.time
         m, skip, dofs = self.model, self.frame_skip, self.index.action_dofs
         half_step = 0.5 * m.opt.timestep
-        early = self.early_termination
 
         datas, pd_target = self.datas, self.action_mode == "pd_target"
 
@@ -301,16 +305,23 @@ class CharacterBatch:
                     mujoco.mj_step(m, d, nstep=skip - 1)
                 mujoco.mj_step1(m, d)
 
-        # only the physics runs in the pool; the short calls stay in this thread, after it: computing the references
-        # meanwhile, or in the workers, made two threads no faster than one (each short call hands the GIL over)
+        # only the long physics calls run in the workers; this thread steps its own (smaller) chunk, then computes
+        # the references and its chunk's results while the workers finish, then the other chunks' results
         running = [] if self._pool is None else [self._pool.submit(physics, chunk) for chunk in self._chunks[1:]]
         physics(self._chunks[0])
-        for future in running:
-            future.result()
         for i in range(self.n):
             self._reference(i, float(times[i]))
+        self._results(self._chunks[0], half_step)
+        for future, chunk in zip(running, self._chunks[1:], strict=True):
+            future.result()
+            self._results(chunk, half_step)
+        return self._finish(invalid, times)
+
+    def _results(self, chunk, half_step: float) -> None:
+        """Per character of ``chunk`` after its physics: divergence, the arrays of its state, its falls."""
+        m, datas, early = self.model, self.datas, self.early_termination
         fall_geoms, steps, dt = self.fall_geoms, self.steps, self.dt
-        for i in range(self.n):
+        for i in chunk:
             d = datas[i]
             # MuJoCo resets diverged data on its own (warning BADQPOS/BADQVEL/BADQACC), which also resets its clock:
             # a clock behind this step's end, or non-finite velocities, mean the state blew up
@@ -324,6 +335,7 @@ class CharacterBatch:
             ncon = d.ncon
             self._fall[i] = early and ncon > 0 and bool(fall_geoms[d.contact.geom[:ncon]].any())
 
+    def _finish(self, invalid: np.ndarray, times: np.ndarray) -> BatchStep:
         s, r = self._sim, self._ref
         yaw, rot = heading_frames(s.xquat[:, 0])
         ee, ref_ee = (end_effectors(a.xpos[:, self._ee_index], a.xpos[:, 0], h)

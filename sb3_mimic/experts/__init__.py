@@ -7,13 +7,24 @@ expert's name to its class.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sb3_mimic.experts.mpc import MPCExpert, MPCSettings
-from sb3_mimic.experts.pd import JointDecoder, PDExpert
+from sb3_mimic.experts.settings import EXPERTS, MPCSettings
 
-#: Expert names accepted by :func:`make_expert` (and the command line's ``--expert``).
-EXPERTS = ("pd", "mpc")
+if TYPE_CHECKING:
+    from sb3_mimic.experts.mpc import MPCExpert
+    from sb3_mimic.experts.pd import JointDecoder, PDExpert
+
+_LAZY = {"MPCExpert": "sb3_mimic.experts.mpc", "PDExpert": "sb3_mimic.experts.pd", "JointDecoder": "sb3_mimic.experts.pd"}
+
+
+def __getattr__(name: str):
+    """The experts themselves import torch and imitation: only when asked for (``--help`` stays fast)."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_expert(name: str, env, **settings: Any) -> PDExpert | MPCExpert:
@@ -26,8 +37,12 @@ def make_expert(name: str, env, **settings: Any) -> PDExpert | MPCExpert:
         settings (``horizon=20``, ...; ``None`` values keep the clip's)
     """
     if name == "pd":
+        from sb3_mimic.experts.pd import PDExpert
+
         return PDExpert.for_env(env, **settings)
     if name == "mpc":
+        from sb3_mimic.experts.mpc import MPCExpert
+
         return MPCExpert(env, **settings)
     raise ValueError(f"unknown expert {name!r}; choose one of {', '.join(EXPERTS)}")
 

@@ -1,0 +1,140 @@
+"""The configurations of the ``sft`` and ``dagger`` jobs: what the command line builds and validates.
+
+Light to import (no torch, no imitation), so that ``sb3-mimic --help`` and argument errors come at once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sb3_mimic._util import check_writable
+from sb3_mimic.envs.actions import ACTION_MODES
+from sb3_mimic.experts.settings import EXPERTS, MPCSettings
+from sb3_mimic.motion import load_clip
+
+#: How a DAgger round mixes expert and learner (``DAggerConfig.mixing``).
+MIXINGS = ("switch", "blend")
+
+
+@dataclass
+class SFTConfig:
+    """Arguments of ``sb3-mimic sft`` (the SFT guide's names and defaults, plus a few of our own)."""
+
+    mocap: str = "humanoid3d_dance_a"
+    epochs: int = 100
+    batch_size: int = 256
+    lr: float = 1e-3
+    lookahead: int = 1
+    hidden_size: int = 64
+    num_layers: int = 2
+    val_split: float = 0.1
+    save_path: str = "policy_sft_pretrained.zip"
+    eval_episodes: int = 10
+    no_eval: bool = False
+    action_mode: str = "pd_target"
+    seed: int = 0
+    n_samples: int = 20000
+    n_rollouts: int = 300
+    qpos_noise: float = 0.05
+    qvel_noise: float = 0.2
+    demos: str | None = None
+    """Train on these saved demonstrations (``.npz``) instead of making new ones."""
+    save_demos: str | None = None
+    """Also save the demonstrations to this ``.npz`` file."""
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad argument (before any work is done)."""
+        load_clip(self.mocap)  # unknown clip names list the available ones; malformed files fail here
+        checks = [
+            (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"--batch_size must be at least 1, got {self.batch_size}"),
+            (self.lr > 0 and math.isfinite(self.lr), f"--lr must be a positive number, got {self.lr}"),
+            (self.lookahead >= 1, f"--lookahead must be at least 1 control step, got {self.lookahead}"),
+            (self.hidden_size >= 1, f"--hidden_size must be at least 1, got {self.hidden_size}"),
+            (self.num_layers >= 1, f"--num_layers must be at least 1, got {self.num_layers}"),
+            (0.0 < self.val_split < 1.0, f"--val_split must be between 0 and 1 (exclusive), got {self.val_split}"),
+            (self.no_eval or self.eval_episodes >= 1, f"--eval_episodes must be at least 1, got {self.eval_episodes}"),
+            (self.n_samples >= 10, f"--n_samples must be at least 10, got {self.n_samples}"),
+            (self.n_rollouts >= 0, f"--n_rollouts must not be negative, got {self.n_rollouts}"),
+            (self.qpos_noise >= 0 and self.qvel_noise >= 0, "--qpos_noise and --qvel_noise must not be negative"),
+            (self.action_mode in ACTION_MODES, f"--action_mode must be one of {ACTION_MODES}, got {self.action_mode!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        check_writable(self.save_path)
+        if self.save_demos:
+            check_writable(self.save_demos)
+        if self.demos and not Path(self.demos).is_file():
+            raise ValueError(f"--demos {self.demos}: no such file")
+
+
+@dataclass
+class DAggerConfig:
+    """Arguments of ``sb3-mimic dagger``."""
+
+    mocap: str = "walk"
+    expert: str = "pd"
+    """``"pd"`` or ``"mpc"``."""
+    rounds: int = 5
+    steps_per_round: int = 2000
+    """Env steps labelled per round (at least; whole episodes)."""
+    epochs_per_round: int = 20
+    beta_decay: float = 0.5
+    """The expert's share in round r is ``beta_decay ** r`` (see ``mixing``), unless ``beta_rampdown`` is set."""
+    beta_rampdown: int = 0
+    """If positive, the expert's share falls linearly instead (imitation's ``LinearBetaSchedule``): the first
+    ``beta_rampdown`` rounds mix in the expert, 1, 1 - 1/R, ..., 1/R, and every later round runs the learner alone."""
+    mixing: str = "switch"
+    """``"switch"``: each step executes the expert's action with probability beta, else the learner's
+    (imitation's DAgger). ``"blend"``: each step executes ``beta * expert + (1 - beta) * learner``, so the
+    learner takes over gradually and episodes last longer while it is still poor."""
+    init_policy: str | None = None
+    """Start from this policy (e.g. an SFT zip) instead of a fresh one."""
+    hidden_size: int = 64
+    num_layers: int = 2
+    batch_size: int = 256
+    lr: float = 1e-3
+    seed: int = 0
+    lookahead: int = 1
+    mpc_kwargs: dict = field(default_factory=dict)
+    """MPC settings given by the user (:class:`~sb3_mimic.experts.MPCSettings` names: horizon, samples, ...) with
+    ``expert="mpc"``, and optionally ``nthread`` (rollout threads); the others come from the clip's settings.
+    ``dagger.json`` records the resolved settings beside the configuration."""
+
+    def validate(self, fresh: bool = True) -> None:
+        """Raise :class:`ValueError` for arguments that cannot work. ``fresh=False`` (a resumed run with finished
+        rounds, whose data already fill a batch) skips the check of ``steps_per_round`` against ``batch_size``."""
+        if self.expert not in EXPERTS:
+            raise ValueError(f"--expert must be one of {', '.join(EXPERTS)}, got {self.expert!r}")
+        for name in ("rounds", "steps_per_round", "epochs_per_round", "hidden_size", "num_layers", "batch_size",
+                     "lookahead"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if fresh and self.steps_per_round < self.batch_size:
+            raise ValueError(
+                f"--steps_per_round {self.steps_per_round} is less than --batch_size {self.batch_size}: the first "
+                "round's labels might not fill one BC batch (imitation then fails after the labelling); raise "
+                "--steps_per_round or lower --batch_size"
+            )
+        if self.mixing not in MIXINGS:
+            raise ValueError(f"--mixing must be one of {', '.join(MIXINGS)}, got {self.mixing!r}")
+        if not 0.0 < self.beta_decay <= 1.0:
+            raise ValueError(f"--beta_decay must be in (0, 1], got {self.beta_decay}")
+        if not (isinstance(self.beta_rampdown, int) and not isinstance(self.beta_rampdown, bool)
+                and self.beta_rampdown >= 0):
+            raise ValueError(f"--beta_rampdown must be 0 (off) or a number of rounds, got {self.beta_rampdown!r}")
+        if not self.lr > 0:
+            raise ValueError(f"--lr must be positive, got {self.lr}")
+        clip = load_clip(self.mocap)  # unknown clips fail here
+        if self.expert == "mpc":
+            MPCSettings.for_clip(clip).replace(**self.mpc_arguments()[0])  # bad MPC settings fail here
+        if self.init_policy and not Path(self.init_policy).is_file():
+            raise ValueError(f"--init_policy {self.init_policy}: no such file")
+
+    def mpc_arguments(self) -> tuple[dict, int | None]:
+        """``mpc_kwargs`` split into MPC settings and the rollout thread count."""
+        given = dict(self.mpc_kwargs)
+        return given, given.pop("nthread", None)
