@@ -17,6 +17,16 @@ if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
 
 from sb3_mimic.experts.settings import EXPERTS
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each default once: not for options without one (None, a store_true flag) or whose help says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "%(default)" in text or "default:" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 DESCRIPTION = """Teach DeepMimic's humanoid to imitate motion-capture clips in MuJoCo with Stable-Baselines3.
 
 Clips are named as in DeepMimic (humanoid3d_walk or walk, ...) or given as a DeepMimic clip file path.
@@ -37,7 +47,7 @@ def _add_sft(sub) -> None:
             "the weights with the lowest validation MSE; the result is saved as an SB3 TRPO .zip (or a .pth "
             "checkpoint) and evaluated."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("--mocap", default=d.mocap, help="clip name (e.g. humanoid3d_walk, walk) or clip file path")
     p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the demonstrations")
@@ -82,7 +92,7 @@ def _add_eval(sub) -> None:
             "return, the normalised return (0..1), the mean time to fall, the fall rate and the mean per-joint "
             "position error."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", help="policy file written by `sb3-mimic sft` (.zip or .pth) or any SB3 TRPO zip")
@@ -93,6 +103,7 @@ def _add_eval(sub) -> None:
     p.add_argument("--eval_episodes", type=int, default=10, help="number of episodes")
     p.add_argument("--seed", type=int, default=0, help="episode i starts from reset(seed=seed + i)")
     p.add_argument("--json", dest="json_out", help="also write the figures to this JSON file")
+    p.add_argument("--no_progress", action="store_true", help="hide the progress bar")
     add_mpc_options(p)
     p.set_defaults(func=_run_eval)
 
@@ -110,7 +121,9 @@ def _run_eval(args: argparse.Namespace) -> int:
     label = f"policy {args.model}" if args.model else f"{args.expert.upper()} expert"
     base = env.unwrapped
     print(f"Evaluating {label} on {base.clip.name} (action_mode={base.action_mode}), seed {args.seed}")
-    result = evaluate(act, env, episodes=args.eval_episodes, seed=args.seed, progress_bar=True)
+    # the MPC takes a noticeable time per control step: its bar ticks per step, a policy's per episode
+    result = evaluate(act, env, episodes=args.eval_episodes, seed=args.seed, progress_bar=not args.no_progress,
+                      progress_steps=args.expert == "mpc")
     print(result.format_block())
     if args.json_out:
         path = Path(args.json_out)
@@ -120,11 +133,19 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_rl_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--num_timesteps", type=int, default=2_000_000, help="total env steps of the run")
+DEFAULT_NUM_TIMESTEPS = 2_000_000
+
+
+def _add_rl_common(p: argparse.ArgumentParser, resume: bool = True) -> None:
+    from sb3_mimic.configs import PPO_DEFAULTS, TRPO_DEFAULTS
+
+    p.add_argument("--num_timesteps", type=int, default=None,
+                   help=f"total env steps of the run (default: {DEFAULT_NUM_TIMESTEPS}); with --resume, a larger "
+                        "number extends the run")
     p.add_argument("--save_per_iter", type=int, default=10, help="checkpoint and evaluate every K iterations")
     p.add_argument("--run_dir", help="run directory (default: runs/<algo>_<clip>_<date-time>)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
+    if resume:
+        p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
     p.add_argument("--n_envs", type=int, default=0,
                    help="parallel envs; 0 = one per CPU core with --vec_env subproc, 16 with --vec_env batched")
     p.add_argument("--vec_env", choices=("subproc", "batched"), default="subproc",
@@ -134,8 +155,12 @@ def _add_rl_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exploration_std", type=float, default=0.05, help="action std (normalised units) at the start")
     p.add_argument("--eval_episodes", type=int, default=10, help="evaluation episodes at each checkpoint")
     p.add_argument("--seed", type=int, default=0, help="seed of envs, network initialisation and evaluations")
-    p.add_argument("--n_steps", type=int, help="env steps per env and iteration (default: sb3_mimic.rl defaults)")
-    p.add_argument("--batch_size", type=int, help="minibatch size (default: sb3_mimic.rl defaults)")
+    p.add_argument("--n_steps", type=int,
+                   help=f"env steps per env and iteration (default: {TRPO_DEFAULTS['n_steps']} for TRPO, "
+                        f"{PPO_DEFAULTS['n_steps']} for PPO)")
+    p.add_argument("--batch_size", type=int,
+                   help=f"minibatch size (default: {TRPO_DEFAULTS['batch_size']} for TRPO, {PPO_DEFAULTS['batch_size']} "
+                        "for PPO)")
     p.add_argument("--time_budget", type=float, help="stop after this many minutes of training (all sessions)")
     p.add_argument("--no_progress", action="store_true", help="hide the progress bar")
 
@@ -147,7 +172,9 @@ def _run_options(args: argparse.Namespace) -> dict:
         if value < 1:
             raise ValueError(f"--{name} must be at least 1, got {value}")
     return {
-        "num_timesteps": args.num_timesteps, "save_per_iter": args.save_per_iter, "n_envs": args.n_envs,
+        "num_timesteps": DEFAULT_NUM_TIMESTEPS if args.num_timesteps is None else args.num_timesteps,
+        "save_per_iter": args.save_per_iter,
+        "n_envs": args.n_envs,
         "vec_env": args.vec_env, "threads": args.threads,
         "seed": args.seed, "exploration_std": args.exploration_std, "eval_episodes": args.eval_episodes,
         "time_budget_s": None if args.time_budget is None else 60.0 * args.time_budget, "hyperparameters": hyper,
@@ -164,12 +191,14 @@ def _add_finetune(sub) -> None:
             "Every --save_per_iter iterations a checkpoint is written atomically and the policy is evaluated "
             "(RUN_DIR/evaluations.csv); TensorBoard logs go to RUN_DIR/tb."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
-    p.add_argument("--load_sft_pretrain", help="policy written by `sb3-mimic sft` (.zip or .pth)")
+    start = p.add_mutually_exclusive_group(required=True)
+    start.add_argument("--load_sft_pretrain", metavar="PATH", help="policy written by `sb3-mimic sft` (.zip or .pth)")
+    start.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
     p.add_argument("--mocap", help="clip to fine-tune on (default: the SFT policy's clip)")
     p.add_argument("--critic_warmup", type=int, default=5, help="critic-only iterations before actor updates")
-    _add_rl_common(p)
+    _add_rl_common(p, resume=False)
     p.set_defaults(func=_run_finetune)
 
 
@@ -178,7 +207,7 @@ def _add_train(sub) -> None:
         "train",
         help="pure RL (TRPO or PPO from scratch) with checkpoints and evaluations",
         description="Train a policy from scratch with TRPO (sb3-contrib) or PPO on an sb3-mimic env.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("--algo", choices=["trpo", "ppo"], default="trpo", help="RL algorithm")
     p.add_argument("--env", help=f"registered env id (default: {DEFAULT_TRAIN_ENV}, or the --mocap clip's)")
@@ -222,7 +251,7 @@ def _maybe_resume(args: argparse.Namespace) -> int | None:
         return None
     from sb3_mimic.rl import resume_training
 
-    resume_training(args.resume, progress_bar=not args.no_progress)
+    resume_training(args.resume, progress_bar=not args.no_progress, num_timesteps=args.num_timesteps)
     return 0
 
 
@@ -230,8 +259,6 @@ def _run_finetune(args: argparse.Namespace) -> int:
     resumed = _maybe_resume(args)
     if resumed is not None:
         return resumed
-    if not args.load_sft_pretrain:
-        raise ValueError("--load_sft_pretrain PATH is required (or --resume RUN_DIR)")
     from sb3_mimic.policies import PolicyLoadError, load_policy, metadata_of
     from sb3_mimic.registration import env_spec_for
     from sb3_mimic.rl import RunConfig
@@ -244,13 +271,28 @@ def _run_finetune(args: argparse.Namespace) -> int:
         env_id, env_kwargs = meta.env_id, dict(meta.env_kwargs)
     else:
         raise PolicyLoadError(f"{args.load_sft_pretrain} carries no sb3-mimic metadata; pass --mocap CLIP")
+    if args.mocap and meta is not None and meta.clip is not None:
+        clip = _clip_name(env_id, env_kwargs)
+        if clip != meta.clip:
+            _warn(f"{args.load_sft_pretrain} was trained on clip {meta.clip!r}; fine-tuning it on {clip!r}")
     arch = sft.policy_kwargs.get("net_arch", {}).get("pi", [64, 64])
     config = RunConfig(
         algo="trpo", env_id=env_id, env_kwargs=env_kwargs, critic_warmup_iterations=args.critic_warmup,
         hidden_size=arch[0] if arch else 64, num_layers=len(arch),
         load_sft_pretrain=str(Path(args.load_sft_pretrain).resolve()), **_run_options(args),
     )
+    from sb3_mimic.rl import warmup_steps
+
+    warm = warmup_steps(config)
+    if config.num_timesteps <= warm:
+        _warn(f"--num_timesteps {config.num_timesteps} ends inside the critic warm-up ({config.critic_warmup_iterations} "
+              f"iterations, {warm} env steps): the actor will never be updated; raise --num_timesteps or lower "
+              "--critic_warmup")
     return _run_rl(args, config)
+
+
+def _warn(message: str) -> None:
+    print(f"sb3-mimic: warning: {message}", file=sys.stderr)
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -278,7 +320,7 @@ def _add_video(sub) -> None:
             "Record the policy (or an expert) from a seeded reference-state start, camera following the "
             "character, the reference drawn as an orange ghost, at the env's control rate (30 fps)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", help="policy file (.zip or .pth)")
@@ -294,6 +336,7 @@ def _add_video(sub) -> None:
     p.add_argument("--no_early_termination", action="store_true", help="keep going after a fall")
     p.add_argument("--seed", type=int, default=0, help="reset seed (start time)")
     p.add_argument("--start_time", type=float, help="start at this clip time instead of a seeded one")
+    p.add_argument("--no_progress", action="store_true", help="hide the progress bar")
     add_mpc_options(p)
     p.set_defaults(func=_run_video)
 
@@ -310,11 +353,11 @@ def add_mpc_options(p: argparse.ArgumentParser) -> None:
         text = f"{f.metadata['help']} (default: the clip's, else {f.default})"
         if f.type in ("bool", bool):
             group.add_argument(f"--mpc_{f.name}", action=argparse.BooleanOptionalAction, default=None,
-                               help=text + "%(default).0s")  # %(default).0s: no "(default: None)" appended
+                               help=text + "")  # : no "(default: None)" appended
         else:
             kind = {"int": int, "float": float}[f.type if isinstance(f.type, str) else f.type.__name__]
             group.add_argument(f"--mpc_{f.name}", type=kind, default=None, metavar=kind.__name__.upper(),
-                               help=text + "%(default).0s")
+                               help=text + "")
 
 
 def mpc_overrides(args: argparse.Namespace) -> dict:
@@ -365,7 +408,8 @@ def _run_video(args: argparse.Namespace) -> int:
         info = save_frame(act, env, args.frame, steps=args.frame_step, seed=args.seed, start_time=args.start_time)
         print(f"Wrote {info.path} (t = {info.time:.2f} s{', fell' if info.fell else ''})")
     else:
-        info = record_video(act, env, args.out, seconds=args.seconds, seed=args.seed, start_time=args.start_time)
+        info = record_video(act, env, args.out, seconds=args.seconds, seed=args.seed, start_time=args.start_time,
+                            progress_bar=not args.no_progress)
         end = " (the episode ended early: fall or clip end)" if info.ended_early else ""
         print(f"Wrote {info.path}: {info.frames} frames at {info.fps} fps, {info.seconds:.2f} s{end}")
     env.close()
@@ -377,7 +421,7 @@ def _add_plot(sub) -> None:
         "plot",
         help="learning curves of one or more runs (PNG)",
         description="Normalised return and time to fall against env steps and wall time, one line per run.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (with evaluations.csv)")
     p.add_argument("--out", default="curves.png", help="output PNG")
@@ -441,7 +485,7 @@ def _add_dagger(sub) -> None:
             "and retrains the policy on all rounds' labels. Rounds' data stay in RUN_DIR/demos; RUN_DIR/policy.zip is "
             "the same TRPO-ready zip as `sft` writes."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("--mocap", default=d.mocap, help="clip name or path")
     p.add_argument("--expert", choices=EXPERTS, default=d.expert, help="expert that labels the states")
@@ -476,6 +520,38 @@ def _run_dagger(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_clips(sub) -> None:
+    p = sub.add_parser(
+        "clips", help="list the catalogue's clips: duration, loop, env id, fall rule",
+        description="The motion clips of the catalogue (motions/catalogue.json) with what the env does with them.",
+        formatter_class=_HelpFormatter,
+    )
+    p.set_defaults(func=_run_clips)
+
+
+def _run_clips(args: argparse.Namespace) -> int:
+    from sb3_mimic.motion import available_clips, default_fall_bodies, load_clip
+
+    default = set(default_fall_bodies())
+    rows = [("clip", "duration", "loop", "env id", "falls when the floor touches")]
+    for name in available_clips():
+        clip = load_clip(name)
+        bodies = set(clip.info.fall_bodies)
+        if bodies == default:
+            rule = "any body but the feet"
+        elif not bodies:
+            rule = "never (no fall bodies)"
+        elif bodies < default and len(default - bodies) < len(bodies):
+            rule = "any body but the feet, " + ", ".join(sorted(default - bodies))
+        else:
+            rule = ", ".join(b for b in default_fall_bodies() if b in bodies)
+        rows.append((name, f"{clip.duration:.2f} s", "yes" if clip.loop else "no", clip.env_id, rule))
+    widths = [max(len(r[k]) for r in rows) for k in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from sb3_mimic.version import __version__
 
@@ -491,6 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dagger(sub)
     _add_video(sub)
     _add_plot(sub)
+    _add_clips(sub)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""The configurations of the ``sft`` and ``dagger`` jobs: what the command line builds and validates.
+"""The configurations of the ``sft`` and ``dagger`` jobs and the RL defaults: what the command line builds and shows.
 
 Light to import (no torch, no imitation), so that ``sb3-mimic --help`` and argument errors come at once.
 """
@@ -8,11 +8,33 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sb3_mimic._util import check_writable
 from sb3_mimic.envs.actions import ACTION_MODES
 from sb3_mimic.experts.settings import EXPERTS, MPCSettings
 from sb3_mimic.motion import load_clip
+
+
+#: Hyperparameters shared by the command line and zoo_configs/ (DeepMimic's TRPO port: max_kl 0.01, lambda 0.97).
+TRPO_DEFAULTS: dict[str, Any] = {
+    "n_steps": 1024,
+    "batch_size": 256,
+    "gamma": 0.95,
+    "gae_lambda": 0.97,
+    "target_kl": 0.01,
+    "n_critic_updates": 10,
+    "learning_rate": 1e-3,
+}
+PPO_DEFAULTS: dict[str, Any] = {
+    "n_steps": 1024,
+    "batch_size": 256,
+    "gamma": 0.95,
+    "gae_lambda": 0.95,
+    "n_epochs": 10,
+    "learning_rate": 3e-4,
+    "clip_range": 0.2,
+}
 
 #: How a DAgger round mixes expert and learner (``DAggerConfig.mixing``).
 MIXINGS = ("switch", "blend")

@@ -58,6 +58,7 @@ def evaluate(
     seed: int = 0,
     progress_bar: bool = False,
     on_step: Callable[..., None] | None = None,
+    progress_steps: bool = False,
 ) -> EvalResult:
     """Run ``episodes`` episodes of ``act`` (observation -> action) on ``env``.
 
@@ -65,6 +66,8 @@ def evaluate(
 
     :param act: deterministic policy function
     :param env: a :class:`MimicHumanoidEnv`, normally with its registered ``TimeLimit``
+    :param progress_steps: with ``progress_bar``, tick once per control step (for slow actors such as the MPC
+        expert) instead of once per episode; an episode that ends early jumps the bar to its end
     :param on_step: called after every step as ``on_step(obs, action, reward, next_obs, terminated, truncated,
         info)``, e.g. to keep an expert's labelled episodes
     """
@@ -80,7 +83,10 @@ def evaluate(
             "env with gymnasium.make, which adds the registered TimeLimit, or wrap it in gymnasium.wrappers.TimeLimit"
         )
     returns, normalized, survival, falls, errors = [], [], [], [], []
-    for episode in tqdm(range(episodes), desc="evaluation", unit="episode", disable=not progress_bar):
+    per_step = progress_steps and limit is not None
+    bar = tqdm(total=episodes * limit if per_step else episodes, desc="evaluation", unit="step" if per_step else "episode",
+               disable=not progress_bar)
+    for episode in range(episodes):
         obs, info = env.reset(seed=seed + episode)
         possible = limit or 10**9
         if not base.clip.loop:
@@ -95,14 +101,18 @@ def evaluate(
             obs = next_obs
             total += reward
             steps += 1
+            if per_step:
+                bar.update(1)
             if math.isfinite(info["mpjpe"]):
                 errors.append(info["mpjpe"])
             fell = bool(info.get("fell", False))
             done = terminated or truncated
+        bar.update(limit - steps if per_step else 1)
         returns.append(total)
         normalized.append(total / possible)
         survival.append(steps * base.dt)
         falls.append(fell)
+    bar.close()
     r = np.asarray(returns)
     return EvalResult(
         mean_reward=float(r.mean()),

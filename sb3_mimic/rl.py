@@ -34,7 +34,9 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 from torch.nn import functional as F
 
 from sb3_mimic._util import available_cores, write_json_atomic
+from sb3_mimic.configs import PPO_DEFAULTS, TRPO_DEFAULTS
 from sb3_mimic.evaluation import evaluate, policy_actor
+from sb3_mimic.reward import TERMS
 from sb3_mimic.policies import (
     PolicyLoadError,
     PolicyMetadata,
@@ -52,27 +54,6 @@ EVAL_COLUMNS = (
     "iteration", "env_steps", "wall_time_s", "mean_reward", "normalized_return", "mean_survival_s", "fall_rate",
     "mpjpe_mm",
 )
-
-#: Hyperparameters shared by the command line and zoo_configs/ (DeepMimic's TRPO port: max_kl 0.01, lambda 0.97).
-TRPO_DEFAULTS: dict[str, Any] = {
-    "n_steps": 1024,
-    "batch_size": 256,
-    "gamma": 0.95,
-    "gae_lambda": 0.97,
-    "target_kl": 0.01,
-    "n_critic_updates": 10,
-    "learning_rate": 1e-3,
-}
-PPO_DEFAULTS: dict[str, Any] = {
-    "n_steps": 1024,
-    "batch_size": 256,
-    "gamma": 0.95,
-    "gae_lambda": 0.95,
-    "n_epochs": 10,
-    "learning_rate": 3e-4,
-    "clip_range": 0.2,
-}
-
 
 class MimicTRPO(TRPO):
     """TRPO whose first ``critic_warmup_iterations`` updates fit only the critic (the actor stays frozen).
@@ -216,10 +197,27 @@ class CheckpointEvalCallback(BaseCallback):
         self._eval_env = gym.make(config.env_id, **config.env_kwargs)
         self._t0 = time.perf_counter()
         self._eval_time = 0.0
+        self._term_sums: np.ndarray | None = None
+        self._term_steps: np.ndarray | None = None
 
     def _on_step(self) -> bool:
+        self._log_training_terms()
         budget = self.config.time_budget_s
         return budget is None or self.wall_time() < budget
+
+    def _log_training_terms(self) -> None:
+        """Each finished training episode's mean reward terms, as ``rollout/reward_<term>`` in TensorBoard."""
+        infos, dones = self.locals.get("infos"), self.locals.get("dones")
+        if infos is None or dones is None or f"reward_{TERMS[0]}" not in infos[0]:
+            return
+        if self._term_sums is None:
+            self._term_sums, self._term_steps = np.zeros((len(infos), len(TERMS))), np.zeros(len(infos))
+        self._term_sums += [[info[f"reward_{t}"] for t in TERMS] for info in infos]
+        self._term_steps += 1
+        for i in np.flatnonzero(dones):
+            for k, t in enumerate(TERMS):
+                self.logger.record_mean(f"rollout/reward_{t}", self._term_sums[i, k] / self._term_steps[i])
+            self._term_sums[i], self._term_steps[i] = 0.0, 0
 
     def _on_training_start(self) -> None:
         if self.iteration == 0 and not (self.run_dir / "evaluations.csv").exists():
@@ -250,8 +248,24 @@ class CheckpointEvalCallback(BaseCallback):
         self.model.sb3_mimic_progress = {"iteration": self.iteration, "wall_time_s": wall}
         _atomic_save(self.model, self._path())
         start = time.perf_counter()
-        result = evaluate(policy_actor(self.model), self._eval_env, self.config.eval_episodes, seed=self.config.seed + 10_000)
+        terms = np.zeros(len(TERMS))
+        counted = [0]
+
+        def add_terms(*step) -> None:
+            info = step[-1]
+            if not info.get("nonfinite", False):
+                terms[:] += [info[f"reward_{t}"] for t in TERMS]
+                counted[0] += 1
+
+        result = evaluate(policy_actor(self.model), self._eval_env, self.config.eval_episodes, seed=self.config.seed + 10_000,
+                          on_step=add_terms)
         self._eval_time += time.perf_counter() - start
+        # the figures that matter, beside the CSV, in TensorBoard (as SB3's EvalCallback writes eval/mean_reward)
+        for key in ("normalized_return", "mean_survival_s", "fall_rate", "mpjpe_mm", "mean_reward"):
+            self.logger.record(f"eval/{key}", getattr(result, key))
+        for k, t in enumerate(TERMS):
+            self.logger.record(f"eval/reward_{t}", terms[k] / max(1, counted[0]))
+        self.logger.dump(self.model.num_timesteps)
         row = {"iteration": self.iteration, "env_steps": self.model.num_timesteps, "wall_time_s": round(wall, 3),
                **{k: v for k, v in result.to_dict().items() if k in EVAL_COLUMNS}}
         append_evaluation(self.run_dir, row)
@@ -328,13 +342,31 @@ def run_training(config: RunConfig, run_dir: str | Path, progress_bar: bool = Tr
         env.close()
 
 
-def resume_training(run_dir: str | Path, progress_bar: bool = True):
-    """Continue a run from its newest checkpoint with the same step count and configuration."""
+def warmup_steps(config: RunConfig) -> int:
+    """Env steps the critic warm-up of a run takes (0 without one)."""
+    defaults = TRPO_DEFAULTS if config.algo == "trpo" else PPO_DEFAULTS
+    n_steps = config.hyperparameters.get("n_steps", defaults["n_steps"])
+    return config.critic_warmup_iterations * n_steps * resolved_n_envs(config.n_envs, config.vec_env)
+
+
+def resume_training(run_dir: str | Path, progress_bar: bool = True, num_timesteps: int | None = None):
+    """Continue a run from its newest checkpoint with the same step count and configuration.
+
+    :param num_timesteps: a new total for the run (larger than recorded: the run is extended, and ``run.json``
+        records the new total); by default the recorded one
+    """
     run_dir = Path(run_dir)
     use_one_torch_thread()
     if not (run_dir / RUN_FILE).exists():
         raise ValueError(f"{run_dir} holds no run ({RUN_FILE} missing); start one with `sb3-mimic finetune` or `train`")
     config = RunConfig(**json.loads((run_dir / RUN_FILE).read_text()))
+    if num_timesteps is not None and num_timesteps != config.num_timesteps:
+        if num_timesteps < config.num_timesteps:
+            raise ValueError(f"--num_timesteps {num_timesteps} is below the run's {config.num_timesteps}; a run can "
+                             "only be extended")
+        print(f"Extending {run_dir} from {config.num_timesteps} to {num_timesteps} steps")
+        config.num_timesteps = num_timesteps
+        write_json_atomic(run_dir / RUN_FILE, asdict(config))
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None:
         raise ValueError(f"{run_dir} has no checkpoint yet; start the run again")

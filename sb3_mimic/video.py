@@ -18,6 +18,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from tqdm.auto import tqdm
 
 __all__ = ["FrameInfo", "VideoInfo", "record_video", "save_frame"]
 
@@ -115,6 +116,7 @@ def record_video(
     seed: int | None = 0,
     start_time: float | None = None,
     quality: float = 7.0,
+    progress_bar: bool = False,
 ) -> VideoInfo:
     """Record ``act`` (a deterministic observation -> action function) driving ``env`` as an H.264 ``.mp4``.
 
@@ -132,6 +134,7 @@ def record_video(
     :param seed: reset seed
     :param start_time: clip time to start at (s), instead of a seeded random start
     :param quality: imageio's ffmpeg quality, 0 (smallest) to 10 (best)
+    :param progress_bar: show a bar of the recorded frames
     """
     out_path = Path(out_path).expanduser()
     _check_suffix(out_path, ".mp4", "a video")
@@ -156,17 +159,20 @@ def record_video(
             tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264", quality=quality, pixelformat="yuv420p",
             macro_block_size=1, ffmpeg_log_level="error",
         )
+        bar = tqdm(total=n_steps, desc="video", unit="frame", disable=not progress_bar)
         try:
             writer.append_data(first)
             while steps < n_steps:
                 obs, _, terminated, truncated, info = env.step(act(obs))
                 steps += 1
                 writer.append_data(_even(_frame(env)))
+                bar.update(1)
                 if terminated or truncated:
                     fell = bool(info.get("fell", False))
                     ended = steps < n_steps
                     break
         finally:
+            bar.close()
             writer.close()
         os.replace(tmp, out_path)
     finally:

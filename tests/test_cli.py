@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from sb3_contrib import TRPO
 
+import sb3_mimic
 import sb3_mimic.demos
 from sb3_mimic import policies
 from sb3_mimic.cli import mpc_overrides, build_parser, main
@@ -252,3 +253,38 @@ def test_help_is_fast_and_imports_no_torch():
     heavy, seconds = re.search(r"HEAVY (\[.*\]) SECONDS (\S+)", out).groups()
     assert heavy == "[]", heavy  # every --help works before torch, imitation or SB3 is imported
     assert float(seconds) < 30  # a loose bound on a shared machine; it takes under a second alone
+
+
+
+def test_clips_lists_every_clip_with_its_env_id_and_fall_rule(capsys):
+    assert main(["clips"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert set(lines) == set(sb3_mimic.available_clips())
+    assert "MimicHumanoidWalk-v0" in lines["walk"] and "any body but the feet" in lines["walk"]
+    assert lines["walk"].split()[1:4] == ["1.27", "s", "yes"]
+    assert "root, chest, neck" in lines["crawl"] and "never" in lines["roll"] and " no " in lines["kick"]
+
+
+def test_python_dash_m_runs_the_command_line():
+    out = subprocess.run([sys.executable, "-m", "sb3_mimic", "--help"], capture_output=True, text=True, check=True).stdout
+    assert "usage: sb3-mimic" in out and "clips" in out
+
+
+def test_help_shows_each_default_once(capsys):
+    for command in ("sft", "eval", "finetune", "train", "dagger", "video", "plot", "clips"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "(default: None)" not in text, command
+        assert not re.search(r"\(default: [^)]*\) \(default:", text), command
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 1024 for TRPO, 1024 for PPO)" in text and "(default: 2000000)" in text
+
+
+def test_the_package_is_typed():
+    import importlib.resources
+
+    assert importlib.resources.files("sb3_mimic").joinpath("py.typed").is_file()

@@ -48,7 +48,7 @@ def test_wheel_ships_data_and_works_outside_the_repo(tmp_path):
     )
     (wheel,) = wheel_dir.glob("sb3_mimic-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for member in ("sb3_mimic/_data/envs/humanoid3d.xml", "sb3_mimic/_data/motions/catalogue.json"):
+    for member in ("sb3_mimic/_data/envs/humanoid3d.xml", "sb3_mimic/_data/motions/catalogue.json", "sb3_mimic/py.typed"):
         assert member in names, f"{member} missing from {wheel.name}"
     assert not any(n.startswith(("tests/", "tools/", "benchmarks/")) for n in names)
 

@@ -392,8 +392,10 @@ def test_bad_network_size_is_refused(overrides):
 
 
 def test_cli_rl_argument_errors(tmp_path, capsys):
-    assert main(["finetune", "--run_dir", str(tmp_path / "a"), "--no_progress"]) == 2
-    assert "--load_sft_pretrain PATH is required" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # the usage line shows one of the two as required
+        main(["finetune", "--run_dir", str(tmp_path / "a"), "--no_progress"])
+    assert exit_info.value.code == 2
+    assert "one of the arguments --load_sft_pretrain --resume is required" in capsys.readouterr().err
     assert main(["finetune", "--load_sft_pretrain", str(tmp_path / "missing.zip"), "--no_progress"]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["train", "--num_timesteps", "0", "--run_dir", str(tmp_path / "b"), "--no_progress"]) == 2
@@ -558,3 +560,77 @@ def test_cli_video_of_a_finetuned_model(crashed_and_resumed, tmp_path, capsys):
                  "160", "--height", "120"])
     assert code == 0, capsys.readouterr().err
     assert out.is_file()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# command-line edges: warnings, extending a run, TensorBoard
+
+
+def test_cli_finetune_warns_when_it_would_never_update_the_actor(sft_zip, tmp_path, monkeypatch, capsys):
+    started = []
+    monkeypatch.setattr(rl, "run_training", lambda config, run_dir, **_: started.append(config))
+    base = ["finetune", "--load_sft_pretrain", str(sft_zip), "--n_envs", "1", "--no_progress", "--run_dir"]
+    assert main([*base, str(tmp_path / "a"), "--num_timesteps", "3000"]) == 0
+    err = capsys.readouterr().err
+    # 5 warm-up iterations of 1024 steps with one env: 3000 steps end inside them
+    assert "--num_timesteps 3000 ends inside the critic warm-up (5 iterations, 5120 env steps)" in err
+    assert main([*base, str(tmp_path / "b"), "--num_timesteps", "6000"]) == 0
+    assert "warning" not in capsys.readouterr().err and len(started) == 2
+    assert main([*base, str(tmp_path / "c"), "--num_timesteps", "6000", "--mocap", "run"]) == 0
+    assert "was trained on clip 'walk'; fine-tuning it on 'run'" in capsys.readouterr().err
+    assert started[-1].env_id == "MimicHumanoidRun-v0"
+
+
+@pytest.fixture(scope="module")
+def extended_run(tmp_path_factory) -> tuple[Path, str]:
+    run_dir = tmp_path_factory.mktemp("extend") / "ppo"
+    args = ["--save_per_iter", "1", "--n_envs", "1", "--n_steps", "64", "--batch_size", "64", "--eval_episodes", "1",
+            "--hidden_size", "8", "--num_layers", "1", "--no_progress"]
+    code, _ = _quiet(main, ["train", "--algo", "ppo", "--num_timesteps", "128", "--run_dir", str(run_dir), *args])
+    assert code == 0
+    code, out = _quiet(main, ["train", "--resume", str(run_dir), "--num_timesteps", "256", "--no_progress"])
+    th.set_num_threads(1)
+    assert code == 0
+    return run_dir, out
+
+
+def test_resume_with_a_larger_num_timesteps_extends_the_run(extended_run):
+    run_dir, out = extended_run
+    assert "Extending" in out and "from 128 to 256 steps" in out
+    assert json.loads((run_dir / "run.json").read_text())["num_timesteps"] == 256
+    assert [row["env_steps"] for row in _rows(run_dir)] == [0, 64, 128, 192, 256]  # the step count continues
+    assert PPO.load(run_dir / "final_model.zip", device="cpu").num_timesteps == 256
+    with pytest.raises(ValueError, match="can only be extended"):
+        resume_training(run_dir, progress_bar=False, num_timesteps=100)
+
+
+def test_checkpoint_evaluations_and_training_terms_reach_tensorboard(extended_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir, _ = extended_run
+    tags: set[str] = set()
+    steps: dict[str, list[int]] = {}
+    for folder in sorted((run_dir / "tb").iterdir()):
+        events = EventAccumulator(str(folder))
+        events.Reload()
+        for tag in events.Tags()["scalars"]:
+            tags.add(tag)
+            steps.setdefault(tag, []).extend(e.step for e in events.Scalars(tag))
+    wanted = {"eval/normalized_return", "eval/mean_survival_s", "eval/fall_rate", "eval/mpjpe_mm",
+              *(f"eval/reward_{t}" for t in ("pose", "velocity", "end_effector", "root", "com"))}
+    assert wanted <= tags, sorted(wanted - tags)
+    assert sorted(steps["eval/normalized_return"]) == [0, 64, 128, 192, 256]  # one per row of evaluations.csv
+    assert {f"rollout/reward_{t}" for t in ("pose", "com")} <= tags  # the training episodes' terms
+    rows = _rows(run_dir)
+    events = [e for folder in sorted((run_dir / "tb").iterdir()) for e in _scalars(folder, "eval/mean_survival_s")]
+    by_step = {e.step: e.value for e in events}
+    for row in rows:
+        assert by_step[int(row["env_steps"])] == pytest.approx(row["mean_survival_s"], rel=1e-6)
+
+
+def _scalars(folder: Path, tag: str):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return events.Scalars(tag) if tag in events.Tags()["scalars"] else []
