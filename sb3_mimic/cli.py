@@ -212,6 +212,7 @@ def _add_train(sub) -> None:
     p.add_argument("--algo", choices=["trpo", "ppo"], default="trpo", help="RL algorithm")
     p.add_argument("--env", help=f"registered env id (default: {DEFAULT_TRAIN_ENV}, or the --mocap clip's)")
     p.add_argument("--mocap", help="clip to train on (name or path), instead of --env")
+    p.add_argument("--action_mode", choices=["pd_target", "torque"], default="pd_target", help="env action mode")
     p.add_argument("--hidden_size", type=int, default=64, help="units per hidden layer (actor and critic)")
     p.add_argument("--num_layers", type=int, default=2, help="hidden layers (actor and critic)")
     _add_rl_common(p)
@@ -304,7 +305,9 @@ def _run_train(args: argparse.Namespace) -> int:
 
     if args.mocap and args.env:
         raise ValueError("give --env or --mocap, not both (--mocap picks the clip's env id)")
-    env_id, env_kwargs = env_spec_for(args.mocap) if args.mocap else (args.env or DEFAULT_TRAIN_ENV, {})
+    torque = {} if args.action_mode == "pd_target" else {"action_mode": args.action_mode}
+    env_id, env_kwargs = (env_spec_for(args.mocap, args.action_mode) if args.mocap
+                          else (args.env or DEFAULT_TRAIN_ENV, torque))
     config = RunConfig(
         algo=args.algo, env_id=env_id, env_kwargs=env_kwargs, hidden_size=args.hidden_size,
         num_layers=args.num_layers, critic_warmup_iterations=0, **_run_options(args),

@@ -288,3 +288,14 @@ def test_the_package_is_typed():
     import importlib.resources
 
     assert importlib.resources.files("sb3_mimic").joinpath("py.typed").is_file()
+
+
+def test_train_takes_the_action_mode(monkeypatch):
+    from sb3_mimic import rl
+
+    started = []
+    monkeypatch.setattr(rl, "run_training", lambda config, run_dir, **_: started.append(config))
+    assert main(["train", "--action_mode", "torque", "--num_timesteps", "10", "--run_dir", "unused", "--no_progress"]) == 0
+    assert main(["train", "--mocap", "run", "--action_mode", "torque", "--run_dir", "unused", "--no_progress"]) == 0
+    assert [c.env_kwargs for c in started] == [{"action_mode": "torque"}] * 2
+    assert started[1].env_id == "MimicHumanoidRun-v0"

@@ -294,3 +294,38 @@ def test_a_start_state_that_would_sink_into_the_floor_is_lifted_clear_of_it():
         np.testing.assert_array_equal(env.data.qpos[3:], ref_qpos[3:])  # only the height changes
         np.testing.assert_array_equal(env.reference_state()[0], ref_qpos)  # the reference itself is not moved
     assert lifted > 0
+
+
+def test_random_torques_over_the_full_range_stay_finite_for_20_s():
+    env = gymnasium.make("MimicHumanoidWalk-v0", action_mode="torque", early_termination=False)
+    rng = np.random.default_rng(0)
+    for episode in range(3):
+        env.reset(seed=episode)
+        for step in range(600):
+            obs, _, terminated, truncated, info = env.step(rng.uniform(-1, 1, 28).astype(np.float32))
+            assert not info["nonfinite"] and np.isfinite(obs).all(), (episode, step)
+            if terminated or truncated:
+                break
+        assert step == 599  # the whole 20 s
+    assert np.all(env.unwrapped.model.dof_damping[6:] > 0)  # the joints keep their damping in torque mode
+
+
+def test_the_torque_pd_rule_stays_up_as_long_as_pd_target_tracking():
+    from sb3_mimic.experts import PDExpert
+
+    def survival(env_kwargs):
+        env = gymnasium.make("MimicHumanoidWalk-v0", **env_kwargs)
+        expert = PDExpert.for_env(env)
+        times = []
+        for start in range(10):
+            obs, _ = env.reset(seed=1000 + start)
+            steps, done = 0, False
+            while not done:
+                obs, _, terminated, truncated, _ = env.step(expert.label(obs)[0])
+                steps, done = steps + 1, terminated or truncated
+            times.append(steps * env.unwrapped.dt)
+        return float(np.mean(times))
+
+    pd_target, torque = survival({}), survival({"action_mode": "torque"})
+    # the same servo, its torque held for a control step instead of recomputed each physics step: as long, within 5 %
+    assert torque >= 0.95 * pd_target > 0.5, (torque, pd_target)

@@ -76,7 +76,7 @@ def test_torque_label_is_the_clipped_pd_rule():
     env = gymnasium.make(WALK, action_mode="torque")
     u = env.unwrapped
     m = u.model
-    expert = PDExpert.for_env(env, lookahead=1)  # kp=1, kd=0.1
+    expert = PDExpert.for_env(env, lookahead=1, kp=1.0, kd=0.1)
     t = 0.4
     obs, _ = env.reset(options={"start_time": t})
     assert np.abs(expert.label(obs)).max() <= 1.0
@@ -158,3 +158,15 @@ def test_pd_targets_use_the_envs_own_action_encoding(walk):
     obs, _ = walk.reset(options={"start_time": 0.4})
     qpos, _ = u.clip.sample(expert.target_time(obs[0]))
     np.testing.assert_array_equal(expert.label(obs)[0], u.pd_target_action(qpos))
+
+
+def test_the_torque_rules_default_gains_are_the_servos():
+    from sb3_mimic.experts.pd import servo_gains
+
+    env = gymnasium.make(WALK, action_mode="torque")
+    expert = PDExpert.for_env(env)
+    gains = servo_gains(env.unwrapped.model, env.unwrapped.index)
+    # DeepMimic's humanoid3d_ctrl: chest kp 1000 N m/rad with a 200 N m limit, knees 500 with 150
+    np.testing.assert_allclose(gains[0:3], 1000 / 200)
+    assert gains[RIGHT_KNEE] == pytest.approx(500 / 150)
+    assert expert.kd == 0.0 and np.array_equal(expert.kp, gains)

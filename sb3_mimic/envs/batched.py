@@ -160,8 +160,7 @@ class CharacterBatch:
             model = character.load_model()
             model.opt.timestep = 1.0 / float(sim_frequency)
             if action_mode == "torque":
-                model.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_ACTUATION
-                model.dof_damping[:] = 0.0
+                model.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_ACTUATION  # the joints' damping stays
         self.model = model
         self.frame_skip = round(float(sim_frequency) / float(control_frequency))
         self.dt = self.frame_skip * model.opt.timestep

@@ -37,7 +37,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
     | action_mode | meaning of ``a`` |
     |---|---|
     | ``"pd_target"`` (default) | PD target ``pi * a``: exp-map (rad, joint frame) per ball joint, angle (rad) per hinge |
-    | ``"torque"`` | torque ``a * torque_limit`` (N m), clamped by norm per ball joint; PD servos and damping off |
+    | ``"torque"`` | torque ``a * torque_limit`` (N m), clamped by norm per ball joint; servos off, joint damping on |
 
     Out-of-range actions are clipped to [-1, 1]; NaN entries are replaced by 0 (``info["invalid_action"]``).
     :func:`pd_target_action` encodes a pose as the action that targets it.
@@ -157,8 +157,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
 
         m = self.model
         if action_mode == "torque":
-            m.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_ACTUATION
-            m.dof_damping[:] = 0.0
+            m.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_ACTUATION  # the joints' damping (DeepMimic's kd) stays
         # a batch of one character on this env's own model and data: the vector envs run the same code
         self._batch = CharacterBatch(
             1, self.clip, action_mode, control_frequency, sim_frequency, early_termination, threads=1, model=m,

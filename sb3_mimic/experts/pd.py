@@ -67,7 +67,9 @@ class PDExpert(NonTrainablePolicy):
     - ``action_mode="pd_target"``: the PD target is the reference pose ``lookahead`` control steps ahead of the
       observed phase, encoded as the env's normalised action.
     - ``action_mode="torque"``: ``clip(kp * (q_target - q) - kd * qdot, -1, 1)`` in normalised torque units,
-      with ``q`` and ``qdot`` decoded from the observation (ball joints: rotation-vector error).
+      with ``q`` and ``qdot`` decoded from the observation (ball joints: rotation-vector error). By default ``kp``
+      is each joint's servo gain (DeepMimic's kp) over its torque limit and ``kd`` is 0, because torque mode keeps
+      the joints' damping (DeepMimic's kd) in the physics: the rule is the PD servo, held for a control step.
 
     :param clip: the clip the env imitates (a :class:`MotionClip`, or a name or path for :func:`load_clip`)
     :param observation_space: the env's observation space
@@ -75,8 +77,9 @@ class PDExpert(NonTrainablePolicy):
     :param action_mode: the env's action mode
     :param lookahead: control steps ahead of the current phase to target (>= 1)
     :param control_dt: the env's control step, seconds
-    :param kp: proportional gain of the torque rule, normalised torque per radian
-    :param kd: derivative gain of the torque rule, normalised torque per rad/s
+    :param kp: proportional gain of the torque rule, normalised torque per radian: one number, or ``None`` (default)
+        for the servo gains
+    :param kd: derivative gain of the torque rule, normalised torque per rad/s (default 0: the model damps)
     """
 
     def __init__(
@@ -87,8 +90,8 @@ class PDExpert(NonTrainablePolicy):
         action_mode: str = "pd_target",
         lookahead: int = 1,
         control_dt: float = 1.0 / 30.0,
-        kp: float = 1.0,
-        kd: float = 0.1,
+        kp: float | None = None,
+        kd: float = 0.0,
     ) -> None:
         super().__init__(observation_space, action_space)
         if action_mode not in ACTION_MODES:
@@ -101,9 +104,11 @@ class PDExpert(NonTrainablePolicy):
         self.action_mode = action_mode
         self.lookahead = int(lookahead)
         self.control_dt = float(control_dt)
-        self.kp, self.kd = float(kp), float(kd)
         self._model = character.load_model()
         self._index = character.character_index(self._model)
+        self.kp = servo_gains(self._model, self._index) if kp is None else float(kp)
+        """Proportional gain per action component (or one for all), normalised torque per radian."""
+        self.kd = float(kd)
         self._decoder = JointDecoder(self._model)
         self._diff = np.zeros(self._model.nv)
         starts = np.cumsum([0] + [3 if kind == "ball" else 1 for _, kind in character.JOINTS])
@@ -147,3 +152,10 @@ class PDExpert(NonTrainablePolicy):
     def _predict(self, observation: th.Tensor, deterministic: bool = False) -> th.Tensor:
         return th.as_tensor(self.label(observation.detach().cpu().numpy()), device=self.device)
 
+
+def servo_gains(model: mujoco.MjModel, index: character.CharacterIndex) -> np.ndarray:
+    """(28,) each action component's PD servo gain (the actuator's kp, N m/rad) over its torque limit: the gain of a
+    torque-mode PD rule in normalised torque per radian."""
+    widths = [3 if kind == "ball" else 1 for _, kind in character.JOINTS]
+    gains = np.repeat([model.actuator(name).gainprm[0] for name, _ in character.JOINTS], widths)
+    return gains / index.torque_limits
