@@ -7,15 +7,21 @@ such as the MPC keeps its warm-started plan), adds the labels to all earlier rou
 BC on the aggregate.  Everything lives in a run directory::
 
     RUN_DIR/dagger.json          the configuration, the MPC settings it resolved to, the number of finished rounds
-    RUN_DIR/demos/round-NNN/     every round's labelled episodes (imitation's format), kept
+    RUN_DIR/demos/round-NNN/     every finished round's labelled episodes (imitation's format), kept
     RUN_DIR/policy.zip           the policy after the last finished round: the same TRPO-ready zip as `sft`
+    RUN_DIR/bc_optimizer.pt      BC's optimizer state after the last finished round (tensors only)
 
-An interrupted run continues from its last finished round with ``resume=True`` (``--resume``).
+A round is collected into ``demos/.round-NNN.partial`` and moved into place once complete. An interrupted run
+continues from its last finished round with ``resume=True`` (``--resume``): the folders of unfinished rounds are
+discarded, and since every round draws its randomness from its own seed (the run's seed and the round number) and
+BC's optimizer state is restored, the resumed run collects and trains exactly what an uninterrupted one would.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import tempfile
 import time
 from dataclasses import asdict
@@ -78,12 +84,43 @@ class _DAggerTrainer(SimpleDAggerTrainer):
         """``"blend"``: collect with :class:`_BlendingCollector`."""
 
     def create_trajectory_collector(self) -> InteractiveTrajectoryCollector:
+        """A collector that writes this round's episodes to its staging folder (see :meth:`commit_round`)."""
         policy = self.bc_trainer.policy
         kind = _BlendingCollector if self.mixing == "blend" else InteractiveTrajectoryCollector
+        staging = self._staging_dir()
+        if staging.exists():
+            shutil.rmtree(staging)
         return kind(
             venv=self.venv, get_robot_acts=lambda obs: policy.predict(obs, deterministic=True)[0],
-            beta=self.beta_schedule(self.round_num), save_dir=self._demo_dir_path_for_round(), rng=self.rng,
+            beta=self.beta_schedule(self.round_num), save_dir=staging, rng=self.rng,
         )
+
+    def _staging_dir(self) -> Path:
+        return self.scratch_dir / "demos" / f".round-{self.round_num:03d}.partial"
+
+    def commit_round(self) -> None:
+        """Move the complete round from its staging folder into place (replacing a folder of an aborted attempt)."""
+        final = self._demo_dir_path_for_round()
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(self._staging_dir(), final)
+
+    def discard_unfinished(self, rounds_done: int) -> list[Path]:
+        """Remove staging folders and the folders of rounds from ``rounds_done`` on; returns what was removed."""
+        demos = self.scratch_dir / "demos"
+        removed = []
+        for folder in sorted(demos.glob(".round-*.partial")) + sorted(demos.glob("round-*")):
+            number = int(folder.name.split("-")[1].split(".")[0])
+            if folder.name.startswith(".") or number >= rounds_done:
+                shutil.rmtree(folder)
+                removed.append(folder)
+        return removed
+
+
+def _save_atomic(tensors: dict, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    th.save(tensors, tmp)
+    os.replace(tmp, path)
 
 
 def _counting(label, bar):
@@ -133,8 +170,7 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
     disable_progress_bar()  # imitation saves every episode through HF datasets, each with its own bar
     env_id, env_kwargs = env_spec_for(config.mocap)
     venv = DummyVecEnv([lambda: gym.make(env_id, **env_kwargs)])
-    venv.seed(config.seed + done)
-    policy_path = run_dir / "policy.zip"
+    policy_path, optimizer_path = run_dir / "policy.zip", run_dir / "bc_optimizer.pt"
     if done > 0:
         model = load_policy(policy_path, venv)
     elif config.init_policy:
@@ -147,10 +183,9 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
         given, nthread = config.mpc_arguments()
         clip = venv.envs[0].unwrapped.clip
         mpc_settings = MPCSettings(**recorded) if recorded is not None else MPCSettings.for_clip(clip).replace(**given)
-        # a stateless expert keeps its fixed perturbations (its labels stay one function of the state) across a
-        # resume; a warm-started one continues with a fresh random stream
-        seed = config.seed if mpc_settings.stateless else config.seed + done
-        expert = make_expert("mpc", venv, settings=mpc_settings, seed=seed, nthread=nthread)
+        # a stateless expert keeps its fixed perturbations (its labels stay one function of the state); a
+        # warm-started one draws each round's perturbations from that round's seed (below)
+        expert = make_expert("mpc", venv, settings=mpc_settings, seed=config.seed, nthread=nthread)
     else:
         expert = make_expert("pd", venv, lookahead=config.lookahead)
 
@@ -161,18 +196,29 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
         write_json_atomic(state_path, state(0))
-    rng = np.random.default_rng(config.seed + done)
-    th.manual_seed(config.seed + done)
+    rng = np.random.default_rng([config.seed, done])
     with tempfile.TemporaryDirectory(prefix="sb3_mimic_dagger_") as tmp:
         trainer_bc = make_bc_trainer(model.policy, tmp, rng, batch_size=config.batch_size, lr=config.lr)
+        if done > 0 and optimizer_path.exists():
+            trainer_bc.optimizer.load_state_dict(th.load(optimizer_path, map_location="cpu", weights_only=True))
         trainer = _DAggerTrainer(
             venv=venv, scratch_dir=run_dir, expert_policy=expert, rng=rng, bc_trainer=trainer_bc,
             beta_schedule=beta_schedule(config), custom_logger=trainer_bc.logger, mixing=config.mixing,
         )
         trainer.round_num = done  # the rounds already on disk are loaded with the next one
+        removed = trainer.discard_unfinished(done)
+        if removed:
+            log(f"discarded the unfinished round data {', '.join(p.name for p in removed)} of an interrupted run")
         with quiet_bc_warnings():
             for round_num in range(done, config.rounds):
                 started = time.perf_counter()
+                # every round's randomness from its own seed: a resumed run repeats an uninterrupted one exactly
+                rng = np.random.default_rng([config.seed, round_num])
+                trainer.rng = trainer_bc.rng = rng
+                venv.seed(int(np.random.SeedSequence([config.seed, round_num]).generate_state(1)[0]))
+                th.manual_seed(int(np.random.SeedSequence([config.seed, round_num, 1]).generate_state(1)[0]))
+                if config.expert == "mpc" and not mpc_settings.stateless:
+                    expert.rng = np.random.default_rng([config.seed, round_num, 2])
                 collector = trainer.create_trajectory_collector()
                 sample_until = rollout.make_sample_until(min_timesteps=config.steps_per_round, min_episodes=1)
                 with tqdm(total=config.steps_per_round, desc=f"round {round_num + 1}/{config.rounds}", unit="label",
@@ -181,6 +227,7 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
                         policy=_counting(rollout.policy_to_callable(expert, collector, deterministic_policy=True), bar),
                         venv=collector, sample_until=sample_until, rng=rng,
                     )
+                trainer.commit_round()
                 trainer.extend_and_update(
                     {"n_epochs": config.epochs_per_round, "progress_bar": False, "log_rollouts_venv": None}
                 )
@@ -193,7 +240,8 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
                     details={"rounds": round_num + 1},
                 )
                 save_policy(model, policy_path, meta)
-                write_json_atomic(state_path, state(round_num + 1))
+                _save_atomic(trainer_bc.optimizer.state_dict(), optimizer_path)
+                write_json_atomic(state_path, state(round_num + 1))  # last: the round counts once all is saved
                 log(f"round {round_num + 1}/{config.rounds}: {steps} labelled steps in {len(trajectories)} episodes "
                     f"(mean {mean_s:.2f} s, beta {trainer.beta_schedule(round_num):.2f}) in "
                     f"{(time.perf_counter() - started) / 60:.1f} min; saved {policy_path}")

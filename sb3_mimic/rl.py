@@ -20,6 +20,7 @@ import json
 import math
 import os
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ from sb3_mimic.policies import (
 RUN_FILE = "run.json"
 EVAL_COLUMNS = (
     "iteration", "env_steps", "wall_time_s", "mean_reward", "normalized_return", "mean_survival_s", "fall_rate",
-    "mpjpe_mm",
+    "mpjpe_mm", "std_normalized_return", "std_survival_s", "std_mpjpe_mm",
 )
 
 class MimicTRPO(TRPO):
@@ -220,8 +221,10 @@ class CheckpointEvalCallback(BaseCallback):
             self._term_sums[i], self._term_steps[i] = 0.0, 0
 
     def _on_training_start(self) -> None:
-        if self.iteration == 0 and not (self.run_dir / "evaluations.csv").exists():
+        if self.iteration == 0 and not read_evaluations(self.run_dir) and latest_checkpoint(self.run_dir) is None:
             self.checkpoint()  # the starting policy's own score (the SFT policy's, when fine-tuning)
+        elif not any(r["env_steps"] == self.model.num_timesteps for r in read_evaluations(self.run_dir)):
+            self.evaluate()  # a resume from a checkpoint whose evaluation a crash cut off
 
     def wall_time(self) -> float:
         """Training wall time so far (evaluation excluded), including earlier sessions of the run."""
@@ -247,6 +250,11 @@ class CheckpointEvalCallback(BaseCallback):
         # the progress travels inside the checkpoint, so a resume can never read it from a different moment
         self.model.sb3_mimic_progress = {"iteration": self.iteration, "wall_time_s": wall}
         _atomic_save(self.model, self._path())
+        self.evaluate(wall)
+
+    def evaluate(self, wall: float | None = None) -> None:
+        """Evaluate the current policy and add its row to ``evaluations.csv`` and its figures to TensorBoard."""
+        wall = self.wall_time() if wall is None else wall
         start = time.perf_counter()
         terms = np.zeros(len(TERMS))
         counted = [0]
@@ -277,17 +285,37 @@ class CheckpointEvalCallback(BaseCallback):
             )
 
 
+def read_evaluations(run_dir: str | Path) -> list[dict[str, float]]:
+    """The rows of ``evaluations.csv`` (none if it is missing); a row cut short by a crash is skipped."""
+    csv_path = Path(run_dir) / "evaluations.csv"
+    if not csv_path.exists():
+        return []
+    rows = []
+    with csv_path.open(newline="") as f:
+        for raw in csv.DictReader(f):
+            try:
+                rows.append({k: float(v) for k, v in raw.items() if k is not None and v not in (None, "")})
+            except ValueError:
+                continue  # a partial line: the row is written again when its checkpoint is evaluated again
+            if not set(EVAL_COLUMNS[:3]) <= set(rows[-1]):
+                rows.pop()
+    return rows
+
+
 def append_evaluation(run_dir: Path, row: dict[str, Any]) -> None:
-    """Append one evaluation row to ``evaluations.csv`` and rewrite ``evaluations.json``."""
+    """Add one evaluation row to ``evaluations.csv`` and ``evaluations.json``, both rewritten atomically.
+
+    Rows of later steps than ``row``'s (left by an attempt whose checkpoints were lost) are dropped."""
+    rows = [r for r in read_evaluations(run_dir) if r["env_steps"] < row["env_steps"]]
+    rows.append({k: float(row[k]) for k in EVAL_COLUMNS if k in row})
     csv_path = run_dir / "evaluations.csv"
-    new = not csv_path.exists()
-    with csv_path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=EVAL_COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerow({k: row[k] for k in EVAL_COLUMNS})
-    with csv_path.open() as f:
-        rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    tmp = csv_path.with_name(f".{csv_path.name}.tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=EVAL_COLUMNS, restval="")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: (int(v) if k in ("iteration", "env_steps") else v) for k, v in r.items()})
+    os.replace(tmp, csv_path)
     write_json_atomic(run_dir / "evaluations.json", rows)
 
 
@@ -367,15 +395,13 @@ def resume_training(run_dir: str | Path, progress_bar: bool = True, num_timestep
         print(f"Extending {run_dir} from {config.num_timesteps} to {num_timesteps} steps")
         config.num_timesteps = num_timesteps
         write_json_atomic(run_dir / RUN_FILE, asdict(config))
-    ckpt = latest_checkpoint(run_dir)
-    if ckpt is None:
+    for leftover in [*Path(run_dir, "checkpoints").glob(".*.tmp.zip"), *run_dir.glob(".*.tmp"), *run_dir.glob(".*.tmp.zip")]:
+        leftover.unlink()  # a save or a table cut off by a crash
+    if latest_checkpoint(run_dir) is None:
         raise ValueError(f"{run_dir} has no checkpoint yet; start the run again")
     env = make_training_env(config)
     try:
-        try:
-            model = ALGOS[config.algo].load(ckpt, env=env, device="cpu", tensorboard_log=str(run_dir / "tb"))
-        except ValueError as err:
-            raise PolicyLoadError(f"checkpoint {ckpt} does not fit {config.env_id}: {err}") from err
+        model, ckpt = _load_newest_good_checkpoint(run_dir, config, env)
         remaining = config.num_timesteps - model.num_timesteps
         if remaining <= 0:
             print(f"{run_dir} is complete ({model.num_timesteps} of {config.num_timesteps} steps)")
@@ -390,6 +416,30 @@ def resume_training(run_dir: str | Path, progress_bar: bool = True, num_timestep
                       progress.get("iteration", 0), reset=False)
     finally:
         env.close()
+
+
+def _load_newest_good_checkpoint(run_dir: Path, config: RunConfig, env):
+    """The newest checkpoint that loads; an unreadable one is renamed ``*.corrupt``, with a message, and the one
+    before it is tried."""
+    while (ckpt := latest_checkpoint(run_dir)) is not None:
+        try:
+            with zipfile.ZipFile(ckpt) as archive:  # a file cut short is not a zip, or has a damaged member
+                damaged = archive.testzip()
+            if damaged is not None:
+                raise zipfile.BadZipFile(f"member {damaged} is damaged")
+            try:
+                return ALGOS[config.algo].load(ckpt, env=env, device="cpu", tensorboard_log=str(run_dir / "tb")), ckpt
+            except ValueError as err:  # it loads, but it does not fit: not a crash's doing
+                raise PolicyLoadError(f"checkpoint {ckpt} does not fit {config.env_id}: {err}") from err
+        except PolicyLoadError:
+            raise
+        except Exception as err:
+            corrupt = ckpt.with_name(ckpt.name + ".corrupt")
+            os.replace(ckpt, corrupt)
+            older = latest_checkpoint(run_dir)
+            print(f"checkpoint {ckpt.name} is unreadable ({type(err).__name__}: {err}); kept as {corrupt.name}, "
+                  + (f"resuming from {older.name} instead" if older else "and no older checkpoint is left"), flush=True)
+    raise ValueError(f"{run_dir} has no readable checkpoint left; start the run again")
 
 
 def _learn(model, config: RunConfig, run_dir: Path, steps: int, progress_bar: bool, wall_offset: float, iteration: int,

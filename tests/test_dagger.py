@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch as th
 from sb3_contrib import TRPO
 from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -215,3 +218,57 @@ def test_each_round_shows_a_progress_bar_of_its_labels_and_logs_its_wall_time(tm
     assert len(lines) == 1 and lines[0].startswith("round 1/1:") and " min; saved " in lines[0]
     run_dagger(DAggerConfig(rounds=1, **TINY), tmp_path / "quiet", log=lines.append)
     assert capsys.readouterr().err == ""
+
+
+def _dagger_cli(run_dir, *extra):
+    return [sys.executable, "-m", "sb3_mimic", "dagger", "--rounds", "6", "--steps_per_round", "128", "--epochs_per_round",
+            "2", "--batch_size", "32", "--hidden_size", "8", "--num_layers", "1", "--seed", "3", "--no_progress",
+            *extra]
+
+
+def _round_data(run_dir):
+    from imitation.data import serialize
+
+    rounds = {}
+    for folder in sorted((run_dir / "demos").iterdir()):
+        rounds[folder.name] = [(t.obs, t.acts) for path in sorted(folder.glob("*.npz")) for t in serialize.load(path)]
+    return rounds
+
+
+def test_a_dagger_run_killed_at_random_moments_resumes_to_exactly_the_uninterrupted_run(tmp_path):
+    import signal
+
+    whole = tmp_path / "whole"
+    subprocess.run(_dagger_cli(whole, "--run_dir", str(whole)), check=True, capture_output=True, timeout=300)
+    killed = tmp_path / "killed"
+    rng = np.random.default_rng(0)
+    kills = 0
+    for attempt in range(30):
+        args = _dagger_cli(killed, "--run_dir", str(killed)) if attempt == 0 else _dagger_cli(killed, "--resume", str(killed))
+        if attempt > 0 and not (killed / CONFIG_FILE).exists():  # killed before the run started: start it again
+            args = _dagger_cli(killed, "--run_dir", str(killed))
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            proc.wait(timeout=float(rng.uniform(3.0, 8.0)))  # imports take about 3 s, a round about 1 s
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            continue
+        assert proc.returncode == 0, proc.stderr.read()
+        break
+    else:
+        raise AssertionError("the killed run never finished")
+    assert kills >= 2  # the loop did kill it, more than once
+    assert json.loads((killed / CONFIG_FILE).read_text())["rounds_done"] == 6
+    assert sorted(p.name for p in (killed / "demos").iterdir()) == [f"round-{r:03d}" for r in range(6)]
+    ours, theirs = _round_data(killed), _round_data(whole)
+    assert list(ours) == list(theirs)
+    for name in ours:  # the same episodes, no episode of an aborted attempt
+        assert len(ours[name]) == len(theirs[name]), name
+        for (obs_a, acts_a), (obs_b, acts_b) in zip(ours[name], theirs[name], strict=True):
+            np.testing.assert_array_equal(obs_a, obs_b)
+            np.testing.assert_array_equal(acts_a, acts_b)
+    a = TRPO.load(killed / "policy.zip", device="cpu").policy.state_dict()
+    b = TRPO.load(whole / "policy.zip", device="cpu").policy.state_dict()
+    assert all(th.equal(a[k], b[k]) for k in a)  # and the same policy, BC's optimizer state included

@@ -13,6 +13,7 @@ import io
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import asdict
@@ -634,3 +635,76 @@ def _scalars(folder: Path, tag: str):
     events = EventAccumulator(str(folder))
     events.Reload()
     return events.Scalars(tag) if tag in events.Tags()["scalars"] else []
+
+
+# ------------------------------------------------------------------------------------------------------------
+# crashes: partial tables, corrupt checkpoints, SIGKILL at random moments
+
+TINY_CLI = ["--algo", "ppo", "--save_per_iter", "1", "--n_envs", "1", "--n_steps", "64", "--batch_size", "64",
+            "--eval_episodes", "1", "--hidden_size", "8", "--num_layers", "1", "--no_progress"]
+
+
+def test_a_partial_evaluation_row_and_a_corrupt_checkpoint_do_not_block_a_resume(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert main(["train", *TINY_CLI, "--num_timesteps", "128", "--run_dir", str(run_dir)]) == 0
+    with (run_dir / "evaluations.csv").open("a") as f:
+        f.write("3,192,1.5,0.4")  # a row cut off by a crash
+    newest = _checkpoints(run_dir)[-1]
+    newest.write_bytes(newest.read_bytes()[:100])  # a checkpoint cut off (as if written without the atomic rename)
+    (run_dir / "checkpoints" / ".model_000000000192_steps.tmp.zip").write_bytes(b"partial")
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run_dir), "--num_timesteps", "256", "--no_progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"checkpoint {newest.name} is unreadable" in out and "resuming from model_000000000064_steps.zip" in out
+    assert (run_dir / "checkpoints" / (newest.name + ".corrupt")).is_file()  # kept, not deleted
+    assert not list((run_dir / "checkpoints").glob(".*.tmp.zip"))  # the leftover is cleaned
+    assert [row["env_steps"] for row in _rows(run_dir)] == [0, 64, 128, 192, 256]  # every step once, partial row gone
+    assert PPO.load(run_dir / "final_model.zip", device="cpu").num_timesteps == 256
+
+
+def test_a_run_killed_at_random_moments_resumes_with_every_checkpoint_evaluated_once(tmp_path):
+    import signal
+
+    run_dir = tmp_path / "killed"
+    start = [sys.executable, "-m", "sb3_mimic", "train", *TINY_CLI, "--num_timesteps", "2560", "--run_dir", str(run_dir)]
+    resume = [sys.executable, "-m", "sb3_mimic", "train", "--resume", str(run_dir), "--no_progress"]
+    rng = np.random.default_rng(1)
+    kills = 0
+    for _ in range(30):
+        proc = subprocess.Popen(resume if (run_dir / "run.json").exists() else start, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            proc.wait(timeout=float(rng.uniform(3.0, 5.5)))  # imports take about 3 s
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            continue
+        if proc.returncode != 0 and "has no checkpoint yet" in proc.stderr.read():
+            shutil.rmtree(run_dir)  # killed before its first checkpoint: the run starts again
+            continue
+        assert proc.returncode == 0
+        break
+    else:
+        raise AssertionError("the killed run never finished")
+    assert kills >= 2
+    steps = [row["env_steps"] for row in _rows(run_dir)]
+    assert steps == [64 * k for k in range(41)]  # every checkpoint's evaluation once, in order, none lost
+    for path in _checkpoints(run_dir):
+        PPO.load(path, device="cpu")
+    assert PPO.load(run_dir / "final_model.zip", device="cpu").num_timesteps == 2560
+    assert not [p for p in run_dir.rglob(".*") if p.is_file()]  # no temporary file left behind
+
+
+def test_the_evaluation_of_the_checkpoint_a_resume_starts_from_is_not_lost(tmp_path):
+    run_dir = tmp_path / "run"
+    assert main(["train", *TINY_CLI, "--num_timesteps", "128", "--run_dir", str(run_dir)]) == 0
+    rows = _rows(run_dir)
+    # as if killed after the checkpoint at 128 steps was written and before its evaluation row was
+    lines = (run_dir / "evaluations.csv").read_text().splitlines()
+    (run_dir / "evaluations.csv").write_text("\n".join(lines[:-1]) + "\n")
+    (run_dir / "final_model.zip").unlink()
+    assert main(["train", "--resume", str(run_dir), "--num_timesteps", "192", "--no_progress"]) == 0
+    after = _rows(run_dir)
+    assert [row["env_steps"] for row in after] == [0, 64, 128, 192]
+    assert after[2]["normalized_return"] == pytest.approx(rows[2]["normalized_return"])  # the same policy, evaluated
