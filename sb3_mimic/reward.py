@@ -160,12 +160,42 @@ def batch_errors(
 
 
 def heading(root_quat: np.ndarray) -> np.ndarray:
-    """DeepMimic's heading (rad about z): the direction of the root's x axis projected on the floor.
+    """The root's heading (rad about z): DeepMimic's, the direction of the root's x axis projected on the floor,
+    kept meaningful when that axis turns vertical (roll, crawl, getups, backflip).
 
-    :param root_quat: (..., 4) root orientations (w, x, y, z)
+    The projection of the x axis shrinks to nothing as the axis turns vertical, and its direction then swings
+    (by 180 degrees when the axis passes through vertical), so that nearby states get very different headings.
+    When the x axis is within 45 degrees of horizontal (``|x_z| <= sin 45``) the heading is DeepMimic's,
+    bit for bit.  Beyond that, the floor direction of the root's sagittal plane (``y x z_world``, the horizontal
+    direction perpendicular to the root's lateral y axis, whose length ``sqrt(1 - y_z^2)`` is at least 0.7 there
+    because y is then near horizontal) is added to the projection with a weight that rises smoothly
+    (``smoothstep``) from 0 at 45 degrees to 1 at vertical::
+
+        heading = atan2(f_y - r l_x, f_x + r l_y),  r = smoothstep((|f_z| - sin 45) / (1 - sin 45))
+
+    with ``f`` and ``l`` the root's x and y axes in the world.  Where the x axis is near horizontal both
+    directions agree; with x vertical the sagittal direction is all that is left and it is well defined (the
+    direction the root's z axis points along the floor when x points down, the opposite when x points up).  So the
+    heading is continuous when the x axis passes through vertical, and turns with the world:
+    ``heading(R_z(a) q) = heading(q) + a``.
+
+    No heading that turns with the world can be continuous over every orientation (a full turn about z is not
+    contractible in SO(3)).  This one jumps by 180 degrees where the two directions cancel: the root pitched 31
+    degrees past vertical (x about 59 degrees from horizontal, z below horizontal) without roll, where a forward
+    roll or a backflip switches from facing forward to DeepMimic's backward heading of an upside-down root.
+    DeepMimic's jumps with the x axis vertical, where crawl, the getups and roll spend time.
+
+    :param root_quat: (..., 4) root orientations (w, x, y, z), unit quaternions
+    :return: (...) headings in [-pi, pi]
     """
     w, x, y, z = (root_quat[..., k] for k in range(4))
-    return np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+    # the root's x axis (f) and y axis (l) in world coordinates: columns of the rotation matrix
+    fx, fy, fz = 1.0 - 2.0 * (y * y + z * z), 2.0 * (w * z + x * y), 2.0 * (x * z - w * y)
+    lx, ly = 2.0 * (x * y - w * z), 1.0 - 2.0 * (x * x + z * z)
+    start = math.sqrt(0.5)  # sin 45 deg
+    t = np.clip((np.abs(fz) - start) / (1.0 - start), 0.0, 1.0)
+    r = t * t * (3.0 - 2.0 * t)  # 0 (exactly) up to 45 degrees from horizontal
+    return np.arctan2(fy - r * lx, fx + r * ly)
 
 
 def end_effectors(ee_world: np.ndarray, root: np.ndarray, yaw: np.ndarray) -> np.ndarray:
