@@ -10,8 +10,11 @@ plain dict in the model's ``sb3_mimic`` attribute, so the env a policy was made 
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
 import math
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,8 +148,40 @@ def save_policy(model: TRPO, path: str | Path, metadata: PolicyMetadata) -> Path
     return path
 
 
-def _read(path: str | Path) -> tuple[Path, dict[str, Any] | TRPO]:
-    """The checkpoint dict of a ``.pth`` policy, or the TRPO model of a ``.zip`` loaded without an env."""
+#: What a foreign ``.zip`` needs to be loaded: SB3's own loader, which unpickles code stored in the file.
+_TRUST_HINT = (
+    "it was not written by sb3-mimic, and loading it would unpickle code stored in the file; load it only if it comes "
+    "from a source you trust, with trust_pickle=True (command line: --trust_pickle)"
+)
+
+
+def _plain(value: Any) -> bool:
+    """Whether a value of an SB3 ``data`` file is plain JSON, not a pickled object."""
+    if isinstance(value, dict):
+        return ":serialized:" not in value and all(_plain(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return True
+
+
+def _read_zip_safely(path: Path) -> dict[str, Any] | None:
+    """An sb3-mimic ``.zip`` read as JSON and tensors only (never unpickled), in the ``.pth`` checkpoint's layout;
+    ``None`` when the zip is not one sb3-mimic wrote."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read("data"))
+            meta, policy_kwargs = data.get("sb3_mimic"), data.get("policy_kwargs", {})
+            if not (isinstance(meta, dict) and "env_id" in meta and _plain(meta) and _plain(policy_kwargs)):
+                return None
+            state_dict = th.load(io.BytesIO(archive.read("policy.pth")), map_location="cpu", weights_only=True)
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, RuntimeError, EOFError) as err:
+        raise PolicyLoadError(f"{path} is not a readable SB3 model zip ({type(err).__name__}: {err})") from err
+    return {"format": POLICY_FORMAT, "metadata": meta, "policy_kwargs": policy_kwargs, "state_dict": state_dict}
+
+
+def _read(path: str | Path, trust_pickle: bool = False) -> tuple[Path, dict[str, Any] | TRPO]:
+    """The checkpoint dict of a ``.pth`` policy or of an sb3-mimic ``.zip`` (JSON and tensors only), or, for a
+    foreign ``.zip`` with ``trust_pickle``, the TRPO model SB3 loads from it (without an env)."""
     path = Path(path)
     if not path.is_file():
         raise PolicyLoadError(f"policy file {path} does not exist")
@@ -161,34 +196,48 @@ def _read(path: str | Path) -> tuple[Path, dict[str, Any] | TRPO]:
         if not isinstance(checkpoint, dict) or checkpoint.get("format") != POLICY_FORMAT:
             raise PolicyLoadError(f"{path} is not an sb3-mimic policy checkpoint (made by `sb3-mimic sft`)")
         return path, checkpoint
+    safe = _read_zip_safely(path)
+    if safe is not None:
+        return path, safe
+    if not trust_pickle:
+        raise PolicyLoadError(f"{path}: {_TRUST_HINT}")
     try:
         return path, TRPO.load(path, device="cpu")
     except Exception as err:
         raise PolicyLoadError(f"{path} is not a readable SB3 TRPO model ({type(err).__name__}: {err})") from err
 
 
-def read_metadata(path: str | Path) -> PolicyMetadata | None:
-    """The metadata of a saved policy (``None`` for a zip that sb3-mimic did not write)."""
-    _, saved = _read(path)
+def read_metadata(path: str | Path, trust_pickle: bool = False) -> PolicyMetadata | None:
+    """The metadata of a saved policy (``None`` for a foreign zip, which needs ``trust_pickle``)."""
+    _, saved = _read(path, trust_pickle)
     if isinstance(saved, dict):
         return PolicyMetadata.from_dict(saved["metadata"])
     return metadata_of(saved)
 
 
-def load_policy(path: str | Path, env: gym.Env | DummyVecEnv | None = None) -> TRPO:
+def load_policy(path: str | Path, env: gym.Env | DummyVecEnv | None = None, trust_pickle: bool = False) -> TRPO:
     """Load a policy saved by :func:`save_policy` (``.zip`` or ``.pth``) as a TRPO model.
+
+    An sb3-mimic file is read as JSON and tensors only (``weights_only``) and the model is rebuilt from its
+    metadata, so loading it runs no code from the file. A zip that sb3-mimic did not write loads only with
+    ``trust_pickle=True``, through SB3's own loader, which unpickles objects stored in the file.
 
     :param path: the file
     :param env: the env to attach; if None, the env recorded in the metadata is made
-    :raises PolicyLoadError: missing or unreadable file, or a policy whose spaces do not match ``env``
+    :param trust_pickle: allow SB3's unpickling loader for a foreign zip
+    :raises PolicyLoadError: missing or unreadable file, a foreign zip without ``trust_pickle``, or a policy whose
+        spaces do not match ``env``
     """
-    path, saved = _read(path)
+    path, saved = _read(path, trust_pickle)
     if isinstance(saved, dict):
         meta = saved["metadata"]
         env = env if env is not None else make_env_from_metadata(PolicyMetadata.from_dict(meta))
         _check_spaces(path, env, saved["state_dict"])
         model = TRPO("MlpPolicy", env, policy_kwargs=saved["policy_kwargs"], device="cpu", verbose=0)
-        model.policy.load_state_dict(saved["state_dict"])
+        try:
+            model.policy.load_state_dict(saved["state_dict"])
+        except RuntimeError as err:
+            raise PolicyLoadError(f"{path} does not fit its recorded network ({err})") from err
         model.sb3_mimic = meta
         return model
     if env is None:
@@ -205,8 +254,8 @@ def _check_spaces(path: Path, env, state_dict: dict[str, th.Tensor]) -> None:
     first = next(v for k, v in state_dict.items() if k.endswith("weight") and v.ndim == 2)
     if first.shape[1] != obs_dim or state_dict["log_std"].shape[0] != act_dim:
         raise PolicyLoadError(
-            f"{path} was trained for observations of size {first.shape[1]} and {state_dict['log_std'].shape[0]} "
-            f"actions, but this env has {obs_dim} and {act_dim}"
+            f"{path} does not fit this env: it was trained for observations of size {first.shape[1]} and "
+            f"{state_dict['log_std'].shape[0]} actions, but this env has {obs_dim} and {act_dim}"
         )
 
 

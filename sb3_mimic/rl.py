@@ -126,6 +126,8 @@ class RunConfig:
     time_budget_s: float | None = None
     """Stop once training (evaluations excluded) has taken this many wall-clock seconds in all."""
     load_sft_pretrain: str | None = None
+    trust_pickle: bool = False
+    """Load a ``load_sft_pretrain`` zip that sb3-mimic did not write with SB3's unpickling loader."""
     hyperparameters: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -325,7 +327,7 @@ def _new_model(config: RunConfig, env, run_dir: Path):
     common = dict(seed=config.seed, device="cpu", verbose=0, tensorboard_log=str(run_dir / "tb"))
     probe = gym.make(config.env_id, **config.env_kwargs)  # the env the run trains on, for its clip and spaces
     if config.load_sft_pretrain:
-        sft = load_policy(config.load_sft_pretrain)
+        sft = load_policy(config.load_sft_pretrain, trust_pickle=config.trust_pickle)
         check_policy_fits(sft, probe)
         model = MimicTRPO(
             "MlpPolicy", env, policy_kwargs=sft.policy_kwargs, critic_warmup_iterations=config.critic_warmup_iterations,

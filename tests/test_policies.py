@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import gymnasium
 import numpy as np
@@ -69,10 +70,12 @@ def test_load_policy_errors(walk, tmp_path):
     pendulum = gymnasium.make("Pendulum-v1")
     foreign = TRPO("MlpPolicy", pendulum, policy_kwargs={"net_arch": [16]}, device="cpu")
     foreign.save(tmp_path / "pendulum.zip")
+    with pytest.raises(PolicyLoadError, match=r"not written by sb3-mimic.*unpickle.*trust_pickle=True"):
+        policies.load_policy(tmp_path / "pendulum.zip", env=walk)  # a foreign zip is not unpickled by default
     with pytest.raises(PolicyLoadError, match=r"Observation spaces do not match"):
-        policies.load_policy(tmp_path / "pendulum.zip", env=walk)
+        policies.load_policy(tmp_path / "pendulum.zip", env=walk, trust_pickle=True)
     with pytest.raises(PolicyLoadError, match="no sb3-mimic metadata"):
-        policies.load_policy(tmp_path / "pendulum.zip")
+        policies.load_policy(tmp_path / "pendulum.zip", trust_pickle=True)
     policies.save_policy(foreign, tmp_path / "pendulum.pth", PolicyMetadata(env_id="Pendulum-v1"))
     with pytest.raises(PolicyLoadError, match="observations of size 3") as err:
         policies.load_policy(tmp_path / "pendulum.pth", env=walk)
@@ -106,3 +109,32 @@ def test_metadata_record_round_trips_through_both_file_kinds(distinct_model, tmp
     assert meta.replace(clip="run").clip == "run" and meta.clip == "walk"
     with pytest.raises(PolicyLoadError, match="names no env_id"):
         PolicyMetadata.from_dict({"clip": "walk"})
+
+
+
+def test_an_sb3_mimic_zip_loads_without_unpickling(distinct_model, tmp_path, monkeypatch):
+    import pickle
+    import zipfile
+
+    path = policies.save_policy(distinct_model, tmp_path / "p.zip", WALK_META)
+    calls = []
+    original = pickle.loads
+    monkeypatch.setattr(pickle, "loads", lambda *a, **k: calls.append(1) or original(*a, **k))
+    import cloudpickle
+
+    monkeypatch.setattr(cloudpickle, "loads", lambda *a, **k: calls.append(1) or original(*a, **k))
+    loaded = policies.load_policy(path)
+    assert calls == []  # neither pickle nor cloudpickle ran
+    _state_dicts_equal(loaded.policy.state_dict(), distinct_model.policy.state_dict())
+    # a crafted zip: our metadata, but a pickled object among the policy's kwargs: refused by default
+    crafted = tmp_path / "crafted.zip"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(crafted, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "data":
+                content = json.loads(data)
+                content["policy_kwargs"] = {":type:": "<class 'dict'>", ":serialized:": "gAR9lC4="}
+                data = json.dumps(content).encode()
+            dst.writestr(item, data)
+    with pytest.raises(PolicyLoadError, match="trust_pickle"):
+        policies.load_policy(crafted)
