@@ -55,6 +55,7 @@ from imitation.algorithms.dagger import (
     SimpleDAggerTrainer,
 )
 from imitation.data import rollout
+from imitation.data.types import Trajectory
 
 CONFIG_FILE = "dagger.json"
 
@@ -95,6 +96,15 @@ class _DAggerTrainer(SimpleDAggerTrainer):
             beta=self.beta_schedule(self.round_num), save_dir=staging, rng=self.rng,
         )
 
+    def _load_all_demos(self):
+        """imitation's loader, except that episodes are read as arrays only (:func:`load_round_episodes`)."""
+        num_demos_by_round = []
+        for round_num in range(self._last_loaded_round + 1, self.round_num + 1):
+            episodes = load_round_episodes(self._demo_dir_path_for_round(round_num))
+            self._all_demos.extend(episodes)
+            num_demos_by_round.append(len(episodes))
+        return rollout.flatten_trajectories(self._all_demos), num_demos_by_round
+
     def _staging_dir(self) -> Path:
         return self.scratch_dir / "demos" / f".round-{self.round_num:03d}.partial"
 
@@ -115,6 +125,28 @@ class _DAggerTrainer(SimpleDAggerTrainer):
                 shutil.rmtree(folder)
                 removed.append(folder)
         return removed
+
+
+def load_round_episodes(folder: Path) -> list[Trajectory]:
+    """The labelled episodes of one DAgger round folder, read as arrays only.
+
+    imitation's own reader decodes each step's ``info`` with jsonpickle (which can build arbitrary objects) and
+    reads a plain ``.npz`` file with ``allow_pickle``; here only the episodes' Arrow datasets are read (observations,
+    actions, terminal flag) and anything else is refused.
+    """
+    import datasets
+
+    episodes = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if not (path.is_dir() and (path / "dataset_info.json").is_file()):
+            raise ValueError(f"{path} is not an episode saved by sb3-mimic dagger (an Arrow dataset folder); not read")
+        dataset = datasets.load_from_disk(str(path))
+        for row in dataset.select_columns(["obs", "acts", "terminal"]).with_format("numpy"):
+            episodes.append(Trajectory(obs=np.asarray(row["obs"]), acts=np.asarray(row["acts"]), infos=None,
+                                       terminal=bool(row["terminal"])))
+    return episodes
 
 
 def _save_atomic(tensors: dict, path: Path) -> None:

@@ -272,3 +272,28 @@ def test_a_dagger_run_killed_at_random_moments_resumes_to_exactly_the_uninterrup
     a = TRPO.load(killed / "policy.zip", device="cpu").policy.state_dict()
     b = TRPO.load(whole / "policy.zip", device="cpu").policy.state_dict()
     assert all(th.equal(a[k], b[k]) for k in a)  # and the same policy, BC's optimizer state included
+
+
+def test_saved_rounds_are_read_as_arrays_without_jsonpickle_or_pickle(tmp_path, monkeypatch):
+    import jsonpickle
+
+    from imitation.data import serialize
+    from sb3_mimic.dagger import load_round_episodes
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    run_dagger(DAggerConfig(rounds=1, **TINY), run_dir, log=lambda *_: None)
+    folder = run_dir / "demos" / "round-000"
+    theirs = [t for path in sorted(folder.glob("*.npz")) for t in serialize.load(path)]
+    decoded = []
+    monkeypatch.setattr(jsonpickle, "decode", lambda *a, **k: decoded.append(1))
+    ours = load_round_episodes(folder)
+    assert decoded == [] and len(ours) == len(theirs) > 0
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(a.obs, b.obs)
+        np.testing.assert_array_equal(a.acts, b.acts)
+        assert a.terminal == b.terminal and a.infos is None
+    # a plain pickled .npz planted in a round folder (what imitation would np.load with allow_pickle) is refused
+    np.save(folder / "planted.npz", np.array([object()], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="not an episode saved by sb3-mimic dagger"):
+        load_round_episodes(folder)
