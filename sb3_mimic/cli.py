@@ -103,6 +103,7 @@ def _add_eval(sub) -> None:
     p.add_argument("--eval_episodes", type=int, default=10, help="number of episodes")
     p.add_argument("--seed", type=int, default=0, help="episode i starts from reset(seed=seed + i)")
     p.add_argument("--json", dest="json_out", help="also write the figures to this JSON file")
+    p.add_argument("--trust_pickle", action="store_true", help=TRUST_HELP)
     p.add_argument("--no_progress", action="store_true", help="hide the progress bar")
     add_mpc_options(p)
     p.set_defaults(func=_run_eval)
@@ -133,6 +134,8 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+TRUST_HELP = ("load a .zip that sb3-mimic did not write with SB3's own loader, which unpickles (runs) code stored in "
+              "the file: only for files from a source you trust (sb3-mimic's own files never need it)")
 DEFAULT_NUM_TIMESTEPS = 2_000_000
 
 
@@ -198,6 +201,7 @@ def _add_finetune(sub) -> None:
     start.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
     p.add_argument("--mocap", help="clip to fine-tune on (default: the SFT policy's clip)")
     p.add_argument("--critic_warmup", type=int, default=5, help="critic-only iterations before actor updates")
+    p.add_argument("--trust_pickle", action="store_true", help=TRUST_HELP)
     _add_rl_common(p, resume=False)
     p.set_defaults(func=_run_finetune)
 
@@ -264,7 +268,7 @@ def _run_finetune(args: argparse.Namespace) -> int:
     from sb3_mimic.registration import env_spec_for
     from sb3_mimic.rl import RunConfig
 
-    sft = load_policy(args.load_sft_pretrain)
+    sft = load_policy(args.load_sft_pretrain, trust_pickle=args.trust_pickle)
     meta = metadata_of(sft)
     if args.mocap:
         env_id, env_kwargs = env_spec_for(args.mocap, meta.action_mode if meta is not None else "pd_target")
@@ -280,7 +284,8 @@ def _run_finetune(args: argparse.Namespace) -> int:
     config = RunConfig(
         algo="trpo", env_id=env_id, env_kwargs=env_kwargs, critic_warmup_iterations=args.critic_warmup,
         hidden_size=arch[0] if arch else 64, num_layers=len(arch),
-        load_sft_pretrain=str(Path(args.load_sft_pretrain).resolve()), **_run_options(args),
+        load_sft_pretrain=str(Path(args.load_sft_pretrain).resolve()), trust_pickle=args.trust_pickle,
+        **_run_options(args),
     )
     from sb3_mimic.rl import warmup_steps
 
@@ -321,7 +326,8 @@ def _add_video(sub) -> None:
         help="headless mp4 (or a still PNG) of a policy with the reference as a translucent ghost",
         description=(
             "Record the policy (or an expert) from a seeded reference-state start, camera following the "
-            "character, the reference drawn as an orange ghost, at the env's control rate (30 fps)."
+            "character's root, the reference drawn as an orange ghost beside it (--ghost_offset), at the env's "
+            "control rate (30 fps); --overlay writes time, reward and MPJPE on the frames."
         ),
         formatter_class=_HelpFormatter,
     )
@@ -335,10 +341,16 @@ def _add_video(sub) -> None:
     p.add_argument("--seconds", type=float, default=10.0, help="video length (stops earlier if the episode ends)")
     p.add_argument("--width", type=int, default=640, help="image width")
     p.add_argument("--height", type=int, default=480, help="image height")
-    p.add_argument("--ghost_offset", type=float, nargs=3, default=(0.0, 0.0, 0.0), help="ghost offset (m)")
+    p.add_argument("--ghost_offset", type=float, nargs=3, default=(1.0, 0.0, 0.0), metavar=("X", "Y", "Z"),
+                   help="where the ghost is drawn relative to the reference (m, world frame): +x is to the right "
+                        "in the image, so the default stands it beside the character; 0 0 0 draws it over the "
+                        "character, 0 1 0 behind it")
+    p.add_argument("--overlay", action="store_true",
+                   help="write the time, the step's reward and the MPJPE in the top-left corner of every frame")
     p.add_argument("--no_early_termination", action="store_true", help="keep going after a fall")
     p.add_argument("--seed", type=int, default=0, help="reset seed (start time)")
     p.add_argument("--start_time", type=float, help="start at this clip time instead of a seeded one")
+    p.add_argument("--trust_pickle", action="store_true", help=TRUST_HELP)
     p.add_argument("--no_progress", action="store_true", help="hide the progress bar")
     add_mpc_options(p)
     p.set_defaults(func=_run_video)
@@ -379,7 +391,8 @@ def _policy_and_env(args: argparse.Namespace, **env_overrides):
     from sb3_mimic.policies import check_policy_fits, load_policy, read_metadata
     from sb3_mimic.registration import env_spec_for
 
-    meta = read_metadata(args.model) if getattr(args, "model", None) else None
+    trust = getattr(args, "trust_pickle", False)
+    meta = read_metadata(args.model, trust) if getattr(args, "model", None) else None
     if args.mocap:
         mode = getattr(args, "action_mode", None) or (meta.action_mode if meta is not None else "pd_target")
         env_id, env_kwargs = env_spec_for(args.mocap, mode)
@@ -389,7 +402,7 @@ def _policy_and_env(args: argparse.Namespace, **env_overrides):
         raise ValueError("--mocap is needed: the policy carries no clip, or an expert was asked for")
     env = gym.make(env_id, **env_kwargs, **env_overrides)
     if getattr(args, "model", None):
-        model = load_policy(args.model, env)
+        model = load_policy(args.model, env, trust_pickle=trust)
         check_policy_fits(model, env)
         return policy_actor(model), env
     from sb3_mimic.experts import make_expert
@@ -408,11 +421,12 @@ def _run_video(args: argparse.Namespace) -> int:
         overrides["early_termination"] = False
     act, env = _policy_and_env(args, **overrides)
     if args.frame:
-        info = save_frame(act, env, args.frame, steps=args.frame_step, seed=args.seed, start_time=args.start_time)
+        info = save_frame(act, env, args.frame, steps=args.frame_step, seed=args.seed, start_time=args.start_time,
+                          overlay=args.overlay)
         print(f"Wrote {info.path} (t = {info.time:.2f} s{', fell' if info.fell else ''})")
     else:
         info = record_video(act, env, args.out, seconds=args.seconds, seed=args.seed, start_time=args.start_time,
-                            progress_bar=not args.no_progress)
+                            progress_bar=not args.no_progress, overlay=args.overlay)
         end = " (the episode ended early: fall or clip end)" if info.ended_early else ""
         print(f"Wrote {info.path}: {info.frames} frames at {info.fps} fps, {info.seconds:.2f} s{end}")
     env.close()
@@ -423,7 +437,10 @@ def _add_plot(sub) -> None:
     p = sub.add_parser(
         "plot",
         help="learning curves of one or more runs (PNG)",
-        description="Normalised return and time to fall against env steps and wall time, one line per run.",
+        description=(
+            "Normalised return, time to fall and MPJPE against env steps and wall time, one line per run, with a "
+            "band of +/- one std over each evaluation's episodes; warns when the runs imitate different clips."
+        ),
         formatter_class=_HelpFormatter,
     )
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (with evaluations.csv)")
@@ -433,9 +450,15 @@ def _add_plot(sub) -> None:
 
 
 def _run_plot(args: argparse.Namespace) -> int:
+    import warnings
+
     from sb3_mimic.plotting import plot_learning_curves
 
-    path = plot_learning_curves(args.run_dirs, args.out, labels=args.labels)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = plot_learning_curves(args.run_dirs, args.out, labels=args.labels)
+    for warning in caught:
+        _warn(str(warning.message))
     print(f"Wrote {path}")
     return 0
 

@@ -15,7 +15,11 @@ from sb3_mimic.envs.mimic_humanoid import MimicHumanoidEnv
 
 @dataclass
 class EvalResult:
-    """Figures over ``episodes`` deterministic episodes from seeded reference-state starts."""
+    """Figures over ``episodes`` deterministic episodes from seeded reference-state starts.
+
+    The ``std_*`` fields are the spread over the episodes (population std, as ``std_reward``): learning-curve
+    plots draw them as a band around the mean.
+    """
 
     mean_reward: float
     """Mean episode return (sum of rewards)."""
@@ -32,6 +36,12 @@ class EvalResult:
     mpjpe_mm: float
     """Mean per-joint position error to the reference over all steps, millimetres."""
     episodes: int
+    std_survival_s: float = math.nan
+    """Std over the episodes of the episode length (s)."""
+    std_normalized_return: float = math.nan
+    """Std over the episodes of the normalised return."""
+    std_mpjpe_mm: float = math.nan
+    """Std over the episodes of each episode's mean MPJPE (mm); episodes without a finite MPJPE are left out."""
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -44,9 +54,10 @@ class EvalResult:
                 f"  Mean Reward: {self.mean_reward:.2f} +/- {self.std_reward:.2f}",
                 f"  Min Reward: {self.min_reward:.2f}",
                 f"  Max Reward: {self.max_reward:.2f}",
-                f"  Normalized return per step: {self.normalized_return:.3f}",
-                f"  Mean time to fall: {self.mean_survival_s:.2f} s (fall rate {self.fall_rate:.0%})",
-                f"  Mean MPJPE: {self.mpjpe_mm:.1f} mm",
+                f"  Normalized return per step: {self.normalized_return:.3f} +/- {self.std_normalized_return:.3f}",
+                f"  Mean time to fall: {self.mean_survival_s:.2f} s +/- {self.std_survival_s:.2f} s "
+                f"(fall rate {self.fall_rate:.0%})",
+                f"  Mean MPJPE: {self.mpjpe_mm:.1f} mm +/- {self.std_mpjpe_mm:.1f} mm",
             ]
         )
 
@@ -82,7 +93,7 @@ def evaluate(
             "evaluate needs a step limit for a looping clip (its normalised return is per possible step): make the "
             "env with gymnasium.make, which adds the registered TimeLimit, or wrap it in gymnasium.wrappers.TimeLimit"
         )
-    returns, normalized, survival, falls, errors = [], [], [], [], []
+    returns, normalized, survival, falls, errors, episode_errors = [], [], [], [], [], []
     per_step = progress_steps and limit is not None
     bar = tqdm(total=episodes * limit if per_step else episodes, desc="evaluation", unit="step" if per_step else "episode",
                disable=not progress_bar)
@@ -92,6 +103,7 @@ def evaluate(
         if not base.clip.loop:
             possible = min(possible, max(1, math.ceil((base.clip.duration - info["time"]) / base.dt - 1e-9)))
         total, steps, fell = 0.0, 0, False
+        first_error = len(errors)
         done = False
         while not done:
             action = act(obs)
@@ -112,6 +124,8 @@ def evaluate(
         normalized.append(total / possible)
         survival.append(steps * base.dt)
         falls.append(fell)
+        if len(errors) > first_error:
+            episode_errors.append(float(np.mean(errors[first_error:])))
     bar.close()
     r = np.asarray(returns)
     return EvalResult(
@@ -124,6 +138,9 @@ def evaluate(
         fall_rate=float(np.mean(falls)),
         mpjpe_mm=1000.0 * float(np.mean(errors)) if errors else float("nan"),
         episodes=episodes,
+        std_survival_s=float(np.std(survival)),
+        std_normalized_return=float(np.std(normalized)),
+        std_mpjpe_mm=1000.0 * float(np.std(episode_errors)) if episode_errors else float("nan"),
     )
 
 

@@ -26,7 +26,7 @@ GUIDE_ARGS = [
 ]
 EVAL_KEYS = {
     "mean_reward", "std_reward", "min_reward", "max_reward", "normalized_return", "mean_survival_s", "fall_rate",
-    "mpjpe_mm", "episodes",
+    "mpjpe_mm", "episodes", "std_normalized_return", "std_survival_s", "std_mpjpe_mm",
 }
 TINY = ["--mocap", "walk", "--epochs", "2", "--n_samples", "300", "--n_rollouts", "3", "--hidden_size", "16",
         "--num_layers", "1", "--no_progress"]
@@ -299,3 +299,16 @@ def test_train_takes_the_action_mode(monkeypatch):
     assert main(["train", "--mocap", "run", "--action_mode", "torque", "--run_dir", "unused", "--no_progress"]) == 0
     assert [c.env_kwargs for c in started] == [{"action_mode": "torque"}] * 2
     assert started[1].env_id == "MimicHumanoidRun-v0"
+
+
+def test_eval_refuses_a_foreign_zip_unless_trusted(tmp_path, capsys):
+    from sb3_contrib import TRPO
+
+    foreign = TRPO("MlpPolicy", gymnasium.make("MimicHumanoidWalk-v0"), policy_kwargs={"net_arch": [8]}, device="cpu")
+    foreign.save(tmp_path / "foreign.zip")
+    argv = ["eval", "--model", str(tmp_path / "foreign.zip"), "--mocap", "walk", "--eval_episodes", "1", "--no_progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "would unpickle code" in err and "--trust_pickle" in err
+    assert main([*argv, "--trust_pickle"]) == 0
+    assert "Evaluating policy" in capsys.readouterr().out

@@ -25,16 +25,22 @@ def test_evaluate_zero_action_falls_and_matches_a_manual_count(walk):
     assert result.fall_rate == 1.0 and result.mean_survival_s < 3.0
     assert 0.0 <= result.normalized_return <= 1.0 and result.mpjpe_mm > 0
     u = walk.unwrapped
-    returns, steps = [], []
+    returns, steps, mpjpe = [], [], []
     for episode in range(3):
         walk.reset(seed=episode)
-        total, n, done = 0.0, 0, False
+        total, n, done, errors = 0.0, 0, False, []
         while not done:
-            _, reward, terminated, truncated, _ = walk.step(_zero(None))
+            _, reward, terminated, truncated, info = walk.step(_zero(None))
             total, n, done = total + reward, n + 1, terminated or truncated
+            errors.append(info["mpjpe"])
         returns.append(total)
         steps.append(n)
+        mpjpe.append(1000 * np.mean(errors))
     assert result.mean_reward == pytest.approx(np.mean(returns))
+    # the spread over the episodes (the plots' bands): population std, as std_reward
+    assert result.std_survival_s == pytest.approx(np.std(steps) * u.dt) and result.std_survival_s > 0
+    assert result.std_normalized_return == pytest.approx(np.std(returns) / 600)
+    assert result.std_mpjpe_mm == pytest.approx(np.std(mpjpe)) and result.std_mpjpe_mm > 0
     assert result.std_reward == pytest.approx(np.std(returns))
     assert (result.min_reward, result.max_reward) == pytest.approx((min(returns), max(returns)))
     assert result.mean_survival_s == pytest.approx(np.mean(steps) * u.dt)
@@ -80,12 +86,21 @@ def test_evaluate_normalises_by_the_rest_of_a_non_looping_clip():
 
 
 def test_eval_result_json_keys():
-    result = EvalResult(1.0, 0.0, 1.0, 1.0, 0.5, 2.0, 0.0, 10.0, 1)
+    result = EvalResult(1.0, 0.0, 1.0, 1.0, 0.5, 2.0, 0.0, 10.0, 1, std_survival_s=0.25, std_normalized_return=0.125,
+                        std_mpjpe_mm=3.0)
     assert json.loads(json.dumps(result.to_dict())) == {
         "mean_reward": 1.0, "std_reward": 0.0, "min_reward": 1.0, "max_reward": 1.0, "normalized_return": 0.5,
-        "mean_survival_s": 2.0, "fall_rate": 0.0, "mpjpe_mm": 10.0, "episodes": 1,
+        "mean_survival_s": 2.0, "fall_rate": 0.0, "mpjpe_mm": 10.0, "episodes": 1, "std_survival_s": 0.25,
+        "std_normalized_return": 0.125, "std_mpjpe_mm": 3.0,
     }
-    assert "Mean Reward: 1.00 +/- 0.00" in result.format_block()
+    block = result.format_block()
+    assert "Mean Reward: 1.00 +/- 0.00" in block
+    assert "Normalized return per step: 0.500 +/- 0.125" in block
+    assert "Mean time to fall: 2.00 s +/- 0.25 s (fall rate 0%)" in block
+    assert "Mean MPJPE: 10.0 mm +/- 3.0 mm" in block
+    # made the old way (positional, without the spread), it still works: the spread is unknown
+    old = EvalResult(1.0, 0.0, 1.0, 1.0, 0.5, 2.0, 0.0, 10.0, 1)
+    assert np.isnan(old.std_survival_s) and "+/- nan" in old.format_block()
 
 
 def test_evaluate_needs_a_step_limit_for_looping_clips():

@@ -44,8 +44,11 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
 
     ## Observation Space
     ``Box(-inf, inf, (197,), float32)``, DeepMimic's state.  Positions and velocities are expressed in the
-    root's heading frame (the world frame turned about the vertical so that the root faces +x).  Body
-    positions are body-frame origins, which sit at the joints.  Bodies are in DeepMimic's order
+    root's heading frame: the world frame turned about the vertical by the root's heading
+    (:func:`sb3_mimic.reward.heading`), DeepMimic's direction of the root's x axis on the floor while that axis
+    is within 45 degrees of horizontal, blended towards the floor direction of the root's sagittal plane as it
+    turns vertical, so that the frame does not swing round when the x axis passes through vertical (roll, crawl,
+    getups).  Body positions are body-frame origins, which sit at the joints.  Bodies are in DeepMimic's order
     (``sb3_mimic.character.BODIES``).
 
     | slice | size | observation | unit |
@@ -93,9 +96,9 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
     | ``control_frequency`` | 30 | policy steps per second (Hz) |
     | ``sim_frequency`` | 240 | physics and PD steps per second (Hz), a multiple of ``control_frequency`` |
     | ``early_termination`` | ``True`` | end episodes on falls |
-    | ``render_mode`` | ``None`` | ``"rgb_array"``: images with the reference as a translucent ghost |
+    | ``render_mode`` | ``None`` | ``"rgb_array"``: a camera on the character's root, the reference as a translucent ghost |
     | ``width``, ``height`` | 640, 480 | image size |
-    | ``ghost_offset`` | ``(0, 0, 0)`` | where the ghost is drawn relative to the reference (m); ``(0, 1, 0)`` puts it beside |
+    | ``ghost_offset`` | ``(1, 0, 0)`` | ghost at reference + offset (m); the camera looks along +y: +x is beside, +y behind |
 
     ## Version History
     - v0: first version.
@@ -113,7 +116,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         render_mode: str | None = None,
         width: int = 640,
         height: int = 480,
-        ghost_offset: tuple[float, float, float] = (0.0, 0.0, 0.0),
+        ghost_offset: tuple[float, float, float] = (1.0, 0.0, 0.0),
         **kwargs: Any,
     ) -> None:
         if kwargs:
@@ -300,8 +303,10 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
             self._camera.distance, self._camera.azimuth, self._camera.elevation = 4.0, 90.0, -12.0
             self._scene_option = mujoco.MjvOption()
             self._perturb = mujoco.MjvPerturb()
-        lookat = 0.5 * (self.data.xpos[self._root] + self._ref.xpos[self._root] + self.ghost_offset)
-        self._camera.lookat[:] = (lookat[0], lookat[1], 0.9)
+        # follow the character alone (the ghost may walk on after a fall), horizontally only: a fixed aim height
+        # keeps the floor still under a walking or jumping body and a fallen one in the lower half of the image
+        root = self.data.xpos[self._root]
+        self._camera.lookat[:] = (root[0], root[1], 0.8)
         self._renderer.update_scene(self.data, self._camera, self._scene_option)
         scene = self._renderer.scene
         first = scene.ngeom
