@@ -546,6 +546,53 @@ def _run_dagger(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_view(sub) -> None:
+    p = sub.add_parser(
+        "view", help="watch a clip, a policy or an expert live in MuJoCo's viewer (needs a display)",
+        description=(
+            "With --mocap alone: play the clip kinematically. With --model or --expert: run it in physics with the "
+            "reference as an orange ghost, in real time, restarting when an episode ends. Close the window to stop. "
+            "Without a display, use `sb3-mimic video`."
+        ),
+        formatter_class=_HelpFormatter,
+    )
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--model", help="policy file (.zip or .pth)")
+    who.add_argument("--expert", choices=EXPERTS, help="watch an expert")
+    p.add_argument("--mocap", help="clip name or path (required without --model; default: the model's clip)")
+    p.add_argument("--seconds", type=float, default=60.0, help="how long to play (simulated seconds)")
+    p.add_argument("--speed", type=float, default=1.0, help="playback speed (1 = real time)")
+    p.add_argument("--seed", type=int, default=0, help="reset seed (start time)")
+    p.add_argument("--trust_pickle", action="store_true", help=TRUST_HELP)
+    add_mpc_options(p)
+    p.set_defaults(func=_run_view)
+
+
+def _run_view(args: argparse.Namespace) -> int:
+    from sb3_mimic.viewer import NO_DISPLAY, display_available
+
+    if not display_available():
+        raise ValueError(NO_DISPLAY)
+    if not (args.seconds > 0 and args.speed > 0):
+        raise ValueError(f"--seconds and --speed must be positive, got {args.seconds} and {args.speed}")
+    if not args.model and not args.expert:
+        if not args.mocap:
+            raise ValueError("give --mocap CLIP to play a clip, or --model PATH / --expert pd|mpc to run one")
+        from sb3_mimic.motion import load_clip
+        from sb3_mimic.viewer import play_clip
+
+        play_clip(load_clip(args.mocap), seconds=args.seconds, speed=args.speed)
+        return 0
+    from sb3_mimic.viewer import play_policy
+
+    act, env = _policy_and_env(args, render_mode="human")
+    try:
+        play_policy(act, env, seconds=args.seconds, speed=args.speed, seed=args.seed)
+    finally:
+        env.close()
+    return 0
+
+
 def _add_clips(sub) -> None:
     p = sub.add_parser(
         "clips", help="list the catalogue's clips: duration, loop, env id, fall rule",
@@ -594,6 +641,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_video(sub)
     _add_plot(sub)
     _add_clips(sub)
+    _add_view(sub)
     return parser
 
 

@@ -96,7 +96,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
     | ``control_frequency`` | 30 | policy steps per second (Hz) |
     | ``sim_frequency`` | 240 | physics and PD steps per second (Hz), a multiple of ``control_frequency`` |
     | ``early_termination`` | ``True`` | end episodes on falls |
-    | ``render_mode`` | ``None`` | ``"rgb_array"``: a camera on the character's root, the reference as a translucent ghost |
+    | ``render_mode`` | ``None`` | ``"rgb_array"``: images, the reference as a ghost; ``"human"``: a live viewer |
     | ``width``, ``height`` | 640, 480 | image size |
     | ``ghost_offset`` | ``(1, 0, 0)`` | ghost at reference + offset (m); the camera looks along +y: +x is beside, +y behind |
 
@@ -104,7 +104,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
     - v0: first version.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 30}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array", "human"], "render_fps": 30}
 
     def __init__(
         self,
@@ -137,7 +137,15 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
                 f"({control_frequency} Hz), e.g. 300 and 30"
             )
         if render_mode not in (None, *self.metadata["render_modes"]):
-            raise ValueError(f"unsupported render_mode {render_mode!r}; use None or 'rgb_array' (headless)")
+            raise ValueError(
+                f"unsupported render_mode {render_mode!r}; use None, 'rgb_array' (headless images) or 'human' (a live "
+                "window)"
+            )
+        if render_mode == "human":
+            from sb3_mimic.viewer import NO_DISPLAY, display_available
+
+            if not display_available():
+                raise RuntimeError(f"render_mode='human': {NO_DISPLAY}")
         utils.EzPickle.__init__(
             self, motion, action_mode, control_frequency, sim_frequency, early_termination, render_mode, width,
             height, ghost_offset,
@@ -171,6 +179,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         if list(self.index.body_ids) != list(range(1, len(character.BODIES) + 1)):
             raise RuntimeError("the character model's bodies 1..15 must be the character's, in BODIES order")
         self._renderer: mujoco.Renderer | None = None
+        self._viewer = None
 
     # ------------------------------------------------------------------------------------------------
     # gymnasium API
@@ -287,8 +296,20 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
     # ------------------------------------------------------------------------------------------------
     # rendering
 
+    @property
+    def viewer_running(self) -> bool:
+        """With ``render_mode="human"``: ``False`` once the viewer's window was closed."""
+        return self._viewer is None or self._viewer.running
+
     def render(self):
         if self.render_mode is None:
+            return None
+        if self.render_mode == "human":
+            if self._viewer is None:
+                from sb3_mimic.viewer import LiveViewer
+
+                self._viewer = LiveViewer(self.model, self.data)
+            self._viewer.show(self._ref, self.ghost_offset)
             return None
         if self._renderer is None:
             try:
@@ -324,5 +345,8 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+        if self._viewer is not None:
+            self._viewer.close()
+            self._viewer = None
         super().close()
 
