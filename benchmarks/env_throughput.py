@@ -140,9 +140,8 @@ def raw_bound(env_id: str, threads: int, seconds: float, rng) -> float:
     return sum(counts) / elapsed
 
 
-def humanoid_async(seconds: float, rng) -> float:
-    envs = gymnasium.vector.AsyncVectorEnv([lambda: gymnasium.make("Humanoid-v5")] * 2)
-    envs.reset(seed=0)
+def peer_vector(envs, seconds: float, rng) -> float:
+    """Steps/s of a reset Gymnasium-style vector env of 2 Humanoids under random actions; closes it."""
     actions = rng.uniform(-0.4, 0.4, (256, 2, 17)).astype(np.float32)
     k = [0]
 
@@ -154,6 +153,12 @@ def humanoid_async(seconds: float, rng) -> float:
     rate = timed_loop(step, seconds)
     envs.close()
     return rate
+
+
+def humanoid_async(seconds: float, rng) -> float:
+    envs = gymnasium.vector.AsyncVectorEnv([lambda: gymnasium.make("Humanoid-v5")] * 2)
+    envs.reset(seed=0)
+    return peer_vector(envs, seconds, rng)
 
 
 def envpool_humanoid(seconds: float, rng) -> float | str:
@@ -163,17 +168,7 @@ def envpool_humanoid(seconds: float, rng) -> float | str:
         return f"envpool not importable ({err})"
     envs = envpool.make("Humanoid-v4", env_type="gymnasium", num_envs=2, num_threads=2, seed=0)
     envs.reset()
-    actions = rng.uniform(-0.4, 0.4, (256, 2, 17)).astype(np.float32)
-    k = [0]
-
-    def step():
-        envs.step(actions[k[0] % 256])
-        k[0] += 1
-        return 2
-
-    rate = timed_loop(step, seconds)
-    envs.close()
-    return rate
+    return peer_vector(envs, seconds, rng)
 
 
 def training(algo: str, path: str, clip: str, env_id: str, n: int, rollout: int) -> float:
