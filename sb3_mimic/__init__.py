@@ -9,9 +9,25 @@ import os
 if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
     os.environ["MUJOCO_GL"] = "egl"  # headless rendering by default
 
+import logging
+
+import mujoco
+
 from sb3_mimic.motion import MotionClip, MotionClipError, available_clips, load_clip
 from sb3_mimic.registration import register_envs
 from sb3_mimic.version import __version__
+
+#: MuJoCo's warnings (an unstable simulation, a full contact buffer) go here, not to a MUJOCO_LOG.TXT in the
+#: current folder.
+MUJOCO_LOGGER = logging.getLogger("sb3_mimic.mujoco")
+
+
+def _log_mujoco_warning(message: str) -> None:
+    MUJOCO_LOGGER.warning("MuJoCo warning: %s", message)
+
+
+if mujoco.get_mju_user_warning() is None:  # once, and never over a handler the user installed
+    mujoco.set_mju_user_warning(_log_mujoco_warning)
 
 ENV_IDS = register_envs()
 

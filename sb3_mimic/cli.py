@@ -74,11 +74,12 @@ def _add_sft(sub) -> None:
 
 def _run_sft(args: argparse.Namespace) -> int:
     from sb3_mimic.configs import SFTConfig
-    from sb3_mimic.sft import run_sft
 
     fields = SFTConfig.__dataclass_fields__
     config = SFTConfig(**{k: v for k, v in vars(args).items() if k in fields})
-    config.validate()
+    config.validate()  # before importing torch (sb3_mimic.sft): a bad argument fails at once
+    from sb3_mimic.sft import run_sft
+
     run_sft(config, progress_bar=not args.no_progress)
     return 0
 
@@ -110,14 +111,16 @@ def _add_eval(sub) -> None:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from sb3_mimic.evaluation import evaluate
-
     if args.eval_episodes < 1:
         raise ValueError(f"--eval_episodes must be at least 1, got {args.eval_episodes}")
+    if args.lookahead < 1:
+        raise ValueError(f"--lookahead must be at least 1 control step, got {args.lookahead}")
     if args.json_out:
         from sb3_mimic._util import check_writable
 
         check_writable(args.json_out)
+    from sb3_mimic.evaluation import evaluate
+
     act, env = _policy_and_env(args)
     label = f"policy {args.model}" if args.model else f"{args.expert.upper()} expert"
     base = env.unwrapped
@@ -235,6 +238,7 @@ def _default_run_dir(algo: str, clip: str) -> str:
 def _run_rl(args: argparse.Namespace, config) -> int:
     from sb3_mimic.rl import run_training
 
+    config.validate()  # again in run_training; here before the first line is printed
     run_dir = args.run_dir or _default_run_dir(config.algo, _clip_name(config.env_id, config.env_kwargs))
     print(f"Training {config.algo.upper()} on {config.env_id} for {config.num_timesteps} steps in {run_dir}")
     run_training(config, run_dir, progress_bar=not args.no_progress)
@@ -264,6 +268,7 @@ def _run_finetune(args: argparse.Namespace) -> int:
     resumed = _maybe_resume(args)
     if resumed is not None:
         return resumed
+    options = _run_options(args)  # its checks before importing torch (sb3_mimic.policies)
     from sb3_mimic.policies import PolicyLoadError, load_policy, metadata_of
     from sb3_mimic.registration import env_spec_for
     from sb3_mimic.rl import RunConfig
@@ -285,7 +290,7 @@ def _run_finetune(args: argparse.Namespace) -> int:
         algo="trpo", env_id=env_id, env_kwargs=env_kwargs, critic_warmup_iterations=args.critic_warmup,
         hidden_size=arch[0] if arch else 64, num_layers=len(arch),
         load_sft_pretrain=str(Path(args.load_sft_pretrain).resolve()), trust_pickle=args.trust_pickle,
-        **_run_options(args),
+        **options,
     )
     from sb3_mimic.rl import warmup_steps
 
@@ -305,17 +310,20 @@ def _run_train(args: argparse.Namespace) -> int:
     resumed = _maybe_resume(args)
     if resumed is not None:
         return resumed
-    from sb3_mimic.registration import env_spec_for
-    from sb3_mimic.rl import RunConfig
+    from sb3_mimic.registration import check_env_id, env_spec_for
 
     if args.mocap and args.env:
         raise ValueError("give --env or --mocap, not both (--mocap picks the clip's env id)")
+    options = _run_options(args)  # these checks and the env id's before importing torch (sb3_mimic.rl)
     torque = {} if args.action_mode == "pd_target" else {"action_mode": args.action_mode}
     env_id, env_kwargs = (env_spec_for(args.mocap, args.action_mode) if args.mocap
                           else (args.env or DEFAULT_TRAIN_ENV, torque))
+    check_env_id(env_id)
+    from sb3_mimic.rl import RunConfig
+
     config = RunConfig(
         algo=args.algo, env_id=env_id, env_kwargs=env_kwargs, hidden_size=args.hidden_size,
-        num_layers=args.num_layers, critic_warmup_iterations=0, **_run_options(args),
+        num_layers=args.num_layers, critic_warmup_iterations=0, **options,
     )
     return _run_rl(args, config)
 
@@ -380,7 +388,24 @@ def mpc_overrides(args: argparse.Namespace) -> dict:
     from sb3_mimic.experts.settings import MPCSettings
 
     given = {name: getattr(args, f"mpc_{name}", None) for name in MPCSettings.names()}
-    return {name: value for name, value in given.items() if value is not None}
+    given = {name: value for name, value in given.items() if value is not None}
+    for name, value in given.items():
+        # each option alone on the defaults (ensemble with the stateless it needs): MPCSettings decides, the message
+        # names the option; combinations of options are checked where the settings are built
+        try:
+            MPCSettings(**{name: value, **({"stateless": True} if name == "ensemble" else {})})
+        except ValueError as err:
+            rule = _MPC_RULES.get(name)
+            raise ValueError(f"--mpc_{name} must be {rule}, got {value}" if rule else f"--mpc_{name} {value}: {err}") from err
+    return given
+
+
+#: What a bad ``--mpc_<name>`` is told (MPCSettings' own rules, per option).
+_MPC_RULES = {
+    "horizon": "a whole number >= 2", "samples": "a whole number >= 2", "iterations": "a whole number >= 1",
+    "knots": "a whole number >= 2", "ensemble": "a whole number >= 1", "noise": "a positive number",
+    "temperature": "a positive number", "fall_penalty": "a number >= 0", "decay": "in (0, 1]",
+}
 
 
 def _policy_and_env(args: argparse.Namespace, **env_overrides):
@@ -413,6 +438,20 @@ def _policy_and_env(args: argparse.Namespace, **env_overrides):
 
 
 def _run_video(args: argparse.Namespace) -> int:
+    from sb3_mimic._util import check_writable
+
+    for name in ("width", "height"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be at least 1 pixel, got {getattr(args, name)}")
+    if not args.seconds > 0:
+        raise ValueError(f"--seconds must be positive, got {args.seconds}")
+    if args.frame_step < 0:
+        raise ValueError(f"--frame_step must not be negative, got {args.frame_step}")
+    out = args.frame or args.out
+    suffix = ".png" if args.frame else ".mp4"
+    if Path(out).suffix.lower() != suffix:
+        raise ValueError(f"{'--frame' if args.frame else '--out'} must name a {suffix} file, got {out!r}")
+    check_writable(out)  # an unwritable folder fails now, not after the policy is loaded and the frames rendered
     from sb3_mimic.video import record_video, save_frame
 
     overrides = {"render_mode": "rgb_array", "width": args.width, "height": args.height,
@@ -528,15 +567,17 @@ def _add_dagger(sub) -> None:
 
 def _run_dagger(args: argparse.Namespace) -> int:
     from sb3_mimic.configs import DAggerConfig
-    from sb3_mimic.dagger import run_dagger
 
     if args.resume:
+        from sb3_mimic.dagger import run_dagger
+
         run_dagger(None, args.resume, resume=True, progress_bar=not args.no_progress)
         print(f"Done: {args.resume}/policy.zip")
         return 0
     fields = DAggerConfig.__dataclass_fields__
     config = DAggerConfig(**{k: v for k, v in vars(args).items() if k in fields}, mpc_kwargs=mpc_overrides(args))
-    config.validate()
+    config.validate()  # before importing torch (sb3_mimic.dagger): a bad argument fails at once
+    from sb3_mimic.dagger import run_dagger
     from sb3_mimic.motion import load_clip
 
     run_dir = args.run_dir or _default_run_dir("dagger", load_clip(config.mocap).name)
@@ -645,18 +686,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_common(args: argparse.Namespace) -> None:
+    """Checks of options several commands share, before any command imports torch or starts work."""
+    from sb3_mimic.configs import is_seed
+
+    if getattr(args, "seed", None) is not None and not is_seed(args.seed):
+        raise ValueError(f"--seed must be a whole number >= 0 (numpy and Gymnasium refuse negative seeds), "
+                         f"got {args.seed}")
+    if hasattr(args, "mpc_horizon"):
+        mpc_overrides(args)  # a bad --mpc_* value fails here, naming the option and its value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from sb3_mimic.motion import MotionClipError
-    from sb3_mimic.policies import PolicyLoadError
-
+    # MotionClipError and sb3_mimic.policies.PolicyLoadError are ValueErrors: importing the latter would import
+    # torch before the first argument is checked
     try:
+        _check_common(args)
         return args.func(args)
-    except (ValueError, TypeError, MotionClipError, PolicyLoadError, FileNotFoundError) as err:
+    except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"sb3-mimic {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -36,6 +36,11 @@ PPO_DEFAULTS: dict[str, Any] = {
     "clip_range": 0.2,
 }
 
+def is_seed(value: Any) -> bool:
+    """Whether ``value`` is a seed numpy and Gymnasium accept: a whole number >= 0."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 #: How a DAgger round mixes expert and learner (``DAggerConfig.mixing``).
 MIXINGS = ("switch", "blend")
 
@@ -82,6 +87,7 @@ class SFTConfig:
             (self.n_rollouts >= 0, f"--n_rollouts must not be negative, got {self.n_rollouts}"),
             (self.qpos_noise >= 0 and self.qvel_noise >= 0, "--qpos_noise and --qvel_noise must not be negative"),
             (self.action_mode in ACTION_MODES, f"--action_mode must be one of {ACTION_MODES}, got {self.action_mode!r}"),
+            (is_seed(self.seed), f"--seed must be a whole number >= 0, got {self.seed!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -150,6 +156,8 @@ class DAggerConfig:
             raise ValueError(f"--beta_rampdown must be 0 (off) or a number of rounds, got {self.beta_rampdown!r}")
         if not self.lr > 0:
             raise ValueError(f"--lr must be positive, got {self.lr}")
+        if not is_seed(self.seed):
+            raise ValueError(f"--seed must be a whole number >= 0, got {self.seed!r}")
         clip = load_clip(self.mocap)  # unknown clips fail here
         if self.expert == "mpc":
             MPCSettings.for_clip(clip).replace(**self.mpc_arguments()[0])  # bad MPC settings fail here

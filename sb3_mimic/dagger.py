@@ -174,6 +174,32 @@ def beta_schedule(config: DAggerConfig) -> BetaSchedule:
     return ExponentialBetaSchedule(config.beta_decay)
 
 
+def read_state(path: Path) -> dict:
+    """A run's ``dagger.json``, checked: ValueError naming the file if it cannot be resumed from."""
+    fix = "it was damaged or is not a DAgger run's: start a new run in another --run_dir"
+    try:
+        state = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); {fix}") from err
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} holds a {type(state).__name__}, not a DAgger run's state (a JSON object); {fix}")
+    missing = [key for key in ("config", "rounds_done") if key not in state]
+    if missing:
+        raise ValueError(f"{path} has no {' or '.join(repr(k) for k in missing)} entry; {fix}")
+    config, done = state["config"], state["rounds_done"]
+    fields = DAggerConfig.__dataclass_fields__
+    if not isinstance(config, dict) or set(config) - set(fields):
+        unknown = sorted(set(config) - set(fields)) if isinstance(config, dict) else None
+        what = f"unknown settings {unknown}" if unknown else f"a {type(config).__name__}, not a JSON object"
+        raise ValueError(f"{path}: its 'config' entry holds {what}; {fix}")
+    if isinstance(done, bool) or not isinstance(done, int) or done < 0:
+        raise ValueError(f"{path}: 'rounds_done' must be a whole number >= 0, got {done!r}; {fix}")
+    recorded = state.get("mpc_settings")
+    if recorded is not None and not (isinstance(recorded, dict) and set(recorded) <= set(MPCSettings.names())):
+        raise ValueError(f"{path}: its 'mpc_settings' entry is not a set of MPC settings; {fix}")
+    return state
+
+
 def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, log=print, progress_bar: bool = False):
     """Run (or continue) DAgger; returns the TRPO model after the last round.
 
@@ -185,7 +211,7 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
     if resume:
         if not state_path.exists():
             raise ValueError(f"{run_dir} holds no DAgger run ({CONFIG_FILE} missing)")
-        state = json.loads(state_path.read_text())
+        state = read_state(state_path)
         config = DAggerConfig(**state["config"])
         done = int(state["rounds_done"])
         # a run written before the settings were recorded beside the config has them resolved in mpc_kwargs

@@ -21,6 +21,7 @@ import bisect
 import functools
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -252,6 +253,10 @@ def _resolve(name_or_path: str | Path) -> tuple[Path, ClipInfo]:
     if looks_like_path:
         if not path.is_file():
             key = path.stem.removeprefix("humanoid3d_")
+            if "/" in text or os.sep in text:  # an explicit path (./walk.txt, /data/walk.txt): not the catalogue's
+                found = "is a directory" if path.is_dir() else "does not exist"
+                hint = f", or name the catalogue's clip: {key!r}" if key in catalogue() else ""
+                raise MotionClipError(f"motion clip file {text!r} {found}; check the path{hint}")
             if path.parent == Path(".") and key in catalogue():
                 info = catalogue()[key]
                 return _source_dir(info.source) / info.file, info

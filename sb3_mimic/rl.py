@@ -21,7 +21,7 @@ import math
 import os
 import time
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +35,9 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 from torch.nn import functional as F
 
 from sb3_mimic._util import available_cores, write_json_atomic
-from sb3_mimic.configs import PPO_DEFAULTS, TRPO_DEFAULTS
+from sb3_mimic.configs import PPO_DEFAULTS, TRPO_DEFAULTS, is_seed
 from sb3_mimic.evaluation import evaluate, policy_actor
+from sb3_mimic.registration import check_env_id
 from sb3_mimic.reward import TERMS
 from sb3_mimic.policies import (
     PolicyLoadError,
@@ -148,8 +149,22 @@ class RunConfig:
             raise ValueError(f"--vec_env must be one of {', '.join(VEC_ENVS)}, got {self.vec_env!r}")
         if not (self.exploration_std > 0 and math.isfinite(self.exploration_std)):
             raise ValueError(f"--exploration_std must be positive, got {self.exploration_std}")
-        if self.env_id not in gym.registry:
-            raise ValueError(f"unknown env id {self.env_id!r}; sb3-mimic ids start with MimicHumanoid")
+        if not is_seed(self.seed):
+            raise ValueError(f"--seed must be a whole number >= 0, got {self.seed!r}")
+        check_env_id(self.env_id)
+        defaults = TRPO_DEFAULTS if self.algo == "trpo" else PPO_DEFAULTS
+        n_steps = self.hyperparameters.get("n_steps", defaults["n_steps"])
+        batch_size = self.hyperparameters.get("batch_size", defaults["batch_size"])
+        for name, value in (("n_steps", n_steps), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"--{name} must be a whole number >= 1, got {value!r}")
+        n_envs = resolved_n_envs(self.n_envs, self.vec_env)
+        if n_steps * n_envs < 2:  # SB3 asserts this deep inside the algorithm's constructor
+            raise ValueError(
+                f"--n_steps {n_steps} with --n_envs {n_envs} collects rollouts of a single env step; "
+                f"{self.algo.upper()} needs n_steps * n_envs of at least 2: raise --n_steps (default "
+                f"{defaults['n_steps']}) or --n_envs"
+            )
 
 
 def resolved_n_envs(n_envs: int, vec_env: str = "subproc") -> int:
@@ -379,6 +394,28 @@ def warmup_steps(config: RunConfig) -> int:
     return config.critic_warmup_iterations * n_steps * resolved_n_envs(config.n_envs, config.vec_env)
 
 
+def read_run_config(run_dir: str | Path) -> RunConfig:
+    """The :class:`RunConfig` recorded in ``RUN_DIR/run.json``; ValueError naming the file if it is unusable."""
+    path = Path(run_dir) / RUN_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); it is not a run's configuration, or it was damaged: "
+                         "start a new run in another --run_dir") from err
+    fields = RunConfig.__dataclass_fields__
+    required = [name for name, f in fields.items() if f.default is MISSING and f.default_factory is MISSING]
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} holds a {type(data).__name__}, not a run's configuration (a JSON object)")
+    missing, unknown = [k for k in required if k not in data], sorted(set(data) - set(fields))
+    if missing or unknown:
+        raise ValueError(
+            f"{path} is not a run configuration sb3-mimic can read: "
+            + "; ".join(([f"missing {missing}"] if missing else []) + ([f"unknown keys {unknown}"] if unknown else []))
+            + "; start a new run in another --run_dir"
+        )
+    return RunConfig(**data)
+
+
 def resume_training(run_dir: str | Path, progress_bar: bool = True, num_timesteps: int | None = None):
     """Continue a run from its newest checkpoint with the same step count and configuration.
 
@@ -389,7 +426,7 @@ def resume_training(run_dir: str | Path, progress_bar: bool = True, num_timestep
     use_one_torch_thread()
     if not (run_dir / RUN_FILE).exists():
         raise ValueError(f"{run_dir} holds no run ({RUN_FILE} missing); start one with `sb3-mimic finetune` or `train`")
-    config = RunConfig(**json.loads((run_dir / RUN_FILE).read_text()))
+    config = read_run_config(run_dir)
     if num_timesteps is not None and num_timesteps != config.num_timesteps:
         if num_timesteps < config.num_timesteps:
             raise ValueError(f"--num_timesteps {num_timesteps} is below the run's {config.num_timesteps}; a run can "

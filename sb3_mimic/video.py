@@ -25,6 +25,8 @@ import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
+from sb3_mimic._util import check_writable
+
 __all__ = ["FrameInfo", "VideoInfo", "draw_text", "overlay_lines", "record_video", "save_frame"]
 
 
@@ -79,6 +81,7 @@ def _check_suffix(path: Path, suffix: str, what: str) -> None:
         raise ValueError(f"{what} must be written to a {suffix} file, got {str(path)!r}")
     if path.is_dir():
         raise ValueError(f"{path} is a directory; give a file name ending in {suffix}")
+    check_writable(path)  # before any rendering: an unwritable folder fails now, not after the recording
 
 
 def _reset(env: gym.Env, seed: int | None, start_time: float | None) -> tuple[np.ndarray, dict[str, Any]]:

@@ -664,17 +664,21 @@ def test_a_partial_evaluation_row_and_a_corrupt_checkpoint_do_not_block_a_resume
 
 def test_a_run_killed_at_random_moments_resumes_with_every_checkpoint_evaluated_once(tmp_path):
     import signal
+    import time
 
     run_dir = tmp_path / "killed"
     start = [sys.executable, "-m", "sb3_mimic", "train", *TINY_CLI, "--num_timesteps", "2560", "--run_dir", str(run_dir)]
     resume = [sys.executable, "-m", "sb3_mimic", "train", "--resume", str(run_dir), "--no_progress"]
+    began = time.perf_counter()
+    subprocess.run([*start[:-1], str(tmp_path / "whole")], check=True, capture_output=True, timeout=300)
+    whole_s = time.perf_counter() - began  # kills land within an attempt's expected length, on any machine
     rng = np.random.default_rng(1)
     kills = 0
     for _ in range(30):
         proc = subprocess.Popen(resume if (run_dir / "run.json").exists() else start, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)
         try:
-            proc.wait(timeout=float(rng.uniform(3.0, 5.5)))  # imports take about 3 s
+            proc.wait(timeout=float(rng.uniform(0.25, 0.75)) * whole_s)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -687,7 +691,7 @@ def test_a_run_killed_at_random_moments_resumes_with_every_checkpoint_evaluated_
         break
     else:
         raise AssertionError("the killed run never finished")
-    assert kills >= 2
+    assert kills >= 1  # each attempt is killed before an uninterrupted run would end
     steps = [row["env_steps"] for row in _rows(run_dir)]
     assert steps == [64 * k for k in range(41)]  # every checkpoint's evaluation once, in order, none lost
     for path in _checkpoints(run_dir):

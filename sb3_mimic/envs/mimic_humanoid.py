@@ -127,6 +127,17 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
             )
         if action_mode not in ACTION_MODES:
             raise ValueError(f"unknown action_mode {action_mode!r}; choose one of {ACTION_MODES}")
+        if not isinstance(early_termination, (bool, np.bool_)):
+            raise ValueError(f"early_termination must be True or False, got {early_termination!r}")
+        for label, value in (("width", width), ("height", height)):
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{label} must be a whole number of pixels >= 1, got {value!r}")
+        offset = np.asarray(ghost_offset, dtype=object)
+        if offset.shape != (3,) or not all(
+            isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+            and math.isfinite(v) for v in offset
+        ):
+            raise ValueError(f"ghost_offset must be three finite numbers (x, y, z) in metres, got {ghost_offset!r}")
         for label, value in (("control_frequency", control_frequency), ("sim_frequency", sim_frequency)):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{label} must be a positive number of Hz, got {value!r}")
