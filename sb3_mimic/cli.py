@@ -49,7 +49,9 @@ def _add_sft(sub) -> None:
         ),
         formatter_class=_HelpFormatter,
     )
-    p.add_argument("--mocap", default=d.mocap, help="clip name (e.g. humanoid3d_walk, walk) or clip file path")
+    p.add_argument("--mocap", default=d.mocap,
+                   help="clip name (e.g. humanoid3d_walk, walk) or clip file path; the default is the SFT guide's, "
+                        "while dagger and train default to walk, the clip the MPC expert keeps up")
     p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the demonstrations")
     p.add_argument("--batch_size", type=int, default=d.batch_size, help="BC batch size")
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
@@ -217,7 +219,8 @@ def _add_train(sub) -> None:
         formatter_class=_HelpFormatter,
     )
     p.add_argument("--algo", choices=["trpo", "ppo"], default="trpo", help="RL algorithm")
-    p.add_argument("--env", help=f"registered env id (default: {DEFAULT_TRAIN_ENV}, or the --mocap clip's)")
+    p.add_argument("--env", help=f"registered env id (default: {DEFAULT_TRAIN_ENV}, or the --mocap clip's; walk as "
+                                 "for dagger, while sft keeps its guide's humanoid3d_dance_a)")
     p.add_argument("--mocap", help="clip to train on (name or path), instead of --env")
     p.add_argument("--action_mode", choices=["pd_target", "torque"], default="pd_target", help="env action mode")
     p.add_argument("--hidden_size", type=int, default=64, help="units per hidden layer (actor and critic)")
@@ -552,7 +555,9 @@ def _add_dagger(sub) -> None:
         ),
         formatter_class=_HelpFormatter,
     )
-    p.add_argument("--mocap", default=d.mocap, help="clip name or path")
+    p.add_argument("--mocap", default=d.mocap,
+                   help="clip name or path (walk by default: the clip the MPC expert keeps up; sft keeps its guide's "
+                        "humanoid3d_dance_a)")
     p.add_argument("--expert", choices=EXPERTS, default=d.expert, help="expert that labels the states")
     p.add_argument("--rounds", type=int, default=d.rounds, help="DAgger rounds")
     p.add_argument("--steps_per_round", type=int, default=d.steps_per_round, help="env steps labelled per round")
