@@ -80,6 +80,14 @@ def imitation_reward(
     return reward_terms(imitation_errors(model, sim, ref, index))
 
 
+def forward_kinematics(model: mujoco.MjModel, d: mujoco.MjData) -> None:
+    """What the reward reads of a state set by hand (a reference pose): body poses, centre-of-mass velocities."""
+    mujoco.mj_kinematics(model, d)
+    mujoco.mj_comPos(model, d)
+    mujoco.mj_comVel(model, d)
+    mujoco.mj_subtreeVel(model, d)
+
+
 def reward_features(
     model: mujoco.MjModel, d: mujoco.MjData, ee_ids: np.ndarray, out: PoseFeatures, kinematics: bool = True
 ) -> float:
@@ -89,10 +97,9 @@ def reward_features(
     :return: the root's heading (rad)
     """
     if kinematics:
-        mujoco.mj_kinematics(model, d)
-        mujoco.mj_comPos(model, d)
-        mujoco.mj_comVel(model, d)
-    mujoco.mj_subtreeVel(model, d)
+        forward_kinematics(model, d)
+    else:
+        mujoco.mj_subtreeVel(model, d)
     yaw = heading(d.xquat[1])
     out.end_effectors[:] = end_effectors(d.xpos[ee_ids], d.xpos[1], yaw)
     out.com_velocity[:] = d.subtree_linvel[1]

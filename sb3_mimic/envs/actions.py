@@ -15,6 +15,12 @@ import numpy as np
 from sb3_mimic import character
 
 ACTION_MODES = ("pd_target", "torque")
+#: Action components of each actuated joint, DeepMimic order: 3 per ball joint (exp-map / torque), 1 per hinge.
+JOINT_WIDTHS = tuple(3 if kind == "ball" else 1 for _, kind in character.JOINTS)
+_STARTS = np.cumsum((0, *JOINT_WIDTHS))
+#: (8, 3) the action components of each ball joint.
+BALL_ACTIONS = np.array([range(_STARTS[j], _STARTS[j] + 3) for j, (_, kind) in enumerate(character.JOINTS) if kind == "ball"])
+BALL_ACTIONS.flags.writeable = False
 #: PD targets are ``ACTION_SCALE * action``: every exp-map component and hinge angle spans [-pi, pi] rad.
 ACTION_SCALE = math.pi
 

@@ -22,9 +22,17 @@ import numpy as np
 
 from sb3_mimic import character
 from sb3_mimic._util import available_cores
-from sb3_mimic.envs.actions import ACTION_MODES, ACTION_SCALE
+from sb3_mimic.envs.actions import ACTION_MODES, ACTION_SCALE, BALL_ACTIONS
 from sb3_mimic.motion import FloorProbe, MotionClip, load_clip
-from sb3_mimic.reward import TERMS, batch_errors, batch_reward_terms, end_effectors, heading, pose_weights
+from sb3_mimic.reward import (
+    TERMS,
+    batch_errors,
+    batch_reward_terms,
+    end_effectors,
+    forward_kinematics,
+    heading,
+    pose_weights,
+)
 
 N_BODIES = len(character.BODIES)
 #: The calling thread's chunk, as a fraction of an equal share: it also computes the references and the results.
@@ -174,7 +182,6 @@ class CharacterBatch:
         self.fall_geoms.flags.writeable = False
         self._floor = FloorProbe(model)
         self._ee_index = self.index.end_effector_ids - 1  # model body id -> index among bodies 1..15
-        self._ball_actions = _ball_action_triplets()
         self.start_time = np.zeros(self.n)
         self.steps = np.zeros(self.n, dtype=np.int64)
         nq, nv = model.nq, model.nv
@@ -252,11 +259,7 @@ class CharacterBatch:
         r = self.refs[i]
         _, qvel = self.clip.sample(t, r.qpos)
         r.qvel[:] = qvel
-        m = self.model
-        mujoco.mj_kinematics(m, r)
-        mujoco.mj_comPos(m, r)
-        mujoco.mj_comVel(m, r)
-        mujoco.mj_subtreeVel(m, r)
+        forward_kinematics(self.model, r)
         self._ref.gather(i, r)
 
     def _observe(self, indices: np.ndarray) -> np.ndarray:
@@ -357,7 +360,7 @@ class CharacterBatch:
 
     def _torques(self, a: np.ndarray) -> np.ndarray:
         tau = a * self.index.torque_limits
-        triplets = self._ball_actions
+        triplets = BALL_ACTIONS
         limits = self.index.torque_limits[triplets[:, 0]]
         ball = tau[:, triplets]  # (N, balls, 3)
         norms = np.linalg.norm(ball, axis=2)
@@ -383,15 +386,6 @@ class _Arrays:
         self.qpos[i], self.qvel[i] = d.qpos, d.qvel
         self.xpos[i], self.xquat[i], self.cvel[i] = d.xpos[1:], d.xquat[1:], d.cvel[1:]
         self.subtree_com[i], self.com_velocity[i] = d.subtree_com[1], d.subtree_linvel[1]
-
-
-def _ball_action_triplets() -> np.ndarray:
-    starts, i = [], 0
-    for _, kind in character.JOINTS:
-        if kind == "ball":
-            starts.append(i)
-        i += 3 if kind == "ball" else 1
-    return np.array([[s, s + 1, s + 2] for s in starts])
 
 
 __all__ = ["TERMS", "BatchStep", "CharacterBatch", "heading_frames", "mpjpe", "observations"]

@@ -14,7 +14,7 @@ import torch as th
 
 from sb3_mimic import _imitation  # noqa: F401  (clear error if imitation is missing)
 from sb3_mimic import character
-from sb3_mimic.envs.actions import ACTION_MODES, ACTION_SCALE, joint_angles
+from sb3_mimic.envs.actions import ACTION_MODES, ACTION_SCALE, BALL_ACTIONS, JOINT_WIDTHS, joint_angles
 from sb3_mimic.envs.mimic_humanoid import OBSERVATION_STRUCTURE, MimicHumanoidEnv
 from sb3_mimic.experts.rotations import quat_conj, quat_log, quat_mul, rotate_inverse, rotvec_error
 from sb3_mimic.motion import MotionClip, load_clip
@@ -111,8 +111,6 @@ class PDExpert(NonTrainablePolicy):
         self.kd = float(kd)
         self._decoder = JointDecoder(self._model)
         self._diff = np.zeros(self._model.nv)
-        starts = np.cumsum([0] + [3 if kind == "ball" else 1 for _, kind in character.JOINTS])
-        self._ball_slices = [slice(starts[j], starts[j] + 3) for j, (_, kind) in enumerate(character.JOINTS) if kind == "ball"]
 
     @classmethod
     def for_env(cls, env: gym.Env, **kwargs) -> PDExpert:
@@ -142,8 +140,8 @@ class PDExpert(NonTrainablePolicy):
             return (targets / ACTION_SCALE).astype(np.float32)
         angles, rates = self._decoder.decode(obs)
         error = targets - angles
-        for sl in self._ball_slices:  # ball joints: rotation-vector error log(q^-1 q_target), not exp-map difference
-            error[:, sl] = rotvec_error(angles[:, sl], targets[:, sl])
+        for ball in BALL_ACTIONS:  # ball joints: rotation-vector error log(q^-1 q_target), not exp-map difference
+            error[:, ball] = rotvec_error(angles[:, ball], targets[:, ball])
         return np.clip(self.kp * error - self.kd * rates, -1.0, 1.0).astype(np.float32)
 
     def _choose_action(self, obs: np.ndarray) -> np.ndarray:
@@ -156,6 +154,5 @@ class PDExpert(NonTrainablePolicy):
 def servo_gains(model: mujoco.MjModel, index: character.CharacterIndex) -> np.ndarray:
     """(28,) each action component's PD servo gain (the actuator's kp, N m/rad) over its torque limit: the gain of a
     torque-mode PD rule in normalised torque per radian."""
-    widths = [3 if kind == "ball" else 1 for _, kind in character.JOINTS]
-    gains = np.repeat([model.actuator(name).gainprm[0] for name, _ in character.JOINTS], widths)
+    gains = np.repeat([model.actuator(name).gainprm[0] for name, _ in character.JOINTS], JOINT_WIDTHS)
     return gains / index.torque_limits
