@@ -89,3 +89,42 @@ def raw_clip():
         return cache[name]
 
     return load
+
+
+def _run_with_random_kills(start, resume, progress, unit_s, rng, *, span=1.0, timeout_s=900.0):
+    """Run a resumable command to completion, SIGKILLing attempts at random moments; returns the number of kills.
+
+    The first attempt dies at a random moment before its first unit of progress (start-up, or inside the first unit);
+    every later attempt is let make at least one unit of progress (``progress()`` rises) and then dies at a random
+    moment within the next ``span`` units (``unit_s`` seconds each), so the kills fall all through the run, and the
+    run finishes after at most one attempt per unit, on a fast machine or a slow one.
+    """
+    import signal
+    import subprocess
+    import time
+
+    kills, attempt, deadline = 0, 0, time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        proc = subprocess.Popen(start() if attempt == 0 else resume(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        before = progress()
+        if attempt > 0:
+            while proc.poll() is None and progress() <= before and time.monotonic() < deadline:
+                time.sleep(0.02)
+        attempt += 1
+        try:
+            proc.wait(timeout=float(rng.uniform(0.0, span)) * unit_s)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            continue
+        assert proc.returncode == 0, proc.stderr.read()
+        return kills
+    raise AssertionError(f"the killed run did not finish within {timeout_s:.0f} s")
+
+
+@pytest.fixture
+def run_with_random_kills():
+    """``run_with_random_kills(start, resume, progress, unit_s, rng, span=...)``: see :func:`_run_with_random_kills`."""
+    return _run_with_random_kills

@@ -235,34 +235,27 @@ def _round_data(run_dir):
     return rounds
 
 
-def test_a_dagger_run_killed_at_random_moments_resumes_to_exactly_the_uninterrupted_run(tmp_path):
-    import signal
+def test_a_dagger_run_killed_at_random_moments_resumes_to_exactly_the_uninterrupted_run(tmp_path, run_with_random_kills):
     import time
 
     whole = tmp_path / "whole"
     began = time.perf_counter()
     subprocess.run(_dagger_cli(whole, "--run_dir", str(whole)), check=True, capture_output=True, timeout=300)
-    whole_s = time.perf_counter() - began  # kills land within an attempt's expected length, on any machine
+    round_s = (time.perf_counter() - began) / 6  # kills land within a round's length, on any machine
     killed = tmp_path / "killed"
-    rng = np.random.default_rng(0)
-    kills = 0
-    for attempt in range(30):
-        args = _dagger_cli(killed, "--run_dir", str(killed)) if attempt == 0 else _dagger_cli(killed, "--resume", str(killed))
-        if attempt > 0 and not (killed / CONFIG_FILE).exists():  # killed before the run started: start it again
-            args = _dagger_cli(killed, "--run_dir", str(killed))
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        try:
-            proc.wait(timeout=float(rng.uniform(0.25, 0.75)) * whole_s)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            kills += 1
-            continue
-        assert proc.returncode == 0, proc.stderr.read()
-        break
-    else:
-        raise AssertionError("the killed run never finished")
-    assert kills >= 1  # the loop did kill it (each attempt is killed before an uninterrupted run would end)
+
+    def rounds_done() -> int:
+        path = killed / CONFIG_FILE
+        return json.loads(path.read_text())["rounds_done"] if path.exists() else 0
+
+    def resume() -> list[str]:  # killed before the run was recorded: start it again
+        if not (killed / CONFIG_FILE).exists():
+            return _dagger_cli(killed, "--run_dir", str(killed))
+        return _dagger_cli(killed, "--resume", str(killed))
+
+    kills = run_with_random_kills(lambda: _dagger_cli(killed, "--run_dir", str(killed)), resume, rounds_done, round_s,
+                                  np.random.default_rng(0))
+    assert kills >= 1  # the first attempt at least dies inside its first round
     assert json.loads((killed / CONFIG_FILE).read_text())["rounds_done"] == 6
     assert sorted(p.name for p in (killed / "demos").iterdir()) == [f"round-{r:03d}" for r in range(6)]
     ours, theirs = _round_data(killed), _round_data(whole)

@@ -662,36 +662,27 @@ def test_a_partial_evaluation_row_and_a_corrupt_checkpoint_do_not_block_a_resume
     assert PPO.load(run_dir / "final_model.zip", device="cpu").num_timesteps == 256
 
 
-def test_a_run_killed_at_random_moments_resumes_with_every_checkpoint_evaluated_once(tmp_path):
-    import signal
+def test_a_run_killed_at_random_moments_resumes_with_every_checkpoint_evaluated_once(tmp_path, run_with_random_kills):
     import time
 
     run_dir = tmp_path / "killed"
     start = [sys.executable, "-m", "sb3_mimic", "train", *TINY_CLI, "--num_timesteps", "2560", "--run_dir", str(run_dir)]
-    resume = [sys.executable, "-m", "sb3_mimic", "train", "--resume", str(run_dir), "--no_progress"]
     began = time.perf_counter()
     subprocess.run([*start[:-1], str(tmp_path / "whole")], check=True, capture_output=True, timeout=300)
-    whole_s = time.perf_counter() - began  # kills land within an attempt's expected length, on any machine
-    rng = np.random.default_rng(1)
-    kills = 0
-    for _ in range(30):
-        proc = subprocess.Popen(resume if (run_dir / "run.json").exists() else start, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
-        try:
-            proc.wait(timeout=float(rng.uniform(0.25, 0.75)) * whole_s)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            kills += 1
-            continue
-        if proc.returncode != 0 and "has no checkpoint yet" in proc.stderr.read():
-            shutil.rmtree(run_dir)  # killed before its first checkpoint: the run starts again
-            continue
-        assert proc.returncode == 0
-        break
-    else:
-        raise AssertionError("the killed run never finished")
-    assert kills >= 1  # each attempt is killed before an uninterrupted run would end
+    checkpoint_s = (time.perf_counter() - began) / 40  # kills land within a few checkpoints' length, on any machine
+
+    def evaluated() -> int:
+        path = run_dir / "evaluations.csv"
+        return len(path.read_text().splitlines()) if path.exists() else 0
+
+    def resume() -> list[str]:
+        if not _checkpoints(run_dir):  # killed before its first checkpoint: the run starts again
+            shutil.rmtree(run_dir, ignore_errors=True)
+            return start
+        return [sys.executable, "-m", "sb3_mimic", "train", "--resume", str(run_dir), "--no_progress"]
+
+    kills = run_with_random_kills(lambda: start, resume, evaluated, checkpoint_s, np.random.default_rng(1), span=8)
+    assert kills >= 1  # the first attempt at least dies before its first few checkpoints
     steps = [row["env_steps"] for row in _rows(run_dir)]
     assert steps == [64 * k for k in range(41)]  # every checkpoint's evaluation once, in order, none lost
     for path in _checkpoints(run_dir):
