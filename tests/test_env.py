@@ -329,3 +329,26 @@ def test_the_torque_pd_rule_stays_up_as_long_as_pd_target_tracking():
     pd_target, torque = survival({}), survival({"action_mode": "torque"})
     # the same servo, its torque held for a control step instead of recomputed each physics step: as long, within 5 %
     assert torque >= 0.95 * pd_target > 0.5, (torque, pd_target)
+
+
+def test_a_zero_residual_action_tracks_the_next_reference_pose_as_the_pd_expert_does():
+    """``residual`` actions are offsets from the reference pose one control step ahead, by pi/4 per unit: a = 0 is
+    the PD expert's plain tracking, and any action a equals the pd_target action reference/pi + a/4."""
+    from sb3_mimic.envs.actions import RESIDUAL_SCALE
+    from sb3_mimic.experts import PDExpert
+
+    residual = gymnasium.make("MimicHumanoidWalk-v0", action_mode="residual")
+    absolute = gymnasium.make("MimicHumanoidWalk-v0")
+    expert = PDExpert.for_env(absolute)
+    obs_r, _ = residual.reset(seed=5)
+    obs_a, _ = absolute.reset(seed=5)
+    assert np.abs(PDExpert.for_env(residual).label(obs_r)).max() < 1e-5  # the expert's residual label: none
+    offsets = np.random.default_rng(0).uniform(-0.3, 0.3, (15, 28)).astype(np.float32)
+    for k in range(15):
+        tracked = expert.label(obs_a)[0]  # the next reference pose as a pd_target action
+        obs_a, reward_a, *_ = absolute.step(np.clip(tracked + RESIDUAL_SCALE * offsets[k], -1, 1))
+        obs_r, reward_r, *_ = residual.step(offsets[k])
+        np.testing.assert_allclose(obs_r, obs_a, atol=2e-5)
+        assert reward_r == pytest.approx(reward_a, abs=1e-5)
+    residual.close()
+    absolute.close()

@@ -22,7 +22,7 @@ import numpy as np
 
 from sb3_mimic import character
 from sb3_mimic._util import available_cores
-from sb3_mimic.envs.actions import ACTION_MODES, ACTION_SCALE, BALL_ACTIONS
+from sb3_mimic.envs.actions import ACTION_MODES, ACTION_SCALE, BALL_ACTIONS, RESIDUAL_SCALE, joint_angles
 from sb3_mimic.motion import FloorProbe, MotionClip, load_clip
 from sb3_mimic.reward import (
     TERMS,
@@ -133,7 +133,7 @@ class CharacterBatch:
 
     :param num_characters: N
     :param motion: clip name, clip file path or loaded clip
-    :param action_mode: ``"pd_target"`` or ``"torque"`` (see :mod:`sb3_mimic.envs.actions`)
+    :param action_mode: ``"pd_target"``, ``"residual"`` or ``"torque"`` (see :mod:`sb3_mimic.envs.actions`)
     :param control_frequency: policy steps per second (Hz)
     :param sim_frequency: physics steps per second (Hz), a multiple of ``control_frequency``
     :param early_termination: end episodes on falls
@@ -191,6 +191,7 @@ class CharacterBatch:
         self._fall = np.zeros(self.n, dtype=bool)
         self._behind = np.zeros(self.n, dtype=bool)
         self.last_obs = np.zeros((self.n, OBSERVATION_SIZE), dtype=np.float32)
+        self._scratch_qpos, self._scratch_diff = np.zeros(nq), np.zeros(nv)
         self.threads = min(int(threads), self.n)
         # the calling thread steps the first chunk itself, a smaller one: it also computes every reference and the
         # results while the threads - 1 workers step the others (MAIN_SHARE of an equal share)
@@ -255,6 +256,16 @@ class CharacterBatch:
         self.last_obs[i] = obs
         return obs
 
+    def reference_angles(self, times: np.ndarray) -> np.ndarray:
+        """(N, 28) joint angles (rad, action layout) of the reference at each character's ``times`` (s): what the PD
+        targets of ``residual`` actions are offsets from, at the time the step ends."""
+        out = np.empty((self.n, character.ACTION_SIZE))
+        qpos, diff = self._scratch_qpos, self._scratch_diff
+        for i in range(self.n):
+            self.clip.sample(float(times[i]), qpos)
+            out[i] = joint_angles(self.model, qpos, self.index, out=diff)
+        return out
+
     def _reference(self, i: int, t: float) -> None:
         r = self.refs[i]
         _, qvel = self.clip.sample(t, r.qpos)
@@ -284,6 +295,8 @@ class CharacterBatch:
         np.clip(a, -1.0, 1.0, out=a)
         if self.action_mode == "pd_target":
             a *= ACTION_SCALE
+        elif self.action_mode == "residual":
+            a = self.reference_angles(self.time + self.dt) + (RESIDUAL_SCALE * ACTION_SCALE) * a
         else:
             a = self._torques(a)
         self.steps += 1
@@ -291,12 +304,12 @@ class CharacterBatch:
         m, skip, dofs = self.model, self.frame_skip, self.index.action_dofs
         half_step = 0.5 * m.opt.timestep
 
-        datas, pd_target = self.datas, self.action_mode == "pd_target"
+        datas, servo = self.datas, self.action_mode != "torque"
 
         def physics(chunk):  # only the long MuJoCo calls here: each releases the GIL for its whole duration
             for i in chunk:
                 d = datas[i]
-                if pd_target:
+                if servo:
                     d.ctrl[:] = a[i]
                 else:
                     d.qfrc_applied[dofs] = a[i]

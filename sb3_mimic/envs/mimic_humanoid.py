@@ -11,7 +11,7 @@ from gymnasium import spaces, utils
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
 from sb3_mimic import character
-from sb3_mimic.envs.actions import ACTION_MODES, pd_target_action
+from sb3_mimic.envs.actions import ACTION_MODES, ACTION_SCALE, pd_target_action, residual_action
 from sb3_mimic.envs.batched import OBSERVATION_STRUCTURE, CharacterBatch
 from sb3_mimic.motion import MotionClip, load_clip
 from sb3_mimic.reward import TERMS, PoseFeatures, end_effectors, heading
@@ -37,6 +37,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
     | action_mode | meaning of ``a`` |
     |---|---|
     | ``"pd_target"`` (default) | PD target ``pi * a``: exp-map (rad, joint frame) per ball joint, angle (rad) per hinge |
+    | ``"residual"`` | PD target: the reference pose one control step ahead, plus ``pi / 4 * a`` (``a = 0`` tracks the clip) |
     | ``"torque"`` | torque ``a * torque_limit`` (N m), clamped by norm per ball joint; servos off, joint damping on |
 
     Out-of-range actions are clipped to [-1, 1]; NaN entries are replaced by 0 (``info["invalid_action"]``).
@@ -92,7 +93,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
     | argument | default | description |
     |---|---|---|
     | ``motion`` | ``"walk"`` | catalogue clip name (``sb3_mimic.available_clips()``), clip file path, or ``MotionClip`` |
-    | ``action_mode`` | ``"pd_target"`` | ``"pd_target"`` or ``"torque"`` |
+    | ``action_mode`` | ``"pd_target"`` | ``"pd_target"``, ``"residual"`` or ``"torque"`` |
     | ``control_frequency`` | 30 | policy steps per second (Hz) |
     | ``sim_frequency`` | 240 | physics and PD steps per second (Hz), a multiple of ``control_frequency`` |
     | ``early_termination`` | ``True`` | end episodes on falls |
@@ -275,6 +276,20 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
     def pd_target_action(self, qpos: np.ndarray) -> np.ndarray:
         """The ``pd_target`` action whose PD targets are the joint angles of ``qpos`` (a full model qpos)."""
         return pd_target_action(self.model, qpos, self.index)
+
+    def residual_base(self) -> np.ndarray:
+        """(28,) joint angles (rad, action layout) of the reference one control step ahead: the PD targets of the
+        zero ``residual`` action in the current state."""
+        return self._batch.reference_angles(self._batch.time + self.dt)[0]
+
+    def encode_pd_targets(self, action: np.ndarray, action_mode: str) -> np.ndarray:
+        """The action in ``action_mode`` (``"pd_target"`` or ``"residual"``) that sets the same PD targets as the
+        ``pd_target`` action ``action`` now, float32 (may exceed [-1, 1]; the env clips)."""
+        if action_mode == "pd_target":
+            return np.asarray(action, dtype=np.float32)
+        if action_mode == "residual":
+            return residual_action(ACTION_SCALE * np.asarray(action, dtype=np.float64), self.residual_base())
+        raise ValueError(f"PD targets cannot be encoded as {action_mode!r} actions; use pd_target or residual")
 
     # ------------------------------------------------------------------------------------------------
     # features, reference, observation

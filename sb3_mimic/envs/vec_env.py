@@ -80,7 +80,7 @@ class MimicHumanoidVecEnv(VecEnv):
 
     :param num_envs: number of characters
     :param motion: clip name, clip file path or loaded clip
-    :param action_mode: ``"pd_target"`` or ``"torque"``
+    :param action_mode: ``"pd_target"``, ``"residual"`` or ``"torque"``
     :param control_frequency: policy steps per second (Hz)
     :param sim_frequency: physics steps per second (Hz)
     :param early_termination: end episodes on falls

@@ -14,7 +14,7 @@ import torch as th
 
 from sb3_mimic import _imitation  # noqa: F401  (clear error if imitation is missing)
 from sb3_mimic import character
-from sb3_mimic.envs.actions import ACTION_MODES, ACTION_SCALE, BALL_ACTIONS, JOINT_WIDTHS, joint_angles
+from sb3_mimic.envs.actions import ACTION_MODES, ACTION_SCALE, BALL_ACTIONS, JOINT_WIDTHS, joint_angles, residual_action
 from sb3_mimic.envs.mimic_humanoid import OBSERVATION_STRUCTURE, MimicHumanoidEnv
 from sb3_mimic.experts.rotations import quat_conj, quat_log, quat_mul, rotate_inverse, rotvec_error
 from sb3_mimic.motion import MotionClip, load_clip
@@ -66,6 +66,8 @@ class PDExpert(NonTrainablePolicy):
 
     - ``action_mode="pd_target"``: the PD target is the reference pose ``lookahead`` control steps ahead of the
       observed phase, encoded as the env's normalised action.
+    - ``action_mode="residual"``: the same PD target, encoded as the offset from the reference pose one control step
+      ahead (the env's residual base): 0 with ``lookahead=1``.
     - ``action_mode="torque"``: ``clip(kp * (q_target - q) - kd * qdot, -1, 1)`` in normalised torque units,
       with ``q`` and ``qdot`` decoded from the observation (ball joints: rotation-vector error). By default ``kp``
       is each joint's servo gain (DeepMimic's kp) over its torque limit and ``kd`` is 0, because torque mode keeps
@@ -129,7 +131,10 @@ class PDExpert(NonTrainablePolicy):
 
     def target_angles(self, phase: float) -> np.ndarray:
         """Joint angles (rad, action layout: exp-maps and hinge angles) of the reference at the target time."""
-        qpos, _ = self.clip.sample(self.target_time(phase))
+        return self._angles_at(self.target_time(phase))
+
+    def _angles_at(self, t: float) -> np.ndarray:
+        qpos, _ = self.clip.sample(t)
         return joint_angles(self._model, qpos, self._index, out=self._diff)
 
     def label(self, obs: np.ndarray) -> np.ndarray:
@@ -138,6 +143,9 @@ class PDExpert(NonTrainablePolicy):
         targets = np.stack([self.target_angles(p) for p in obs[:, 0]])
         if self.action_mode == "pd_target":
             return (targets / ACTION_SCALE).astype(np.float32)
+        if self.action_mode == "residual":
+            base = np.stack([self._angles_at(p * self.clip.duration + self.control_dt) for p in obs[:, 0]])
+            return residual_action(targets, base)
         angles, rates = self._decoder.decode(obs)
         error = targets - angles
         for ball in BALL_ACTIONS:  # ball joints: rotation-vector error log(q^-1 q_target), not exp-map difference
