@@ -31,4 +31,14 @@ if mujoco.get_mju_user_warning() is None:  # once, and never over a handler the 
 
 ENV_IDS = register_envs()
 
-__all__ = ["ENV_IDS", "MotionClip", "MotionClipError", "__version__", "available_clips", "load_clip"]
+
+def load_pretrained(name: str, env=None):
+    """Load a policy that ships with sb3-mimic, e.g. ``load_pretrained("walk")`` (a TRPO model on its env, made from
+    the policy's metadata unless ``env`` is given). :func:`sb3_mimic.policies.pretrained_names` lists them;
+    ``pretrained:NAME`` names them wherever the command line takes a policy file."""
+    from sb3_mimic.policies import load_pretrained as load
+
+    return load(name, env)
+
+
+__all__ = ["ENV_IDS", "MotionClip", "MotionClipError", "__version__", "available_clips", "load_clip", "load_pretrained"]

@@ -30,3 +30,27 @@ def data_path(folder: str, *parts: str) -> Path:
         f"sb3-mimic data file {Path(folder, *parts)} is missing from the installation "
         f"(looked in {_PACKAGE_DIR / '_data'} and {_PACKAGE_DIR.parent}); reinstall the package"
     )
+
+
+#: ``pretrained:NAME`` names a policy that ships inside the package (``sb3_mimic/pretrained/NAME.zip``, with its
+#: evaluation in ``NAME.json``).
+PRETRAINED_PREFIX = "pretrained:"
+PRETRAINED_DIR = _PACKAGE_DIR / "pretrained"
+
+
+def pretrained_names() -> list[str]:
+    """Names of the policies that ship with sb3-mimic (``pretrained:NAME``)."""
+    return sorted(p.stem for p in PRETRAINED_DIR.glob("*.zip"))
+
+
+def policy_file(path: str | Path) -> Path:
+    """The file a policy argument names: a path as it is, or ``pretrained:NAME`` for a shipped policy
+    (FileNotFoundError listing the shipped names if there is none by that name)."""
+    text = str(path)
+    if not text.startswith(PRETRAINED_PREFIX):
+        return Path(path)
+    file = PRETRAINED_DIR / f"{text[len(PRETRAINED_PREFIX):]}.zip"
+    if not file.is_file():
+        names = ", ".join(PRETRAINED_PREFIX + n for n in pretrained_names()) or "none"
+        raise FileNotFoundError(f"no shipped policy {text!r}; the package ships: {names}")
+    return file

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
     os.environ["MUJOCO_GL"] = "egl"  # headless rendering; must precede the first import of mujoco
 
+from sb3_mimic.envs.actions import ACTION_MODES
 from sb3_mimic.experts.settings import EXPERTS
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -62,15 +64,28 @@ def _add_sft(sub) -> None:
     p.add_argument("--save_path", default=d.save_path, help="output policy: SB3 .zip, or .pth for a torch checkpoint")
     p.add_argument("--eval_episodes", type=int, default=d.eval_episodes, help="evaluation episodes after training")
     p.add_argument("--no_eval", action="store_true", help="skip the evaluation")
-    p.add_argument("--action_mode", choices=["pd_target", "torque"], default=d.action_mode, help="env action mode")
+    p.add_argument("--action_mode", choices=ACTION_MODES, default=d.action_mode, help="env action mode")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of demonstrations, training and evaluation")
     p.add_argument("--n_samples", type=int, default=d.n_samples, help="teacher-forced demonstrations")
-    p.add_argument("--n_rollouts", type=int, default=d.n_rollouts, help="closed-loop expert episodes added to them")
+    p.add_argument("--n_rollouts", type=int,
+                   help="closed-loop expert episodes: added to the teacher-forced samples with --expert pd (default "
+                        f"{SFTConfig.DEFAULT_ROLLOUTS['pd']}), the only demonstrations with --expert mpc (default "
+                        f"{SFTConfig.DEFAULT_ROLLOUTS['mpc']}, about 20 s of labels each)")
     p.add_argument("--qpos_noise", type=float, default=d.qpos_noise, help="joint-angle noise of teacher forcing, rad")
     p.add_argument("--qvel_noise", type=float, default=d.qvel_noise, help="velocity noise of teacher forcing")
     p.add_argument("--save_demos", metavar="NPZ", help="also save the demonstrations (with their metadata)")
     p.add_argument("--demos", metavar="NPZ", help="train on saved demonstrations instead of making new ones")
+    p.add_argument("--expert", choices=EXPERTS, default=d.expert,
+                   help="pd: teacher forcing and rollouts of the PD expert; mpc: episodes of the MPC expert, which "
+                        "keeps its balance, with DART noise on its executed actions")
+    p.add_argument("--dart_noise", type=float, default=d.dart_noise,
+                   help="with --expert mpc: std of the noise on the executed actions (normalised units); labels "
+                        "stay clean")
+    p.add_argument("--normalize", action="store_true",
+                   help="standardise observations inside the network (statistics of the demonstrations, saved in "
+                        "the policy; fine-tuning keeps them)")
     p.add_argument("--no_progress", action="store_true", help="hide progress bars")
+    add_mpc_options(p)
     p.set_defaults(func=_run_sft)
 
 
@@ -78,7 +93,9 @@ def _run_sft(args: argparse.Namespace) -> int:
     from sb3_mimic.configs import SFTConfig
 
     fields = SFTConfig.__dataclass_fields__
-    config = SFTConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    given = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    given.setdefault("n_rollouts", SFTConfig.DEFAULT_ROLLOUTS[args.expert])
+    config = SFTConfig(**given, mpc_kwargs=mpc_overrides(args))
     config.validate()  # before importing torch (sb3_mimic.sft): a bad argument fails at once
     from sb3_mimic.sft import run_sft
 
@@ -101,7 +118,7 @@ def _add_eval(sub) -> None:
     who.add_argument("--model", help="policy file written by `sb3-mimic sft` (.zip or .pth) or any SB3 TRPO zip")
     who.add_argument("--expert", choices=EXPERTS, help="evaluate an expert instead of a policy")
     p.add_argument("--mocap", help="clip name or path (default: the clip the model was trained on)")
-    p.add_argument("--action_mode", choices=["pd_target", "torque"], help="env action mode (default: the model's)")
+    p.add_argument("--action_mode", choices=ACTION_MODES, help="env action mode (default: the model's)")
     p.add_argument("--lookahead", type=int, default=1, help="expert lookahead, control steps (with --expert)")
     p.add_argument("--eval_episodes", type=int, default=10, help="number of episodes")
     p.add_argument("--seed", type=int, default=0, help="episode i starts from reset(seed=seed + i)")
@@ -169,16 +186,29 @@ def _add_rl_common(p: argparse.ArgumentParser, resume: bool = True) -> None:
     p.add_argument("--batch_size", type=int,
                    help=f"minibatch size (default: {TRPO_DEFAULTS['batch_size']} for TRPO, {PPO_DEFAULTS['batch_size']} "
                         "for PPO)")
+    for name, what in (("gamma", "discount"), ("gae_lambda", "GAE lambda"), ("learning_rate", "step size (TRPO: the "
+                       "critic's)")):
+        p.add_argument(f"--{name}", type=float,
+                       help=f"{what} (default: {TRPO_DEFAULTS[name]} for TRPO, {PPO_DEFAULTS[name]} for PPO)")
+    p.add_argument("--n_epochs", type=int, help=f"PPO epochs per iteration (default: {PPO_DEFAULTS['n_epochs']})")
     p.add_argument("--time_budget", type=float, help="stop after this many minutes of training (all sessions)")
     p.add_argument("--no_progress", action="store_true", help="hide the progress bar")
 
 
 def _run_options(args: argparse.Namespace) -> dict:
     """RunConfig fields shared by finetune and train."""
-    hyper = {k: getattr(args, k) for k in ("n_steps", "batch_size") if getattr(args, k) is not None}
+    hyper = {k: getattr(args, k) for k in ("n_steps", "batch_size", "n_epochs") if getattr(args, k) is not None}
     for name, value in hyper.items():
         if value < 1:
             raise ValueError(f"--{name} must be at least 1, got {value}")
+    if args.n_epochs is not None and getattr(args, "algo", "trpo") != "ppo":
+        raise ValueError("--n_epochs is a PPO setting; TRPO takes one natural-gradient step per iteration")
+    for name, low, high in (("gamma", 0.0, 1.0), ("gae_lambda", 0.0, 1.0), ("learning_rate", 0.0, math.inf)):
+        value = getattr(args, name)
+        if value is not None:
+            if not (low < value <= high) or (high == math.inf and not math.isfinite(value)):
+                raise ValueError(f"--{name} must be in ({low}, {high}], got {value}")
+            hyper[name] = value
     return {
         "num_timesteps": DEFAULT_NUM_TIMESTEPS if args.num_timesteps is None else args.num_timesteps,
         "save_per_iter": args.save_per_iter,
@@ -206,6 +236,11 @@ def _add_finetune(sub) -> None:
     start.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
     p.add_argument("--mocap", help="clip to fine-tune on (default: the SFT policy's clip)")
     p.add_argument("--critic_warmup", type=int, default=5, help="critic-only iterations before actor updates")
+    p.add_argument("--imitation_coef", type=float, default=1.0,
+                   help="weight of the imitation term toward the SFT policy after the warm-up (kickstarting)")
+    p.add_argument("--imitation_anneal", type=int, default=2_000_000,
+                   help="env steps over which the imitation term's weight falls linearly to 0")
+    p.add_argument("--no_imitation", action="store_true", help="fine-tune with the RL loss alone (no imitation term)")
     p.add_argument("--trust_pickle", action="store_true", help=TRUST_HELP)
     _add_rl_common(p, resume=False)
     p.set_defaults(func=_run_finetune)
@@ -222,9 +257,11 @@ def _add_train(sub) -> None:
     p.add_argument("--env", help=f"registered env id (default: {DEFAULT_TRAIN_ENV}, or the --mocap clip's; walk as "
                                  "for dagger, while sft keeps its guide's humanoid3d_dance_a)")
     p.add_argument("--mocap", help="clip to train on (name or path), instead of --env")
-    p.add_argument("--action_mode", choices=["pd_target", "torque"], default="pd_target", help="env action mode")
+    p.add_argument("--action_mode", choices=ACTION_MODES, default="pd_target", help="env action mode")
     p.add_argument("--hidden_size", type=int, default=64, help="units per hidden layer (actor and critic)")
     p.add_argument("--num_layers", type=int, default=2, help="hidden layers (actor and critic)")
+    p.add_argument("--normalize", action="store_true",
+                   help="standardise observations inside the network, with running statistics saved in the policy")
     _add_rl_common(p)
     p.set_defaults(func=_run_train)
 
@@ -272,7 +309,7 @@ def _run_finetune(args: argparse.Namespace) -> int:
     if resumed is not None:
         return resumed
     options = _run_options(args)  # its checks before importing torch (sb3_mimic.policies)
-    from sb3_mimic.policies import PolicyLoadError, load_policy, metadata_of
+    from sb3_mimic.policies import PolicyLoadError, load_policy, metadata_of, resolve_policy_path
     from sb3_mimic.registration import env_spec_for
     from sb3_mimic.rl import RunConfig
 
@@ -291,8 +328,9 @@ def _run_finetune(args: argparse.Namespace) -> int:
     arch = sft.policy_kwargs.get("net_arch", {}).get("pi", [64, 64])
     config = RunConfig(
         algo="trpo", env_id=env_id, env_kwargs=env_kwargs, critic_warmup_iterations=args.critic_warmup,
+        imitation_coef=0.0 if args.no_imitation else args.imitation_coef, imitation_anneal_steps=args.imitation_anneal,
         hidden_size=arch[0] if arch else 64, num_layers=len(arch),
-        load_sft_pretrain=str(Path(args.load_sft_pretrain).resolve()), trust_pickle=args.trust_pickle,
+        load_sft_pretrain=str(resolve_policy_path(args.load_sft_pretrain).resolve()), trust_pickle=args.trust_pickle,
         **options,
     )
     from sb3_mimic.rl import warmup_steps
@@ -318,15 +356,15 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.mocap and args.env:
         raise ValueError("give --env or --mocap, not both (--mocap picks the clip's env id)")
     options = _run_options(args)  # these checks and the env id's before importing torch (sb3_mimic.rl)
-    torque = {} if args.action_mode == "pd_target" else {"action_mode": args.action_mode}
+    mode = {} if args.action_mode == "pd_target" else {"action_mode": args.action_mode}
     env_id, env_kwargs = (env_spec_for(args.mocap, args.action_mode) if args.mocap
-                          else (args.env or DEFAULT_TRAIN_ENV, torque))
+                          else (args.env or DEFAULT_TRAIN_ENV, mode))
     check_env_id(env_id)
     from sb3_mimic.rl import RunConfig
 
     config = RunConfig(
         algo=args.algo, env_id=env_id, env_kwargs=env_kwargs, hidden_size=args.hidden_size,
-        num_layers=args.num_layers, critic_warmup_iterations=0, **options,
+        num_layers=args.num_layers, normalize_observations=args.normalize, critic_warmup_iterations=0, **options,
     )
     return _run_rl(args, config)
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from sb3_mimic._resources import policy_file
 from sb3_mimic._util import check_writable
 from sb3_mimic.envs.actions import ACTION_MODES
 from sb3_mimic.experts.settings import EXPERTS, MPCSettings
@@ -64,16 +65,39 @@ class SFTConfig:
     seed: int = 0
     n_samples: int = 20000
     n_rollouts: int = 300
+    """Closed-loop expert episodes (with ``expert="mpc"`` the only demonstrations: see :attr:`DEFAULT_ROLLOUTS`)."""
     qpos_noise: float = 0.05
     qvel_noise: float = 0.2
     demos: str | None = None
     """Train on these saved demonstrations (``.npz``) instead of making new ones."""
     save_demos: str | None = None
     """Also save the demonstrations to this ``.npz`` file."""
+    expert: str = "pd"
+    """``"pd"``: teacher forcing plus closed-loop rollouts of the PD expert; ``"mpc"``: ``n_rollouts`` episodes
+    of the MPC expert with DART noise (``dart_noise``) on the actions it executes (no teacher forcing)."""
+    dart_noise: float = 0.05
+    """Std (normalised action units) of the noise on the MPC expert's executed actions; its labels stay clean."""
+    normalize: bool = False
+    """Standardise observations inside the network, with the demonstrations' statistics (saved in the policy)."""
+    mpc_kwargs: dict = field(default_factory=dict)
+    """MPC settings given by the user (``horizon``, ``samples``, ...; see ``DAggerConfig.mpc_kwargs``)."""
+
+    #: Closed-loop episodes when ``n_rollouts`` is not given: the PD expert's are cheap, the MPC's about 20 s each.
+    DEFAULT_ROLLOUTS: ClassVar[dict[str, int]] = {"pd": 300, "mpc": 20}
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad argument (before any work is done)."""
-        load_clip(self.mocap)  # unknown clip names list the available ones; malformed files fail here
+        if self.expert not in EXPERTS:
+            raise ValueError(f"--expert must be one of {', '.join(EXPERTS)}, got {self.expert!r}")
+        if self.expert == "mpc" and self.action_mode == "torque":
+            raise ValueError("--expert mpc plans PD targets: use --action_mode pd_target or residual")
+        if self.expert == "mpc" and self.n_rollouts < 1:
+            raise ValueError("--expert mpc labels only its own episodes: --n_rollouts must be at least 1")
+        if not (self.dart_noise >= 0 and math.isfinite(self.dart_noise)):
+            raise ValueError(f"--dart_noise must be a number >= 0, got {self.dart_noise}")
+        clip = load_clip(self.mocap)  # unknown clip names list the available ones; malformed files fail here
+        if self.expert == "mpc":
+            MPCSettings.for_clip(clip).replace(**{k: v for k, v in self.mpc_kwargs.items() if k != "nthread"})
         checks = [
             (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
             (self.batch_size >= 1, f"--batch_size must be at least 1, got {self.batch_size}"),
@@ -161,8 +185,13 @@ class DAggerConfig:
         clip = load_clip(self.mocap)  # unknown clips fail here
         if self.expert == "mpc":
             MPCSettings.for_clip(clip).replace(**self.mpc_arguments()[0])  # bad MPC settings fail here
-        if self.init_policy and not Path(self.init_policy).is_file():
-            raise ValueError(f"--init_policy {self.init_policy}: no such file")
+        if self.init_policy:
+            try:
+                found = policy_file(self.init_policy).is_file()
+            except FileNotFoundError as err:
+                raise ValueError(f"--init_policy: {err}") from err
+            if not found:
+                raise ValueError(f"--init_policy {self.init_policy}: no such file")
 
     def mpc_arguments(self) -> tuple[dict, int | None]:
         """``mpc_kwargs`` split into MPC settings and the rollout thread count."""

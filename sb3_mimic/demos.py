@@ -5,6 +5,9 @@
   with the env's own observation code and asks the expert.  Physics runs one control step per sample to give
   ``next_obs``.
 - :func:`expert_rollouts` lets the expert act in physics from reference-state starts (closed loop).
+- :func:`dart_rollouts` does the same with noise added to the actions the expert executes, recording its clean
+  labels (DART, Laskey et al. 2017): the labels then cover the states a clone drifts into, and a warm-started
+  expert (the MPC) stays on its own plan, so its labels are consistent.
 
 Both save to and load from ``.npz`` files that carry their metadata (:func:`save_demos`, :func:`load_demos`).
 """
@@ -12,6 +15,7 @@ Both save to and load from ``.npz`` files that carry their metadata (:func:`save
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,6 +143,55 @@ def expert_rollouts(
                 terminal=terminal,
             )
         )
+    return trajectories
+
+
+def dart_rollouts(
+    env: gym.Env, expert, n_episodes: int, noise_std: float, seed: int = 0, action_mode: str = "pd_target",
+    max_steps: int | None = None, progress_bar: bool = True,
+) -> list[Trajectory]:
+    """Closed-loop episodes of ``expert`` with Gaussian noise of ``noise_std`` on the actions it executes.
+
+    Each step records the observation and the expert's clean action, encoded in ``action_mode`` (the expert acts
+    in the env's ``pd_target`` mode; ``"residual"`` labels are the same PD targets as offsets from the next
+    reference pose, see :meth:`MimicHumanoidEnv.encode_pd_targets`), and executes ``clip(label + noise, -1, 1)``;
+    ``infos[k]["executed"]`` holds what was executed.
+
+    :param env: a ``pd_target`` :class:`MimicHumanoidEnv`, usually with its ``TimeLimit``
+    :param expert: a policy with ``predict(obs, deterministic=True)`` (the MPC reads the env's state)
+    :param noise_std: std of the injected noise, normalised action units (0: plain expert rollouts)
+    :param seed: episode ``i`` is reset with seed ``seed + i``; the noise is drawn from ``seed``
+    """
+    if n_episodes < 1:
+        raise ValueError(f"n_episodes must be at least 1, got {n_episodes}")
+    if not (noise_std >= 0 and math.isfinite(noise_std)):
+        raise ValueError(f"the DART noise std must be a finite number >= 0, got {noise_std!r}")
+    base = _base(env)
+    if base.action_mode != "pd_target":
+        raise ValueError(f"DART rollouts act in pd_target mode, the env uses {base.action_mode!r}")
+    rng = np.random.default_rng([seed, 7])
+    trajectories = []
+    bar = tqdm(desc="DART labels", disable=not progress_bar, unit="label")
+    for episode in range(n_episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        observations, labels, infos = [obs], [], []
+        done = terminal = False
+        while not done:
+            clean, _ = expert.predict(obs, deterministic=True)
+            labels.append(base.encode_pd_targets(clean, action_mode))
+            executed = np.clip(clean + rng.normal(0.0, noise_std, clean.shape), -1.0, 1.0).astype(np.float32)
+            obs, _, terminated, truncated, info = env.step(executed)
+            observations.append(obs)
+            infos.append({**info, "executed": executed, "label_pd_target": np.asarray(clean, dtype=np.float32)})
+            terminal = terminated or truncated
+            done = terminal or (max_steps is not None and len(labels) >= max_steps)
+            bar.update(1)
+        bar.set_postfix(episode=f"{episode + 1}/{n_episodes}", last_s=f"{len(labels) * base.dt:.1f}")
+        trajectories.append(
+            Trajectory(obs=np.asarray(observations, dtype=np.float32), acts=np.asarray(labels, dtype=np.float32),
+                       infos=np.array(infos), terminal=terminal)
+        )
+    bar.close()
     return trajectories
 
 

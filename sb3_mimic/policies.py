@@ -25,7 +25,9 @@ import torch as th
 from sb3_contrib import TRPO
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from sb3_mimic._resources import PRETRAINED_PREFIX, policy_file, pretrained_names  # noqa: F401  (re-exported)
 from sb3_mimic.envs.mimic_humanoid import MimicHumanoidEnv
+from sb3_mimic.normalization import NormalizedObservations, normalizers_of
 from sb3_mimic.version import __version__
 
 POLICY_FORMAT = "sb3-mimic-policy/1"
@@ -54,13 +56,19 @@ class PolicyMetadata:
     """What wrote the policy: ``"sft"``, ``"dagger (mpc)"``, ``"finetune"``, ``"train (ppo)"``, ..."""
     exploration_std: float | None = None
     """Action std (normalised units) the policy was saved with."""
+    observation_normalization: bool = False
+    """Whether the network standardises its observations (:class:`~sb3_mimic.normalization.NormalizedObservations`,
+    statistics inside the file)."""
+    network: dict[str, Any] = field(default_factory=dict)
+    """The network's ``policy_kwargs`` as plain JSON (``net_arch``, ...), without the normaliser's class."""
     details: dict[str, Any] = field(default_factory=dict)
     """The trainer's own figures (``best_val_loss``, ``rounds``, ``lookahead``, ...)."""
     format: str = POLICY_FORMAT
     version: str = __version__
     """sb3-mimic version that wrote the policy."""
 
-    _FIELDS = ("env_id", "env_kwargs", "clip", "action_mode", "trained_by", "exploration_std", "format", "version")
+    _FIELDS = ("env_id", "env_kwargs", "clip", "action_mode", "trained_by", "exploration_std",
+               "observation_normalization", "network", "format", "version")
 
     def to_dict(self) -> dict[str, Any]:
         """The flat dict that travels inside the policy file."""
@@ -93,19 +101,38 @@ def set_exploration_std(model, std: float) -> None:
         model.policy.log_std.fill_(math.log(std))
 
 
-def policy_kwargs_for(hidden_size: int, num_layers: int) -> dict[str, Any]:
-    """``policy_kwargs`` of the MlpPolicy: ``num_layers`` layers of ``hidden_size`` for actor and critic."""
+def policy_kwargs_for(hidden_size: int, num_layers: int, normalize: bool = False) -> dict[str, Any]:
+    """``policy_kwargs`` of the MlpPolicy: ``num_layers`` layers of ``hidden_size`` for actor and critic, after
+    observation normalisation (:class:`~sb3_mimic.normalization.NormalizedObservations`) when ``normalize``."""
     layers = [int(hidden_size)] * int(num_layers)
-    return {"net_arch": {"pi": list(layers), "vf": list(layers)}}
+    kwargs: dict[str, Any] = {"net_arch": {"pi": list(layers), "vf": list(layers)}}
+    if normalize:
+        kwargs["features_extractor_class"] = NormalizedObservations
+    return kwargs
+
+
+def _plain_policy_kwargs(policy_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The policy kwargs a file stores as JSON: the normaliser class is recorded in the metadata instead."""
+    return {k: v for k, v in policy_kwargs.items() if k != "features_extractor_class"}
+
+
+def _network_kwargs(policy_kwargs: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """The policy kwargs to rebuild a stored network with: its plain kwargs, plus the normaliser if it had one."""
+    kwargs = _plain_policy_kwargs(policy_kwargs)
+    if meta.get("observation_normalization"):
+        kwargs["features_extractor_class"] = NormalizedObservations
+    return kwargs
 
 
 def make_trpo(
-    env: gym.Env | DummyVecEnv, hidden_size: int = 64, num_layers: int = 2, seed: int | None = 0, **trpo_kwargs
+    env: gym.Env | DummyVecEnv, hidden_size: int = 64, num_layers: int = 2, seed: int | None = 0,
+    normalize: bool = False, **trpo_kwargs,
 ) -> TRPO:
-    """A fresh sb3-contrib TRPO model (``MlpPolicy``, ``num_layers`` x ``hidden_size`` for actor and critic, CPU)."""
+    """A fresh sb3-contrib TRPO model (``MlpPolicy``, ``num_layers`` x ``hidden_size`` for actor and critic, CPU;
+    observations standardised inside the network when ``normalize``)."""
     return TRPO(
-        "MlpPolicy", env, policy_kwargs=policy_kwargs_for(hidden_size, num_layers), seed=seed, device="cpu",
-        verbose=0, **trpo_kwargs,
+        "MlpPolicy", env, policy_kwargs=policy_kwargs_for(hidden_size, num_layers, normalize), seed=seed,
+        device="cpu", verbose=0, **trpo_kwargs,
     )
 
 
@@ -116,8 +143,11 @@ def metadata_of(model) -> PolicyMetadata | None:
 
 
 def attach_metadata(model, metadata: PolicyMetadata) -> None:
-    """Attach ``metadata`` to ``model`` (saved with it by :func:`save_policy` or ``model.save``)."""
-    model.sb3_mimic = metadata.to_dict()
+    """Attach ``metadata`` to ``model`` (saved with it by :func:`save_policy` or ``model.save``), with the model's
+    own network description (:attr:`PolicyMetadata.network`, :attr:`PolicyMetadata.observation_normalization`)."""
+    model.sb3_mimic = metadata.replace(
+        observation_normalization=bool(normalizers_of(model.policy)), network=_plain_policy_kwargs(model.policy_kwargs)
+    ).to_dict()
 
 
 def save_policy(model: TRPO, path: str | Path, metadata: PolicyMetadata) -> Path:
@@ -134,7 +164,7 @@ def save_policy(model: TRPO, path: str | Path, metadata: PolicyMetadata) -> Path
             {
                 "format": POLICY_FORMAT,
                 "metadata": model.sb3_mimic,
-                "policy_kwargs": model.policy_kwargs,
+                "policy_kwargs": _plain_policy_kwargs(model.policy_kwargs),
                 "state_dict": model.policy.state_dict(),
             },
             tmp,
@@ -171,6 +201,8 @@ def _read_zip_safely(path: Path) -> dict[str, Any] | None:
         with zipfile.ZipFile(path) as archive:
             data = json.loads(archive.read("data"))
             meta, policy_kwargs = data.get("sb3_mimic"), data.get("policy_kwargs", {})
+            if isinstance(meta, dict) and meta.get("observation_normalization") and isinstance(meta.get("network"), dict):
+                policy_kwargs = meta["network"]  # SB3 pickles kwargs that hold a class: never unpickled, read as JSON
             if not (isinstance(meta, dict) and "env_id" in meta and _plain(meta) and _plain(policy_kwargs)):
                 return None
             state_dict = th.load(io.BytesIO(archive.read("policy.pth")), map_location="cpu", weights_only=True)
@@ -179,10 +211,30 @@ def _read_zip_safely(path: Path) -> dict[str, Any] | None:
     return {"format": POLICY_FORMAT, "metadata": meta, "policy_kwargs": policy_kwargs, "state_dict": state_dict}
 
 
+def resolve_policy_path(path: str | Path) -> Path:
+    """The file a policy argument names: a path, or ``pretrained:NAME`` for a shipped policy."""
+    try:
+        return policy_file(path)
+    except FileNotFoundError as err:
+        raise PolicyLoadError(str(err)) from err
+
+
+def pretrained_evaluation(name: str) -> dict[str, Any]:
+    """The evaluation that ships beside ``pretrained:NAME`` (``NAME.json``: how it was trained and measured)."""
+    path = resolve_policy_path(PRETRAINED_PREFIX + name).with_suffix(".json")
+    return json.loads(path.read_text())
+
+
+def load_pretrained(name: str, env: gym.Env | DummyVecEnv | None = None) -> TRPO:
+    """Load the shipped policy ``name`` (see :func:`pretrained_names`), e.g. ``load_pretrained("walk")``; its env is
+    made from its metadata unless ``env`` is given."""
+    return load_policy(PRETRAINED_PREFIX + name, env)
+
+
 def _read(path: str | Path, trust_pickle: bool = False) -> tuple[Path, dict[str, Any] | TRPO]:
     """The checkpoint dict of a ``.pth`` policy or of an sb3-mimic ``.zip`` (JSON and tensors only), or, for a
     foreign ``.zip`` with ``trust_pickle``, the TRPO model SB3 loads from it (without an env)."""
-    path = Path(path)
+    path = resolve_policy_path(path)
     if not path.is_file():
         raise PolicyLoadError(f"policy file {path} does not exist")
     if path.suffix == ".pth":
@@ -233,7 +285,8 @@ def load_policy(path: str | Path, env: gym.Env | DummyVecEnv | None = None, trus
         meta = saved["metadata"]
         env = env if env is not None else make_env_from_metadata(PolicyMetadata.from_dict(meta))
         _check_spaces(path, env, saved["state_dict"])
-        model = TRPO("MlpPolicy", env, policy_kwargs=saved["policy_kwargs"], device="cpu", verbose=0)
+        model = TRPO("MlpPolicy", env, policy_kwargs=_network_kwargs(saved["policy_kwargs"], meta), device="cpu",
+                     verbose=0)
         try:
             model.policy.load_state_dict(saved["state_dict"])
         except RuntimeError as err:

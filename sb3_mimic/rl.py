@@ -27,9 +27,10 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch as th
 from sb3_contrib import TRPO
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 from torch.nn import functional as F
@@ -37,6 +38,7 @@ from torch.nn import functional as F
 from sb3_mimic._util import available_cores, write_json_atomic
 from sb3_mimic.configs import PPO_DEFAULTS, TRPO_DEFAULTS, is_seed
 from sb3_mimic.evaluation import evaluate, policy_actor
+from sb3_mimic.normalization import ObservationStatsCallback
 from sb3_mimic.registration import check_env_id
 from sb3_mimic.reward import TERMS
 from sb3_mimic.policies import (
@@ -58,22 +60,98 @@ EVAL_COLUMNS = (
 )
 
 class MimicTRPO(TRPO):
-    """TRPO whose first ``critic_warmup_iterations`` updates fit only the critic (the actor stays frozen).
+    """TRPO whose first ``critic_warmup_iterations`` updates fit only the critic (the actor stays frozen), and whose
+    actor is kept near a teacher by an annealed imitation term (kickstarting, Schmitt et al. 2018).
 
-    Rollouts of those iterations are collected with the current (e.g. SFT) policy, so the value function
+    Rollouts of the warm-up iterations are collected with the current (e.g. SFT) policy, so the value function
     has learned that policy's returns before the first natural-gradient step uses its advantages.
+
+    With a teacher (:meth:`set_teacher`, the SFT policy when fine-tuning) and ``imitation_coef > 0``, every
+    iteration after the natural-gradient step also takes one pass of Adam steps over the rollout's states on the
+    distillation loss of kickstarting, ``KL(teacher(s) || policy(s))`` at the policy's fixed std (half the squared
+    distance of the mean actions in units of that std).  Adam's steps do not scale with a loss weight, so the weight
+    ``coef`` scales the step size: ``imitation_lr * coef``, with ``coef`` falling linearly from ``imitation_coef``
+    to 0 over ``imitation_anneal_steps`` env steps after the warm-up.  The optimiser's state is saved in checkpoints,
+    so a resumed run continues as an uninterrupted one would.
     """
 
-    def __init__(self, *args, critic_warmup_iterations: int = 0, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args, critic_warmup_iterations: int = 0, imitation_coef: float = 0.0,
+                 imitation_anneal_steps: int = 0, imitation_lr: float = 1e-4, **kwargs) -> None:
         self.critic_warmup_left = int(critic_warmup_iterations)
+        self.imitation_coef = float(imitation_coef)
+        self.imitation_anneal_steps = int(imitation_anneal_steps)
+        self.imitation_lr = float(imitation_lr)
+        self.imitation_start: int | None = None
+        self._teacher = None
+        super().__init__(*args, **kwargs)  # sets the model up (_setup_model), which needs the settings above
+
+    def set_teacher(self, policy) -> None:
+        """Imitate ``policy`` (an SB3 actor-critic policy; a frozen copy is kept, outside the saved model)."""
+        import copy
+
+        self._teacher = copy.deepcopy(policy).to(self.device)
+        self._teacher.set_training_mode(False)
+        for p in self._teacher.parameters():
+            p.requires_grad_(False)
+
+    def imitation_weight(self, num_timesteps: int | None = None) -> float:
+        """The imitation term's coefficient at ``num_timesteps`` (default: now)."""
+        now = self.num_timesteps if num_timesteps is None else num_timesteps
+        if self.imitation_coef <= 0 or self.imitation_start is None:
+            return 0.0
+        if self.imitation_anneal_steps <= 0:
+            return self.imitation_coef
+        return self.imitation_coef * max(0.0, 1.0 - (now - self.imitation_start) / self.imitation_anneal_steps)
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self.imitation_optimizer = th.optim.Adam(self._actor_parameters(), lr=self.imitation_lr)
+
+    def _actor_parameters(self) -> list[th.nn.Parameter]:
+        return [*self.policy.mlp_extractor.policy_net.parameters(), *self.policy.action_net.parameters()]
+
+    def _excluded_save_params(self) -> list[str]:
+        # the teacher is reloaded from the run's configuration on resume; the optimiser is saved as a state dict
+        return [*super()._excluded_save_params(), "_teacher", "imitation_optimizer"]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        state_dicts, variables = super()._get_torch_save_params()
+        if getattr(self, "imitation_coef", 0.0) > 0:
+            state_dicts = [*state_dicts, "imitation_optimizer"]
+        return state_dicts, variables
 
     def train(self) -> None:
         if getattr(self, "critic_warmup_left", 0) > 0:
             self._train_critic_only()
             self.critic_warmup_left -= 1
             return
+        if self.imitation_start is None:
+            self.imitation_start = self.num_timesteps - self.rollout_buffer.buffer_size * self.n_envs
         super().train()
+        if getattr(self, "_teacher", None) is not None:
+            self._imitation_pass()
+
+    def _imitation_pass(self) -> None:
+        coef = self.imitation_weight()
+        self.logger.record("train/imitation_coef", coef)
+        if coef <= 0:
+            return
+        optimizer = self.imitation_optimizer
+        for group in optimizer.param_groups:
+            group["lr"] = self.imitation_lr * coef
+        obs = self.rollout_buffer.to_torch(self.rollout_buffer.observations.reshape(-1, *self.observation_space.shape))
+        losses = []
+        for start in range(0, len(obs), self.batch_size):  # in order: no draw from any random stream
+            batch = obs[start : start + self.batch_size]
+            with th.no_grad():
+                target = self._teacher.get_distribution(batch).distribution.mean
+            student = self.policy.get_distribution(batch).distribution
+            loss = (((student.mean - target) / student.stddev.detach()) ** 2).sum(dim=1).mean() / 2
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        self.logger.record("train/imitation_kl", float(np.mean(losses)))
 
     def _train_critic_only(self) -> None:
         self.policy.set_training_mode(True)
@@ -120,9 +198,16 @@ class RunConfig:
     seed: int = 0
     hidden_size: int = 64
     num_layers: int = 2
+    normalize_observations: bool = False
+    """Standardise observations inside the network, with running statistics that travel in the policy file (a
+    fine-tuned SFT policy keeps its own setting and statistics)."""
     exploration_std: float = 0.05
     """Action standard deviation (normalised units) at the start of fine-tuning or training."""
     critic_warmup_iterations: int = 5
+    imitation_coef: float = 0.0
+    """Fine-tuning: weight of the imitation term toward the SFT policy at the end of the critic warm-up (0: off)."""
+    imitation_anneal_steps: int = 2_000_000
+    """Fine-tuning: env steps over which the imitation term's weight falls linearly to 0."""
     eval_episodes: int = 10
     time_budget_s: float | None = None
     """Stop once training (evaluations excluded) has taken this many wall-clock seconds in all."""
@@ -143,6 +228,10 @@ class RunConfig:
             raise ValueError(f"--hidden_size and --num_layers must be at least 1, got {self.hidden_size}, {self.num_layers}")
         if self.time_budget_s is not None and not self.time_budget_s > 0:
             raise ValueError(f"the time budget must be positive, got {self.time_budget_s} s")
+        if not (self.imitation_coef >= 0 and math.isfinite(self.imitation_coef)) or self.imitation_anneal_steps < 0:
+            raise ValueError("--imitation_coef and --imitation_anneal must be numbers >= 0")
+        if self.imitation_coef > 0 and not self.load_sft_pretrain:
+            raise ValueError("the imitation term needs a teacher: it is for fine-tuning (--load_sft_pretrain)")
         if self.n_envs < 0 or self.critic_warmup_iterations < 0 or self.threads < 0:
             raise ValueError("--n_envs, --threads and --critic_warmup must not be negative")
         if self.vec_env not in VEC_ENVS:
@@ -346,14 +435,17 @@ def _new_model(config: RunConfig, env, run_dir: Path):
         check_policy_fits(sft, probe)
         model = MimicTRPO(
             "MlpPolicy", env, policy_kwargs=sft.policy_kwargs, critic_warmup_iterations=config.critic_warmup_iterations,
-            **hyper, **common,
+            imitation_coef=config.imitation_coef, imitation_anneal_steps=config.imitation_anneal_steps, **hyper, **common,
         )
         model.policy.load_state_dict(sft.policy.state_dict())
+        if config.imitation_coef > 0:
+            model.set_teacher(sft.policy)
     else:
         kwargs = {"critic_warmup_iterations": 0} if config.algo == "trpo" else {}
         model = ALGOS[config.algo](
-            "MlpPolicy", env, policy_kwargs=policy_kwargs_for(config.hidden_size, config.num_layers), **hyper, **kwargs,
-            **common,
+            "MlpPolicy", env, policy_kwargs=policy_kwargs_for(config.hidden_size, config.num_layers,
+                                                             config.normalize_observations),
+            **hyper, **kwargs, **common,
         )
     set_exploration_std(model, config.exploration_std)
     inherited = metadata_of(sft) if config.load_sft_pretrain else None
@@ -441,6 +533,8 @@ def resume_training(run_dir: str | Path, progress_bar: bool = True, num_timestep
     env = make_training_env(config)
     try:
         model, ckpt = _load_newest_good_checkpoint(run_dir, config, env)
+        if config.load_sft_pretrain and config.imitation_coef > 0:  # the teacher is not inside the checkpoint
+            model.set_teacher(load_policy(config.load_sft_pretrain, trust_pickle=config.trust_pickle).policy)
         remaining = config.num_timesteps - model.num_timesteps
         if remaining <= 0:
             print(f"{run_dir} is complete ({model.num_timesteps} of {config.num_timesteps} steps)")
@@ -483,7 +577,8 @@ def _load_newest_good_checkpoint(run_dir: Path, config: RunConfig, env):
 
 def _learn(model, config: RunConfig, run_dir: Path, steps: int, progress_bar: bool, wall_offset: float, iteration: int,
            reset: bool = True):
-    callback = CheckpointEvalCallback(run_dir, config, wall_offset, iteration)
+    # the statistics first: a checkpoint at a rollout's start holds the ones that rollout uses
+    callback = CallbackList([ObservationStatsCallback(), CheckpointEvalCallback(run_dir, config, wall_offset, iteration)])
     model.learn(total_timesteps=steps, callback=callback, progress_bar=progress_bar, reset_num_timesteps=reset,
                 tb_log_name="run")
     _atomic_save(model, run_dir / "final_model.zip")

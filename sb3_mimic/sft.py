@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from sb3_mimic.cloning import action_mse, make_bc_trainer, quiet_bc_warnings
 from sb3_mimic.configs import SFTConfig
+from sb3_mimic.normalization import fit_statistics
 from sb3_mimic.policies import (
     DEFAULT_EXPLORATION_STD,
     PolicyMetadata,
@@ -139,6 +140,30 @@ class SFTRun:
     evaluation: Any = None
 
 
+def _mpc_demonstrations(config: SFTConfig, env_id: str, env_kwargs: dict, progress_bar: bool, log) -> Transitions:
+    """DART episodes of the MPC expert, labelled in ``config.action_mode`` (the MPC itself acts in pd_target mode,
+    on its rollout threads: every core)."""
+    from imitation.data.rollout import flatten_trajectories
+    from sb3_mimic.demos import dart_rollouts
+    from sb3_mimic.experts import make_expert
+
+    kwargs = {k: v for k, v in env_kwargs.items() if k != "action_mode"}
+    label_env = gym.make(env_id, **kwargs)
+    given = dict(config.mpc_kwargs)
+    nthread = given.pop("nthread", None)
+    expert = make_expert("mpc", label_env, seed=config.seed, nthread=nthread, **given)
+    try:
+        episodes = dart_rollouts(label_env, expert, config.n_rollouts, config.dart_noise, seed=config.seed + 10**6,
+                                 action_mode=config.action_mode, progress_bar=progress_bar)
+    finally:
+        expert.close()
+        label_env.close()
+    lengths = [len(t) * label_env.unwrapped.dt for t in episodes]
+    log(f"MPC expert: {sum(len(t) for t in episodes)} labels in {len(episodes)} episodes, mean {np.mean(lengths):.1f} s "
+        f"(min {min(lengths):.1f} s) under DART noise {config.dart_noise}")
+    return flatten_trajectories(episodes)
+
+
 def run_sft(config: SFTConfig, progress_bar: bool = True, log=print) -> SFTRun:
     """Demonstrations from the PD expert, BC into a TRPO policy, save, and (unless ``no_eval``) evaluate."""
     from sb3_mimic.demos import (
@@ -158,15 +183,23 @@ def run_sft(config: SFTConfig, progress_bar: bool = True, log=print) -> SFTRun:
     env_id, env_kwargs = env_spec_for(config.mocap, config.action_mode)
     env = gym.make(env_id, **env_kwargs)
     base = env.unwrapped
-    source = (f"demonstrations from {config.demos}" if config.demos else
-              f"{config.n_samples} teacher-forced samples + {config.n_rollouts} expert rollouts")
+    if config.demos:
+        source = f"demonstrations from {config.demos}"
+    elif config.expert == "mpc":
+        source = f"{config.n_rollouts} MPC expert episodes with DART noise {config.dart_noise}"
+    else:
+        source = f"{config.n_samples} teacher-forced samples + {config.n_rollouts} expert rollouts"
     log(
         f"SFT on {base.clip.name} ({env_id}, action_mode={config.action_mode}): {source}, {config.epochs} epochs, "
-        f"MLP {config.num_layers}x{config.hidden_size}"
+        f"MLP {config.num_layers}x{config.hidden_size}" + (", normalised observations" if config.normalize else "")
     )
+    kind = "teacher_forcing+rollouts"
     if config.demos:
         demos, demo_meta = load_demos(config.demos, env_id=env_id, action_mode=config.action_mode)
         log(f"Loaded {len(demos)} demonstrations from {config.demos} ({demo_meta.kind}, lookahead {demo_meta.lookahead})")
+    elif config.expert == "mpc":
+        kind = "dart (mpc)"
+        demos = _mpc_demonstrations(config, env_id, env_kwargs, progress_bar, log)
     else:
         expert = make_expert("pd", env, lookahead=config.lookahead)
         demos = teacher_forcing(
@@ -180,10 +213,16 @@ def run_sft(config: SFTConfig, progress_bar: bool = True, log=print) -> SFTRun:
     if config.save_demos:
         extra = {"n_samples": config.n_samples, "n_rollouts": config.n_rollouts, "qpos_noise": config.qpos_noise,
                  "qvel_noise": config.qvel_noise, "seed": config.seed}
-        meta = DemoMetadata(base.clip.name, env_id, config.action_mode, config.lookahead, "teacher_forcing+rollouts", extra)
+        if config.expert == "mpc":
+            extra = {"n_rollouts": config.n_rollouts, "dart_noise": config.dart_noise, "seed": config.seed,
+                     "mpc_kwargs": config.mpc_kwargs}
+        meta = DemoMetadata(base.clip.name, env_id, config.action_mode, config.lookahead, kind, extra)
         log(f"Saved demonstrations to {save_demos(config.save_demos, demos, meta)}")
     train, val = split_transitions(demos, config.val_split, seed=config.seed)
-    model = make_trpo(DummyVecEnv([lambda: env]), config.hidden_size, config.num_layers, seed=config.seed)
+    model = make_trpo(DummyVecEnv([lambda: env]), config.hidden_size, config.num_layers, seed=config.seed,
+                      normalize=config.normalize)
+    if config.normalize:
+        fit_statistics(model.policy, demos.obs)  # the states BC trains on; RL keeps folding in its own
     result = train_bc(
         model, train, val, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
         progress_bar=progress_bar,
@@ -191,6 +230,7 @@ def run_sft(config: SFTConfig, progress_bar: bool = True, log=print) -> SFTRun:
     bc_std = float(th.exp(model.policy.log_std).mean())
     set_exploration_std(model, DEFAULT_EXPLORATION_STD)  # the mean action (what BC learned) is unchanged
     details = {
+        "expert": config.expert,
         "bc_action_std": bc_std,
         "lookahead": config.lookahead,
         "best_val_loss": result.best_val_loss,

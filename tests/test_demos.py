@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import sb3_mimic  # noqa: F401  (registers the env ids)
-from sb3_mimic.demos import DemoMetadata, expert_rollouts, load_demos, save_demos, teacher_forcing
+from sb3_mimic.demos import DemoMetadata, dart_rollouts, expert_rollouts, load_demos, save_demos, teacher_forcing
 from sb3_mimic.experts import JointDecoder, PDExpert
 from imitation.data.types import Trajectory, Transitions
 
@@ -76,6 +76,54 @@ def test_expert_rollouts_are_closed_loop_trajectories(walk):
     assert full.infos[-1]["fell"] or full.infos[-1]["clip_end"]
     with pytest.raises(ValueError, match="n_episodes"):
         expert_rollouts(walk, expert, 0, progress_bar=False)
+
+
+def test_dart_executes_the_label_plus_the_injected_noise_and_records_the_clean_label(walk):
+    """DART: each step executes clip(label + N(0, noise)) while the recorded action is the expert's clean label, so
+    executed and recorded differ by the injected noise (std as asked, independent of the state)."""
+    from sb3_mimic.experts import MPCSettings, make_expert
+
+    noise = 0.05
+    expert = make_expert("mpc", walk, settings=MPCSettings(horizon=4, samples=4, iterations=1, knots=2), seed=0, nthread=1)
+    (episode,) = dart_rollouts(walk, expert, 1, noise, seed=3, max_steps=25, progress_bar=False)
+    expert.close()
+    executed = np.stack([info["executed"] for info in episode.infos])
+    labels = np.stack([info["label_pd_target"] for info in episode.infos])
+    np.testing.assert_array_equal(episode.acts, labels)  # pd_target labels are recorded as they are
+    inside = np.abs(labels) < 0.8  # away from the clip at +-1
+    gap = (executed - labels)[inside]
+    assert len(episode.acts) == 25 and abs(gap.std() - noise) < 0.006 and abs(gap.mean()) < 0.005
+    assert np.all(np.abs(executed) <= 1.0)
+    # the episode really ran the executed actions: replaying them from the same start gives the same states
+    replay = gymnasium.make(WALK)
+    obs, _ = replay.reset(seed=3)
+    np.testing.assert_array_equal(obs, episode.obs[0])
+    for k, action in enumerate(executed[:10]):
+        obs, *_ = replay.step(action)
+        np.testing.assert_allclose(obs, episode.obs[k + 1], atol=1e-6)
+    replay.close()
+
+
+def test_dart_labels_for_a_residual_policy_are_the_same_pd_targets_off_the_next_reference(walk):
+    from sb3_mimic.envs.actions import ACTION_SCALE, RESIDUAL_SCALE
+
+    expert = PDExpert.for_env(walk)  # pd_target labels; the residual encoding of a PD-tracking label is 0
+    (episode,) = dart_rollouts(walk, expert, 1, 0.02, seed=1, action_mode="residual", max_steps=12, progress_bar=False)
+    assert np.abs(episode.acts).max() < 1e-5
+    residual = gymnasium.make(WALK, action_mode="residual")
+    obs, _ = residual.reset(seed=1)
+    for k in range(12):  # executing the recorded residual label + the executed offset reproduces the episode
+        offset = (episode.infos[k]["executed"] - episode.infos[k]["label_pd_target"]) / RESIDUAL_SCALE
+        obs, *_ = residual.step(episode.acts[k] + offset)
+        np.testing.assert_allclose(obs, episode.obs[k + 1], atol=1e-4)
+    residual.close()
+    assert ACTION_SCALE * RESIDUAL_SCALE == pytest.approx(np.pi / 4)
+    with pytest.raises(ValueError, match="noise std"):
+        dart_rollouts(walk, expert, 1, -0.1, progress_bar=False)
+    torque = gymnasium.make(WALK, action_mode="torque")
+    with pytest.raises(ValueError, match="pd_target mode"):
+        dart_rollouts(torque, expert, 1, 0.1, progress_bar=False)
+    torque.close()
 
 
 def test_demos_round_trip_and_refuse_other_envs(walk, tmp_path):

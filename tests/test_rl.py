@@ -181,6 +181,47 @@ def test_without_warmup_the_first_iteration_moves_the_actor(sft_zip, tmp_path):
     assert not th.equal(first["action_net.weight"], ref["action_net.weight"])
 
 
+def test_the_imitation_terms_weight_falls_linearly_from_the_end_of_the_warmup(walk):
+    model = MimicTRPO("MlpPolicy", DummyVecEnv([lambda: walk]), imitation_coef=2.0, imitation_anneal_steps=100,
+                      n_steps=8, batch_size=8, device="cpu")
+    assert model.imitation_weight(0) == 0.0  # before its first actor update: not started
+    model.imitation_start = 50
+    assert [model.imitation_weight(t) for t in (50, 75, 100, 150, 1000)] == [2.0, 1.5, 1.0, 0.0, 0.0]
+    model.imitation_anneal_steps = 0  # no annealing: a constant weight
+    assert model.imitation_weight(10**6) == 2.0
+
+
+def _teacher_gap(model, teacher, obs) -> float:
+    with th.no_grad():
+        a = model.policy.get_distribution(obs).distribution.mean
+        b = teacher.policy.get_distribution(obs).distribution.mean
+    return float(((a - b) ** 2).mean())
+
+
+def test_the_imitation_term_keeps_the_fine_tuned_actor_near_the_sft_teacher_and_survives_a_resume(sft_zip, tmp_path):
+    teacher = load_policy(sft_zip)
+    env = gymnasium.make(WALK)
+    obs = th.as_tensor(np.stack([env.reset(seed=s)[0] for s in range(64)]))
+    env.close()
+    hyper = {**TINY, "batch_size": 16, "learning_rate": 1e-3}  # 8 imitation steps per iteration
+    gaps = {}
+    for coef in (0.0, 3.0):
+        run_dir = tmp_path / f"coef{coef}"
+        config = _config(load_sft_pretrain=str(sft_zip), critic_warmup_iterations=0, num_timesteps=6 * N,
+                         imitation_coef=coef, imitation_anneal_steps=10**6, hyperparameters=hyper)
+        model, _ = _quiet(run_training, config, run_dir, progress_bar=False)
+        gaps[coef] = _teacher_gap(model, teacher, obs)
+        assert model.imitation_start == 0  # no warm-up: the term starts with the first actor update
+    assert gaps[3.0] < 0.5 * gaps[0.0], gaps  # the same RL steps, pulled back toward the teacher
+    # a resumed run reloads the teacher (it is not inside the checkpoint) and goes on imitating it
+    resumed, out = _quiet(resume_training, tmp_path / "coef3.0", progress_bar=False, num_timesteps=7 * N)
+    assert "Resuming" in out and resumed._teacher is not None and resumed.imitation_start == 0
+    assert resumed.imitation_optimizer.state  # Adam's moments came back from the checkpoint
+    assert resumed.imitation_weight() == pytest.approx(3.0 * (1 - 7 * N / 10**6))
+    with pytest.raises(ValueError, match="needs a teacher"):
+        _config(imitation_coef=1.0).validate()
+
+
 # ------------------------------------------------------------------------------------------------------------
 # 2. checkpoints and resume
 
@@ -190,7 +231,7 @@ def crashed_and_resumed(sft_zip, tmp_path_factory):
     """A fine-tuning run (2 warm-up iterations, 4 in all) killed during its 2nd iteration, resumed to the end,
     then extended by one iteration (run.json's num_timesteps raised, as for a run killed before its target)."""
     run_dir = tmp_path_factory.mktemp("resume") / "run"
-    config = _config(load_sft_pretrain=str(sft_zip), critic_warmup_iterations=2, num_timesteps=4 * N)
+    config = _config(load_sft_pretrain=str(sft_zip), critic_warmup_iterations=2, num_timesteps=7 * N)
     on_step = rl.CheckpointEvalCallback._on_step
 
     def crash(self):
@@ -472,6 +513,33 @@ def test_zoo_trains_ppo(tmp_path):
     _zoo_train(tmp_path, "ppo", 2 * N)
     model = PPO.load(tmp_path / "logs" / "ppo" / f"{WALK}_1" / f"{WALK}.zip", device="cpu")
     assert model.num_timesteps == 2 * N and model.policy_kwargs["net_arch"] == policy_kwargs_for(64, 2)["net_arch"]
+
+
+def test_zoo_runs_the_residual_recipe_with_statistics_inside_the_policy_and_warm_starts_from_sft(tmp_path):
+    """``zoo_configs/ppo_residual.yml``: residual actions, the normaliser from the policy kwargs, its statistics folded
+    in by the callback; warm-started from a normalised residual SFT policy, the SFT statistics carry on."""
+    from sb3_mimic.normalization import normalizers_of
+
+    sft_path = tmp_path / "sft.zip"
+    config = SFTConfig(mocap="walk", epochs=1, n_samples=200, n_rollouts=1, save_path=str(sft_path), no_eval=True,
+                       action_mode="residual", normalize=True, hidden_size=256)
+    _quiet(run_sft, config, progress_bar=False)
+    th.set_num_threads(1)
+    conf = str(REPO_ROOT / "zoo_configs" / "ppo_residual.yml")
+    common = ("--algo", "ppo", "--env", WALK, "--conf-file", conf, "-f", "logs", "--eval-freq", "-1", "--device", "cpu",
+              "--hyperparams", "n_steps:64", "n_envs:1", "batch_size:64")
+    _zoo(tmp_path, "rl_zoo3.train", *common, "-n", "128")
+    fresh = PPO.load(tmp_path / "logs" / "ppo" / f"{WALK}_1" / f"{WALK}.zip", device="cpu")
+    (norm,) = normalizers_of(fresh.policy)
+    assert float(norm.count) == 1 + 64  # the first start, then the first rollout (the second one pending)
+    assert float(norm.pending_count) == 1 + 128
+    _zoo(tmp_path, "rl_zoo3.train", *common, "-n", "64", "-i", str(sft_path))
+    warm = PPO.load(tmp_path / "logs" / "ppo" / f"{WALK}_2" / f"{WALK}.zip", device="cpu")
+    sft_norm = normalizers_of(load_policy(sft_path).policy)[0]
+    (warm_norm,) = normalizers_of(warm.policy)
+    assert float(warm_norm.pending_count) == float(sft_norm.count) + 64  # the SFT statistics, plus the rollout
+    np.testing.assert_allclose(warm_norm.mean.numpy(), sft_norm.mean.numpy())  # applied at the next rollout only
+    assert warm.sb3_mimic["action_mode"] == "residual"
 
 
 @pytest.mark.parametrize(("algo", "defaults"), [("trpo", rl.TRPO_DEFAULTS), ("ppo", rl.PPO_DEFAULTS)])

@@ -100,3 +100,28 @@ def test_bc_keeps_the_best_validation_weights(walk, walk_demos):
     assert cloning.action_mse(model.policy, val.obs, val.acts) == pytest.approx(losses[0], rel=1e-6)
     with pytest.raises(ValueError, match="epochs"):
         sft.train_bc(model, train, val, epochs=0, progress_bar=False)
+
+
+def test_sft_from_the_mpc_expert_clones_its_dart_labels_with_normalised_observations(tmp_path):
+    """``sft --expert mpc``: DART episodes of the MPC, labelled for a residual policy, observation statistics of
+    those demonstrations inside the saved policy; the policy file is TRPO-ready like the PD expert's."""
+    from sb3_mimic.cli import main
+    from sb3_mimic.demos import load_demos
+    from sb3_mimic.normalization import normalizers_of
+
+    path, demos_path = tmp_path / "mpc.zip", tmp_path / "demos.npz"
+    assert main(["sft", "--mocap", "walk", "--expert", "mpc", "--n_rollouts", "1", "--mpc_horizon", "4",
+                 "--mpc_samples", "4", "--mpc_iterations", "1", "--epochs", "2",
+                 "--hidden_size", "16", "--num_layers", "1", "--normalize", "--action_mode", "residual",
+                 "--save_path", str(path), "--save_demos", str(demos_path), "--no_eval", "--no_progress"]) == 0
+    demos, meta = load_demos(demos_path)
+    assert meta.kind == "dart (mpc)" and meta.action_mode == "residual" and meta.extra["dart_noise"] == 0.05
+    assert meta.extra["mpc_kwargs"] == {"horizon": 4, "samples": 4, "iterations": 1}
+    assert len(demos) >= 10 and np.abs(demos.acts).max() > 1e-3  # MPC corrections, not the PD expert's zeros
+    model = policies.load_policy(path)
+    saved = policies.read_metadata(path)
+    assert saved.action_mode == "residual" and saved.details["expert"] == "mpc" and saved.observation_normalization
+    (norm,) = normalizers_of(model.policy)
+    np.testing.assert_allclose(norm.mean.numpy(), demos.obs.astype(np.float64).mean(axis=0), rtol=1e-6, atol=1e-9)
+    assert float(norm.count) == len(demos)
+    assert isinstance(model, TRPO)
