@@ -545,7 +545,7 @@ def _run_plot(args: argparse.Namespace) -> int:
 
 #: ``DAggerConfig`` fields that :func:`add_dagger_options` offers: how a round is collected and trained.
 DAGGER_OPTIONS = ("epochs_per_round", "beta_decay", "beta_rampdown", "mixing", "init_policy", "hidden_size", "num_layers",
-                  "batch_size", "lr", "lookahead")
+                  "batch_size", "lr", "lookahead", "action_mode")
 
 
 def add_dagger_options(p: argparse.ArgumentParser) -> None:
@@ -568,6 +568,8 @@ def add_dagger_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch_size", type=int, default=d.batch_size, help="BC batch size")
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
     p.add_argument("--lookahead", type=int, default=d.lookahead, help="PD expert lookahead, control steps")
+    p.add_argument("--action_mode", choices=ACTION_MODES, default=d.action_mode,
+                   help="the learner's action mode (the experts label in it; the MPC plans PD targets either way)")
 
 
 def dagger_options(args: argparse.Namespace) -> dict:

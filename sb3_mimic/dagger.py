@@ -41,6 +41,7 @@ from sb3_mimic.policies import (
     DEFAULT_EXPLORATION_STD,
     PolicyMetadata,
     load_policy,
+    check_policy_fits,
     make_trpo,
     save_policy,
     set_exploration_std,
@@ -226,13 +227,14 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
     from datasets.utils.logging import disable_progress_bar
 
     disable_progress_bar()  # imitation saves every episode through HF datasets, each with its own bar
-    env_id, env_kwargs = env_spec_for(config.mocap)
+    env_id, env_kwargs = env_spec_for(config.mocap, config.action_mode)
     venv = DummyVecEnv([lambda: gym.make(env_id, **env_kwargs)])
     policy_path, optimizer_path = run_dir / "policy.zip", run_dir / "bc_optimizer.pt"
     if done > 0:
         model = load_policy(policy_path, venv)
     elif config.init_policy:
         model = load_policy(config.init_policy, venv)
+        check_policy_fits(model, venv.envs[0])  # its action mode too
     else:
         model = make_trpo(venv, config.hidden_size, config.num_layers, seed=config.seed)
     mpc_settings = None
@@ -293,7 +295,8 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
                 mean_s = steps / max(1, len(trajectories)) * venv.envs[0].unwrapped.dt
                 set_exploration_std(model, DEFAULT_EXPLORATION_STD)
                 meta = PolicyMetadata(
-                    env_id=env_id, env_kwargs=env_kwargs, clip=venv.envs[0].unwrapped.clip.name, action_mode="pd_target",
+                    env_id=env_id, env_kwargs=env_kwargs, clip=venv.envs[0].unwrapped.clip.name,
+                    action_mode=config.action_mode,
                     trained_by=f"dagger ({config.expert})", exploration_std=DEFAULT_EXPLORATION_STD,
                     details={"rounds": round_num + 1},
                 )

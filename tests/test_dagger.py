@@ -220,6 +220,23 @@ def test_each_round_shows_a_progress_bar_of_its_labels_and_logs_its_wall_time(tm
     assert capsys.readouterr().err == ""
 
 
+def test_dagger_trains_a_residual_learner_with_residual_labels(tmp_path):
+    """``action_mode="residual"``: the learner acts in a residual env, the PD expert labels in residual units (0:
+    plain tracking), and the policy file records the mode."""
+    from imitation.data import serialize
+
+    run_dir = tmp_path / "residual"
+    run_dagger(DAggerConfig(rounds=1, action_mode="residual", **TINY), run_dir, log=lambda *_: None)
+    labels = np.concatenate([t.acts for path in sorted((run_dir / "demos" / "round-000").glob("*.npz"))
+                             for t in serialize.load(path)])
+    assert len(labels) >= 120 and np.abs(labels).max() < 1e-5
+    model = load_policy(run_dir / "policy.zip")
+    assert model.sb3_mimic["action_mode"] == "residual"
+    assert model.get_env().envs[0].unwrapped.action_mode == "residual"
+    with pytest.raises(ValueError, match="pd_target or residual"):
+        DAggerConfig(expert="mpc", action_mode="torque").validate()
+
+
 def _dagger_cli(run_dir, *extra):
     return [sys.executable, "-m", "sb3_mimic", "dagger", "--rounds", "6", "--steps_per_round", "128", "--epochs_per_round",
             "2", "--batch_size", "32", "--hidden_size", "8", "--num_layers", "1", "--seed", "3", "--no_progress",

@@ -54,6 +54,22 @@ def test_mpc_is_reproducible_and_validates_its_arguments():
         MPCExpert(gymnasium.make("MimicHumanoidWalk-v0", action_mode="torque"))
 
 
+def test_in_a_residual_env_the_mpc_sets_the_same_pd_targets_as_residual_actions():
+    """The MPC plans PD targets; in a residual env it acts with the residual action that sets them, so from the same
+    start the two envs follow the same trajectory (to float rounding)."""
+    absolute = gymnasium.make("MimicHumanoidWalk-v0")
+    residual = gymnasium.make("MimicHumanoidWalk-v0", action_mode="residual")
+    experts = [MPCExpert(e, samples=4, horizon=4, seed=3, nthread=1) for e in (absolute, residual)]
+    obs = [e.reset(seed=4)[0] for e in (absolute, residual)]
+    for _ in range(10):
+        a_abs, a_res = (x.predict(o, deterministic=True)[0] for x, o in zip(experts, obs, strict=True))
+        np.testing.assert_allclose(residual.unwrapped.encode_pd_targets(a_abs, "residual"), a_res, atol=1e-4)
+        obs = [absolute.step(a_abs)[0], residual.step(a_res)[0]]
+        np.testing.assert_allclose(obs[0], obs[1], atol=1e-4)
+    for x in experts:
+        x.close()
+
+
 def test_queries_that_do_not_commit_leave_the_carried_plan_alone():
     env = gymnasium.make("MimicHumanoidWalk-v0")
     mpc = MPCExpert(env, samples=4, horizon=4, seed=3, nthread=1)

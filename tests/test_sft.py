@@ -115,7 +115,7 @@ def test_sft_from_the_mpc_expert_clones_its_dart_labels_with_normalised_observat
                  "--hidden_size", "16", "--num_layers", "1", "--normalize", "--action_mode", "residual",
                  "--save_path", str(path), "--save_demos", str(demos_path), "--no_eval", "--no_progress"]) == 0
     demos, meta = load_demos(demos_path)
-    assert meta.kind == "dart (mpc)" and meta.action_mode == "residual" and meta.extra["dart_noise"] == 0.05
+    assert meta.kind == "dart (mpc)" and meta.action_mode == "residual" and meta.extra["dart_noise"] == 0.01
     assert meta.extra["mpc_kwargs"] == {"horizon": 4, "samples": 4, "iterations": 1}
     assert len(demos) >= 10 and np.abs(demos.acts).max() > 1e-3  # MPC corrections, not the PD expert's zeros
     model = policies.load_policy(path)

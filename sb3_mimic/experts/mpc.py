@@ -106,7 +106,8 @@ class _CostModel:
 
 
 class MPCExpert(NonTrainablePolicy):
-    """MPPI tracking expert for a :class:`~sb3_mimic.envs.MimicHumanoidEnv` in ``pd_target`` mode.
+    """MPPI tracking expert for a :class:`~sb3_mimic.envs.MimicHumanoidEnv` in ``pd_target`` or ``residual`` mode
+    (it plans PD targets; in a ``residual`` env it acts with the residual action that sets them).
 
     It reads the physics state and clip time of the env it is given (not the observation), so it labels
     whatever state that env is in; a vectorised env (``DummyVecEnv``) gets one plan per sub-env.
@@ -129,8 +130,8 @@ class MPCExpert(NonTrainablePolicy):
         envs = [e.unwrapped for e in getattr(env, "envs", [env])]
         if not all(isinstance(e, MimicHumanoidEnv) for e in envs):
             raise TypeError("MPCExpert needs MimicHumanoidEnv envs (or a DummyVecEnv of them)")
-        if envs[0].action_mode != "pd_target":
-            raise ValueError("MPCExpert plans PD targets: use an env with action_mode='pd_target'")
+        if envs[0].action_mode not in ("pd_target", "residual"):
+            raise ValueError("MPCExpert plans PD targets: use an env with action_mode='pd_target' or 'residual'")
         base_settings = settings if settings is not None else MPCSettings.for_clip(envs[0].clip)
         self.settings: MPCSettings = base_settings.replace(**overrides)
         settings = self.settings
@@ -243,7 +244,8 @@ class MPCExpert(NonTrainablePolicy):
         start = np.zeros((self.horizon, self.index.action_dofs.size))
         if self.stateless:  # every member plans from the plain reference; the label is their mean
             actions = [self._optimise(start, targets, reference, member) for member in self._fixed_eps]
-            return np.mean([np.clip(targets[0] + plan[0], -1.0, 1.0).astype(np.float32) for plan in actions], axis=0)
+            mean = np.mean([np.clip(targets[0] + plan[0], -1.0, 1.0).astype(np.float32) for plan in actions], axis=0)
+            return env.encode_pd_targets(mean, env.action_mode)
         key = (id(env), env.start_time)
         previous = self._plans.get(env_index)
         if warm and previous is not None and previous[0] == key and previous[1] == env.elapsed_steps - 1:
@@ -251,7 +253,7 @@ class MPCExpert(NonTrainablePolicy):
         plan = self._optimise(start, targets, reference, None)
         if commit:
             self._plans[env_index] = (key, env.elapsed_steps, self.decay * np.vstack([plan[1:], plan[-1:]]))
-        return np.clip(targets[0] + plan[0], -1.0, 1.0).astype(np.float32)
+        return env.encode_pd_targets(np.clip(targets[0] + plan[0], -1.0, 1.0).astype(np.float32), env.action_mode)
 
     def _optimise(self, plan: np.ndarray, targets: np.ndarray, reference, fixed_eps: np.ndarray | None) -> np.ndarray:
         """MPPI iterations from ``plan`` (offsets from ``targets``) and the state in ``self._state``; the
