@@ -262,6 +262,9 @@ def _add_train(sub) -> None:
     p.add_argument("--num_layers", type=int, default=2, help="hidden layers (actor and critic)")
     p.add_argument("--normalize", action="store_true",
                    help="standardise observations inside the network, with running statistics saved in the policy")
+    p.add_argument("--termination_distance", type=float, metavar="M",
+                   help="also end training episodes when a body strays this far (m) from its reference (MimicKit: "
+                        "1.0); evaluations keep the plain fall rule")
     _add_rl_common(p)
     p.set_defaults(func=_run_train)
 
@@ -359,6 +362,10 @@ def _run_train(args: argparse.Namespace) -> int:
     mode = {} if args.action_mode == "pd_target" else {"action_mode": args.action_mode}
     env_id, env_kwargs = (env_spec_for(args.mocap, args.action_mode) if args.mocap
                           else (args.env or DEFAULT_TRAIN_ENV, mode))
+    if args.termination_distance is not None:
+        if not (math.isfinite(args.termination_distance) and args.termination_distance > 0):
+            raise ValueError(f"--termination_distance must be a positive number of metres, got {args.termination_distance}")
+        env_kwargs = {**env_kwargs, "termination_distance": args.termination_distance}
     check_env_id(env_id)
     from sb3_mimic.rl import RunConfig
 

@@ -256,6 +256,16 @@ class RunConfig:
             )
 
 
+#: Env kwargs that shape training episodes only: evaluations, and the env a saved policy records, go without them,
+#: so that figures stay comparable across runs.
+TRAINING_ONLY_KWARGS = ("termination_distance",)
+
+
+def evaluation_kwargs(env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``env_kwargs`` less :data:`TRAINING_ONLY_KWARGS`."""
+    return {k: v for k, v in env_kwargs.items() if k not in TRAINING_ONLY_KWARGS}
+
+
 def resolved_n_envs(n_envs: int, vec_env: str = "subproc") -> int:
     if n_envs > 0:
         return n_envs
@@ -301,7 +311,7 @@ class CheckpointEvalCallback(BaseCallback):
         super().__init__(verbose)
         self.run_dir, self.config = run_dir, config
         self.wall_offset, self.iteration = wall_offset, iteration_offset
-        self._eval_env = gym.make(config.env_id, **config.env_kwargs)
+        self._eval_env = gym.make(config.env_id, **evaluation_kwargs(config.env_kwargs))
         self._t0 = time.perf_counter()
         self._eval_time = 0.0
         self._term_sums: np.ndarray | None = None
@@ -451,7 +461,7 @@ def _new_model(config: RunConfig, env, run_dir: Path):
     inherited = metadata_of(sft) if config.load_sft_pretrain else None
     changes = {
         "env_id": config.env_id,
-        "env_kwargs": config.env_kwargs,
+        "env_kwargs": evaluation_kwargs(config.env_kwargs),
         "action_mode": config.env_kwargs.get("action_mode", "pd_target"),
         "trained_by": "finetune" if config.load_sft_pretrain else f"train ({config.algo})",
         "exploration_std": config.exploration_std,

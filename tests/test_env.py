@@ -352,3 +352,35 @@ def test_a_zero_residual_action_tracks_the_next_reference_pose_as_the_pd_expert_
         assert reward_r == pytest.approx(reward_a, abs=1e-5)
     residual.close()
     absolute.close()
+
+
+def test_pose_deviation_ends_an_episode_once_a_body_strays_beyond_the_distance():
+    """``termination_distance``: the episode ends as a fall (``deviated``) at the first step where some body origin
+    is farther than the distance from its reference, and not before; off by default."""
+    from sb3_mimic.envs import MimicHumanoidVecEnv
+
+    actions = np.full(28, 0.6, dtype=np.float32)  # a pose far from walk's: the bodies leave the reference
+    plain = gymnasium.make("MimicHumanoidWalk-v0", early_termination=False)
+    plain.reset(seed=2)
+    distances = []
+    for _ in range(30):
+        _, _, terminated, _, info = plain.step(actions)
+        u = plain.unwrapped
+        sim = u.data.xpos[1:16]
+        ref = u._ref.xpos[1:16]
+        distances.append(float(np.linalg.norm(sim - ref, axis=1).max()))
+        assert not terminated and not info["deviated"]
+    limit = 0.5 * (min(distances) + max(distances))
+    first = next(k for k, d in enumerate(distances) if d > limit)
+    env = gymnasium.make("MimicHumanoidWalk-v0", early_termination=False, termination_distance=limit)
+    env.reset(seed=2)
+    for k in range(first + 1):
+        _, _, terminated, _, info = env.step(actions)
+        assert terminated == (k == first) and info["deviated"] == (k == first) and info["fell"] == (k == first), k
+    vec = MimicHumanoidVecEnv(2, "walk", early_termination=False, termination_distance=limit, seed=2, threads=1)
+    vec.reset()
+    ends = [vec.step(np.tile(actions, (2, 1)))[3][0].get("deviated") for _ in range(first + 1)]
+    assert ends[-1] is True and not any(ends[:-1])
+    vec.close()
+    with pytest.raises(ValueError, match="termination_distance"):
+        gymnasium.make("MimicHumanoidWalk-v0", termination_distance=-1.0)

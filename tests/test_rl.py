@@ -40,6 +40,7 @@ from sb3_mimic.policies import (
     load_policy,
     make_trpo,
     policy_kwargs_for,
+    read_metadata,
     save_policy,
 )
 from sb3_mimic.sft import SFTConfig, run_sft
@@ -771,3 +772,16 @@ def test_the_evaluation_of_the_checkpoint_a_resume_starts_from_is_not_lost(tmp_p
     after = _rows(run_dir)
     assert [row["env_steps"] for row in after] == [0, 64, 128, 192]
     assert after[2]["normalized_return"] == pytest.approx(rows[2]["normalized_return"])  # the same policy, evaluated
+
+
+def test_pose_deviation_termination_shapes_training_episodes_but_not_evaluations(tmp_path, capsys):
+    run_dir = tmp_path / "dev"
+    assert main(["train", *TINY_CLI, "--num_timesteps", "64", "--termination_distance", "0.3", "--action_mode", "residual",
+                 "--run_dir", str(run_dir)]) == 0
+    config = json.loads((run_dir / "run.json").read_text())
+    assert config["env_kwargs"] == {"action_mode": "residual", "termination_distance": 0.3}
+    meta = read_metadata(run_dir / "final_model.zip")
+    assert meta.env_kwargs == {"action_mode": "residual"}  # the policy's env, and its evaluations, fall as usual
+    assert main(["train", *TINY_CLI, "--termination_distance", "-1", "--run_dir", str(tmp_path / "bad")]) == 2
+    assert "--termination_distance must be a positive number" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

@@ -111,7 +111,8 @@ class BatchStep:
     mpjpe: np.ndarray
     """(N,) mean per-joint position error, m (NaN for a non-finite state)."""
     fell: np.ndarray
-    """(N,) a fall body touched the floor (with early termination), or the state went non-finite."""
+    """(N,) a fall body touched the floor (with early termination), a body strayed beyond ``termination_distance``,
+    or the state went non-finite."""
     clip_end: np.ndarray
     """(N,) a non-looping clip reached its last frame."""
     nonfinite: np.ndarray
@@ -122,10 +123,20 @@ class BatchStep:
     """(N,) reference time after the step, s."""
     phase: np.ndarray
     """(N,) clip phase after the step."""
+    deviated: np.ndarray
+    """(N,) a body strayed farther than ``termination_distance`` from its reference (counted in :attr:`fell`)."""
 
     @property
     def terminated(self) -> np.ndarray:
         return self.fell | self.clip_end
+
+    def info(self, i: int) -> dict:
+        """The Gymnasium ``info`` of character ``i``: its reward terms, MPJPE, clock and end flags."""
+        info = {f"reward_{t}": float(self.terms[i, k]) for k, t in enumerate(TERMS)}
+        info.update(mpjpe=float(self.mpjpe[i]), time=float(self.time[i]), phase=float(self.phase[i]),
+                    fell=bool(self.fell[i]), clip_end=bool(self.clip_end[i]), nonfinite=bool(self.nonfinite[i]),
+                    invalid_action=bool(self.invalid_action[i]), deviated=bool(self.deviated[i]))
+        return info
 
 
 class CharacterBatch:
@@ -137,6 +148,8 @@ class CharacterBatch:
     :param control_frequency: policy steps per second (Hz)
     :param sim_frequency: physics steps per second (Hz), a multiple of ``control_frequency``
     :param early_termination: end episodes on falls
+    :param termination_distance: also end an episode as a fall when a body origin strays farther than this (m) from
+        its reference (pose-deviation termination; MimicKit uses 1.0 m); ``None`` (default): off
     :param threads: threads that step the characters (default: one per core; 1 steps them in the caller's thread)
     :param model: an existing model to share (the single env passes its own); by default one is loaded
     """
@@ -152,11 +165,17 @@ class CharacterBatch:
         threads: int | None = None,
         model: mujoco.MjModel | None = None,
         datas: list[mujoco.MjData] | None = None,
+        termination_distance: float | None = None,
     ) -> None:
         if int(num_characters) != num_characters or num_characters < 1:
             raise ValueError(f"num_characters must be a whole number >= 1, got {num_characters!r}")
         if action_mode not in ACTION_MODES:
             raise ValueError(f"unknown action_mode {action_mode!r}; choose one of {ACTION_MODES}")
+        if termination_distance is not None and not (isinstance(termination_distance, (int, float, np.number))
+                                                     and not isinstance(termination_distance, bool)
+                                                     and math.isfinite(termination_distance) and termination_distance > 0):
+            raise ValueError(f"termination_distance must be a positive number of metres or None, got {termination_distance!r}")
+        self.termination_distance = None if termination_distance is None else float(termination_distance)
         threads = available_cores() if threads is None else threads
         if int(threads) != threads or threads < 1:
             raise ValueError(f"threads must be a whole number >= 1, got {threads!r}")
@@ -361,6 +380,9 @@ class CharacterBatch:
         phase = self.phases(times)
         obs = observations(phase, s.xpos, s.xquat, s.cvel, s.subtree_com, yaw, rot)
         error = mpjpe(s.xpos, r.xpos)
+        deviated = np.zeros(self.n, dtype=bool)
+        if self.termination_distance is not None:
+            deviated = np.linalg.norm(s.xpos - r.xpos, axis=2).max(axis=1) > self.termination_distance
         nonfinite = self._behind.copy()
         if nonfinite.any():
             obs[nonfinite] = self.last_obs[nonfinite]
@@ -368,8 +390,9 @@ class CharacterBatch:
         self.last_obs[:] = obs
         clip_end = np.zeros(self.n, dtype=bool) if self.clip.loop else times >= self.clip.duration - 1e-9
         clip_end &= ~nonfinite
-        return BatchStep(obs, reward, terms, error, self._fall & ~nonfinite | nonfinite, clip_end, nonfinite, invalid,
-                         times, phase)
+        deviated &= ~nonfinite
+        fell = (self._fall | deviated) & ~nonfinite | nonfinite
+        return BatchStep(obs, reward, terms, error, fell, clip_end, nonfinite, invalid, times, phase, deviated)
 
     def _torques(self, a: np.ndarray) -> np.ndarray:
         tau = a * self.index.torque_limits

@@ -14,7 +14,7 @@ from sb3_mimic import character
 from sb3_mimic.envs.actions import ACTION_MODES, ACTION_SCALE, pd_target_action, residual_action
 from sb3_mimic.envs.batched import OBSERVATION_STRUCTURE, CharacterBatch
 from sb3_mimic.motion import MotionClip, load_clip
-from sb3_mimic.reward import TERMS, PoseFeatures, end_effectors, heading
+from sb3_mimic.reward import PoseFeatures, end_effectors, heading
 
 GHOST_RGBA = (1.0, 0.55, 0.15, 0.35)
 
@@ -97,6 +97,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
     | ``control_frequency`` | 30 | policy steps per second (Hz) |
     | ``sim_frequency`` | 240 | physics and PD steps per second (Hz), a multiple of ``control_frequency`` |
     | ``early_termination`` | ``True`` | end episodes on falls |
+    | ``termination_distance`` | ``None`` | a fall (``info["deviated"]``) too: a body this far (m) from its reference |
     | ``render_mode`` | ``None`` | ``"rgb_array"``: images, the reference as a ghost; ``"human"``: a live viewer |
     | ``width``, ``height`` | 640, 480 | image size |
     | ``ghost_offset`` | ``(1, 0, 0)`` | ghost at reference + offset (m); the camera looks along +y: +x is beside, +y behind |
@@ -118,13 +119,14 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         width: int = 640,
         height: int = 480,
         ghost_offset: tuple[float, float, float] = (1.0, 0.0, 0.0),
+        termination_distance: float | None = None,
         **kwargs: Any,
     ) -> None:
         if kwargs:
             raise TypeError(
                 f"MimicHumanoidEnv got unexpected arguments {sorted(kwargs)}; valid arguments are motion, "
                 "action_mode, control_frequency, sim_frequency, early_termination, render_mode, width, height, "
-                "ghost_offset"
+                "ghost_offset, termination_distance"
             )
         if action_mode not in ACTION_MODES:
             raise ValueError(f"unknown action_mode {action_mode!r}; choose one of {ACTION_MODES}")
@@ -160,7 +162,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
                 raise RuntimeError(f"render_mode='human': {NO_DISPLAY}")
         utils.EzPickle.__init__(
             self, motion, action_mode, control_frequency, sim_frequency, early_termination, render_mode, width,
-            height, ghost_offset,
+            height, ghost_offset, termination_distance,
         )
         self.clip: MotionClip = load_clip(motion)
         self.action_mode = action_mode
@@ -184,7 +186,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         # a batch of one character on this env's own model and data: the vector envs run the same code
         self._batch = CharacterBatch(
             1, self.clip, action_mode, control_frequency, sim_frequency, early_termination, threads=1, model=m,
-            datas=[self.data],
+            datas=[self.data], termination_distance=termination_distance,
         )
         self.index = self._batch.index
         self._root = int(self.index.body_ids[0])
@@ -250,12 +252,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         if a.shape != (character.ACTION_SIZE,):
             raise ValueError(f"action must have shape ({character.ACTION_SIZE},), got {a.shape}")
         out = self._batch.step(a[None])
-        info = {f"reward_{name}": float(value) for name, value in zip(TERMS, out.terms[0], strict=True)}
-        info.update(
-            mpjpe=float(out.mpjpe[0]), time=float(out.time[0]), phase=float(out.phase[0]), fell=bool(out.fell[0]),
-            clip_end=bool(out.clip_end[0]), nonfinite=bool(out.nonfinite[0]), invalid_action=bool(out.invalid_action[0]),
-        )
-        return out.obs[0], float(out.reward[0]), bool(out.terminated[0]), False, info
+        return out.obs[0], float(out.reward[0]), bool(out.terminated[0]), False, out.info(0)
 
     def set_physics_state(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
         """Put the character in state ``(qpos, qvel)`` at the current reference time and return its observation.

@@ -37,11 +37,11 @@ class _Characters:
     episode limits."""
 
     def __init__(self, num_envs: int, motion, action_mode, control_frequency, sim_frequency, early_termination,
-                 threads, max_episode_steps) -> None:
+                 threads, max_episode_steps, termination_distance=None) -> None:
         if max_episode_steps is not None and (int(max_episode_steps) != max_episode_steps or max_episode_steps < 1):
             raise ValueError(f"max_episode_steps must be a whole number >= 1 or None, got {max_episode_steps!r}")
         self.batch = CharacterBatch(num_envs, motion, action_mode, control_frequency, sim_frequency, early_termination,
-                                    threads)
+                                    threads, termination_distance=termination_distance)
         self.n = num_envs
         self.max_episode_steps = max_episode_steps
         self.rngs = [seeding.np_random(None)[0] for _ in range(num_envs)]
@@ -68,11 +68,7 @@ class _Characters:
 
     @staticmethod
     def info(out: BatchStep, i: int) -> dict[str, Any]:
-        info = {f"reward_{t}": float(out.terms[i, k]) for k, t in enumerate(TERMS)}
-        info.update(mpjpe=float(out.mpjpe[i]), time=float(out.time[i]), phase=float(out.phase[i]), fell=bool(out.fell[i]),
-                    clip_end=bool(out.clip_end[i]), nonfinite=bool(out.nonfinite[i]),
-                    invalid_action=bool(out.invalid_action[i]))
-        return info
+        return out.info(i)
 
 
 class MimicHumanoidVecEnv(VecEnv):
@@ -87,6 +83,7 @@ class MimicHumanoidVecEnv(VecEnv):
     :param threads: physics threads (default: one per core)
     :param max_episode_steps: episode limit (truncation), default 600 (20 s), ``None`` for none
     :param seed: seeds the characters' start times (character ``i`` with ``seed + i``)
+    :param termination_distance: end an episode when a body strays this far (m) from its reference (default off)
     """
 
     def __init__(
@@ -100,9 +97,10 @@ class MimicHumanoidVecEnv(VecEnv):
         threads: int | None = None,
         max_episode_steps: int | None = DEFAULT_MAX_EPISODE_STEPS,
         seed: int | None = None,
+        termination_distance: float | None = None,
     ) -> None:
         self._chars = _Characters(num_envs, motion, action_mode, control_frequency, sim_frequency, early_termination,
-                                  threads, max_episode_steps)
+                                  threads, max_episode_steps, termination_distance)
         self.render_mode = None
         super().__init__(num_envs, self._chars.observation_space, self._chars.action_space)
         if seed is not None:
@@ -192,11 +190,12 @@ class MimicHumanoidVectorEnv(VectorEnv):
         threads: int | None = None,
         max_episode_steps: int | None = DEFAULT_MAX_EPISODE_STEPS,
         render_mode: str | None = None,
+        termination_distance: float | None = None,
     ) -> None:
         if render_mode is not None:
             raise ValueError("the vector env does not render; use MimicHumanoidEnv(render_mode='rgb_array')")
         self._chars = _Characters(num_envs, motion, action_mode, control_frequency, sim_frequency, early_termination,
-                                  threads, max_episode_steps)
+                                  threads, max_episode_steps, termination_distance)
         self.num_envs = num_envs
         self.single_observation_space = self._chars.observation_space
         self.single_action_space = self._chars.action_space
@@ -225,7 +224,7 @@ class MimicHumanoidVectorEnv(VectorEnv):
         infos: dict[str, Any] = {f"reward_{t}": out.terms[:, k].copy() for k, t in enumerate(TERMS)}
         infos.update(mpjpe=out.mpjpe.copy(), time=out.time.copy(), phase=out.phase.copy(), fell=out.fell.copy(),
                      clip_end=out.clip_end.copy(), nonfinite=out.nonfinite.copy(),
-                     invalid_action=out.invalid_action.copy())
+                     invalid_action=out.invalid_action.copy(), deviated=out.deviated.copy())
         obs = out.obs.copy()
         ended = np.flatnonzero(terminated | truncated)
         if len(ended):
