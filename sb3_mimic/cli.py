@@ -191,6 +191,11 @@ def _add_rl_common(p: argparse.ArgumentParser, resume: bool = True) -> None:
         p.add_argument(f"--{name}", type=float,
                        help=f"{what} (default: {TRPO_DEFAULTS[name]} for TRPO, {PPO_DEFAULTS[name]} for PPO)")
     p.add_argument("--n_epochs", type=int, help=f"PPO epochs per iteration (default: {PPO_DEFAULTS['n_epochs']})")
+    p.add_argument("--curriculum", type=int, default=0, metavar="STEPS",
+                   help="DeepMimic's episode-length curriculum: training episodes' limit grows linearly from "
+                        "--curriculum_start to 20 s over STEPS env steps (0: off; needs --vec_env batched)")
+    p.add_argument("--curriculum_start", type=float, default=0.5, metavar="SECONDS",
+                   help="the curriculum's first episode limit")
     p.add_argument("--time_budget", type=float, help="stop after this many minutes of training (all sessions)")
     p.add_argument("--no_progress", action="store_true", help="hide the progress bar")
 
@@ -216,6 +221,7 @@ def _run_options(args: argparse.Namespace) -> dict:
         "vec_env": args.vec_env, "threads": args.threads,
         "seed": args.seed, "exploration_std": args.exploration_std, "eval_episodes": args.eval_episodes,
         "time_budget_s": None if args.time_budget is None else 60.0 * args.time_budget, "hyperparameters": hyper,
+        "curriculum_steps": args.curriculum, "curriculum_start_s": args.curriculum_start,
     }
 
 

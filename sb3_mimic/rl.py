@@ -208,6 +208,10 @@ class RunConfig:
     """Fine-tuning: weight of the imitation term toward the SFT policy at the end of the critic warm-up (0: off)."""
     imitation_anneal_steps: int = 2_000_000
     """Fine-tuning: env steps over which the imitation term's weight falls linearly to 0."""
+    curriculum_steps: int = 0
+    """DeepMimic's episode-length curriculum: the training episodes' limit grows linearly from
+    ``curriculum_start_s`` to the env's own limit over this many env steps (0: off; ``vec_env="batched"`` only)."""
+    curriculum_start_s: float = 0.5
     eval_episodes: int = 10
     time_budget_s: float | None = None
     """Stop once training (evaluations excluded) has taken this many wall-clock seconds in all."""
@@ -234,6 +238,10 @@ class RunConfig:
             raise ValueError("the imitation term needs a teacher: it is for fine-tuning (--load_sft_pretrain)")
         if self.n_envs < 0 or self.critic_warmup_iterations < 0 or self.threads < 0:
             raise ValueError("--n_envs, --threads and --critic_warmup must not be negative")
+        if self.curriculum_steps < 0 or not (self.curriculum_start_s > 0 and math.isfinite(self.curriculum_start_s)):
+            raise ValueError("--curriculum must be a number of env steps >= 0 and --curriculum_start a positive time")
+        if self.curriculum_steps and self.vec_env != "batched":
+            raise ValueError("the episode-length curriculum needs --vec_env batched (it sets the batch's episode limit)")
         if self.vec_env not in VEC_ENVS:
             raise ValueError(f"--vec_env must be one of {', '.join(VEC_ENVS)}, got {self.vec_env!r}")
         if not (self.exploration_std > 0 and math.isfinite(self.exploration_std)):
@@ -300,6 +308,37 @@ def _atomic_save(model, path: Path) -> None:
     tmp = path.with_name(f".{path.stem}.tmp.zip")
     model.save(tmp)
     os.replace(tmp, path)
+
+
+class EpisodeCurriculumCallback(BaseCallback):
+    """DeepMimic's episode-length curriculum on a :class:`~sb3_mimic.envs.MimicHumanoidVecEnv`: at each rollout's
+    start the episode limit becomes ``start_s + (full - start_s) * num_timesteps / steps`` seconds (in whole control
+    steps), reaching the env's own limit ``full`` after ``steps`` env steps, and stays there."""
+
+    def __init__(self, steps: int, start_s: float) -> None:
+        super().__init__()
+        self.steps, self.start_s = int(steps), float(start_s)
+        self.full: int | None = None
+
+    def limit(self, num_timesteps: int, dt: float) -> int:
+        """The episode limit (control steps) at ``num_timesteps``."""
+        assert self.full is not None
+        start = min(self.full, max(1, round(self.start_s / dt)))
+        share = min(1.0, num_timesteps / self.steps)
+        return round(start + (self.full - start) * share)
+
+    def _on_training_start(self) -> None:
+        env = self.training_env.unwrapped
+        if self.full is None:
+            self.full = env.max_episode_steps if env.max_episode_steps is not None else round(env.clip.duration / env.batch.dt)
+
+    def _on_rollout_start(self) -> None:
+        env = self.training_env.unwrapped
+        env.max_episode_steps = self.limit(self.model.num_timesteps, env.batch.dt)
+        self.logger.record("rollout/episode_limit_s", env.max_episode_steps * env.batch.dt)
+
+    def _on_step(self) -> bool:
+        return True
 
 
 class CheckpointEvalCallback(BaseCallback):
@@ -588,7 +627,10 @@ def _load_newest_good_checkpoint(run_dir: Path, config: RunConfig, env):
 def _learn(model, config: RunConfig, run_dir: Path, steps: int, progress_bar: bool, wall_offset: float, iteration: int,
            reset: bool = True):
     # the statistics first: a checkpoint at a rollout's start holds the ones that rollout uses
-    callback = CallbackList([ObservationStatsCallback(), CheckpointEvalCallback(run_dir, config, wall_offset, iteration)])
+    callbacks = [ObservationStatsCallback(), CheckpointEvalCallback(run_dir, config, wall_offset, iteration)]
+    if config.curriculum_steps:
+        callbacks.insert(0, EpisodeCurriculumCallback(config.curriculum_steps, config.curriculum_start_s))
+    callback = CallbackList(callbacks)
     model.learn(total_timesteps=steps, callback=callback, progress_bar=progress_bar, reset_num_timesteps=reset,
                 tb_log_name="run")
     _atomic_save(model, run_dir / "final_model.zip")

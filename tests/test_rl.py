@@ -785,3 +785,42 @@ def test_pose_deviation_termination_shapes_training_episodes_but_not_evaluations
     assert main(["train", *TINY_CLI, "--termination_distance", "-1", "--run_dir", str(tmp_path / "bad")]) == 2
     assert "--termination_distance must be a positive number" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_the_episode_length_curriculum_grows_the_training_limit_from_its_start_to_the_full_episode(tmp_path):
+    """DeepMimic's curriculum: the limit at each rollout's start is start + (full - start) * steps / T, in control
+    steps, and the training episodes are truncated there."""
+    from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+
+    from sb3_mimic.envs import MimicHumanoidVecEnv
+
+    curriculum = rl.EpisodeCurriculumCallback(steps=6000, start_s=0.5)
+    curriculum.full = 600
+    assert [curriculum.limit(t, 1 / 30) for t in (0, 1500, 3000, 6000, 10**6)] == [15, 161, 308, 600, 600]
+    seen, lengths = [], []
+
+    class Watch(BaseCallback):
+        def _on_rollout_start(self) -> None:
+            seen.append(self.training_env.unwrapped.max_episode_steps)
+
+        def _on_step(self) -> bool:
+            for info, done in zip(self.locals["infos"], self.locals["dones"], strict=True):
+                if done:
+                    lengths.append((len(seen), info.get("TimeLimit.truncated", False)))
+            return True
+
+    env = MimicHumanoidVecEnv(2, "walk", action_mode="residual", threads=1, seed=0)
+    model = PPO("MlpPolicy", env, n_steps=32, batch_size=64, n_epochs=1, device="cpu", seed=0,
+                policy_kwargs={"net_arch": [8], "log_std_init": -5.0})
+    model.learn(3 * 64, callback=CallbackList([rl.EpisodeCurriculumCallback(192, 0.2), Watch()]))
+    env.close()
+    assert seen == [6, 204, 402]  # 0.2 s = 6 control steps at the start, then +198 every 64 env steps
+    assert (1, True) in lengths  # the first rollout's episodes were cut at its 6-step limit
+    with pytest.raises(ValueError, match="vec_env batched"):
+        _config(curriculum_steps=100).validate()
+    # the command line passes it to the run
+    run_dir = tmp_path / "cli"
+    assert main(["train", *TINY_CLI[:TINY_CLI.index("--n_envs")], "--vec_env", "batched", "--n_envs", "2",
+                 "--n_steps", "32", "--batch_size", "64", "--eval_episodes", "1", "--hidden_size", "8", "--num_layers",
+                 "1", "--no_progress", "--num_timesteps", "64", "--curriculum", "1000", "--run_dir", str(run_dir)]) == 0
+    assert json.loads((run_dir / "run.json").read_text())["curriculum_steps"] == 1000

@@ -118,6 +118,17 @@ class MimicHumanoidVecEnv(VecEnv):
         """The batched simulation."""
         return self._chars.batch
 
+    @property
+    def max_episode_steps(self) -> int | None:
+        """The episode limit (truncation), steps; settable (an episode-length curriculum), from the next step on."""
+        return self._chars.max_episode_steps
+
+    @max_episode_steps.setter
+    def max_episode_steps(self, steps: int | None) -> None:
+        if steps is not None and (int(steps) != steps or steps < 1):
+            raise ValueError(f"max_episode_steps must be a whole number >= 1 or None, got {steps!r}")
+        self._chars.max_episode_steps = None if steps is None else int(steps)
+
     def reset(self) -> np.ndarray:
         self._returns[:] = 0.0
         if self._seeds and self._seeds[0] is not None:
