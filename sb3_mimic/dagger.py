@@ -230,6 +230,17 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
     env_id, env_kwargs = env_spec_for(config.mocap, config.action_mode)
     venv = DummyVecEnv([lambda: gym.make(env_id, **env_kwargs)])
     policy_path, optimizer_path = run_dir / "policy.zip", run_dir / "bc_optimizer.pt"
+
+    def staged(rounds: int) -> tuple[Path, Path]:
+        """Where round ``rounds``' policy and optimizer wait until the state file counts that round."""
+        return run_dir / f".policy-round-{rounds:03d}.zip", run_dir / f".bc_optimizer-round-{rounds:03d}.pt"
+
+    if resume:  # a kill between counting a round and moving its files into place: move them now
+        for path, final in zip(staged(done), (policy_path, optimizer_path), strict=True):
+            if path.exists():
+                os.replace(path, final)
+        for leftover in [*run_dir.glob(".policy-round-*.zip"), *run_dir.glob(".bc_optimizer-round-*.pt")]:
+            leftover.unlink()  # a round the state never counted: its policy must not be loaded
     if done > 0:
         model = load_policy(policy_path, venv)
     elif config.init_policy:
@@ -300,9 +311,14 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
                     trained_by=f"dagger ({config.expert})", exploration_std=DEFAULT_EXPLORATION_STD,
                     details={"rounds": round_num + 1},
                 )
-                save_policy(model, policy_path, meta)
-                _save_atomic(trainer_bc.optimizer.state_dict(), optimizer_path)
-                write_json_atomic(state_path, state(round_num + 1))  # last: the round counts once all is saved
+                # the round's policy and optimizer are staged, then counted, then moved into place: a kill at any
+                # moment leaves policy.zip the policy of the rounds the state counts
+                staged_policy, staged_optimizer = staged(round_num + 1)
+                save_policy(model, staged_policy, meta)
+                _save_atomic(trainer_bc.optimizer.state_dict(), staged_optimizer)
+                write_json_atomic(state_path, state(round_num + 1))  # the round counts once all is saved
+                os.replace(staged_policy, policy_path)
+                os.replace(staged_optimizer, optimizer_path)
                 log(f"round {round_num + 1}/{config.rounds}: {steps} labelled steps in {len(trajectories)} episodes "
                     f"(mean {mean_s:.2f} s, beta {trainer.beta_schedule(round_num):.2f}) in "
                     f"{(time.perf_counter() - started) / 60:.1f} min; saved {policy_path}")

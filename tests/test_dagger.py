@@ -310,3 +310,35 @@ def test_saved_rounds_are_read_as_arrays_without_jsonpickle_or_pickle(tmp_path, 
     np.save(folder / "planted.npz", np.array([object()], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError, match="not an episode saved by sb3-mimic dagger"):
         load_round_episodes(folder)
+
+
+def test_a_kill_after_a_rounds_policy_is_saved_but_before_it_is_counted_resumes_from_the_counted_policy(tmp_path,
+                                                                                                         monkeypatch):
+    """The round's policy is staged until the state file counts the round: a kill in between (here: the state write
+    fails) leaves policy.zip the last counted round's, so the resumed run redoes the round from it and ends where an
+    uninterrupted run ends."""
+    from sb3_mimic import dagger
+
+    whole = tmp_path / "whole"
+    run_dagger(DAggerConfig(rounds=2, **TINY), whole, log=lambda *_: None)
+    killed = tmp_path / "killed"
+    real = dagger.write_json_atomic
+
+    def dies_counting_round_2(path, state):
+        if state.get("rounds_done") == 2:
+            raise KeyboardInterrupt("killed")
+        real(path, state)
+
+    monkeypatch.setattr(dagger, "write_json_atomic", dies_counting_round_2)
+    with pytest.raises(KeyboardInterrupt):
+        run_dagger(DAggerConfig(rounds=2, **TINY), killed, log=lambda *_: None)
+    monkeypatch.setattr(dagger, "write_json_atomic", real)
+    assert (killed / ".policy-round-002.zip").exists()  # staged, not counted
+    after_one = tmp_path / "one"
+    run_dagger(DAggerConfig(rounds=1, **TINY), after_one, log=lambda *_: None)
+    a, b = load_policy(killed / "policy.zip").policy.state_dict(), load_policy(after_one / "policy.zip").policy.state_dict()
+    assert all(th.equal(a[k], b[k]) for k in a)  # policy.zip is still round 1's
+    run_dagger(DAggerConfig(rounds=2, **TINY), killed, resume=True, log=lambda *_: None)
+    assert not list(killed.glob(".policy-round-*")) and not list(killed.glob(".bc_optimizer-round-*"))
+    a, b = load_policy(killed / "policy.zip").policy.state_dict(), load_policy(whole / "policy.zip").policy.state_dict()
+    assert all(th.equal(a[k], b[k]) for k in a)
