@@ -84,7 +84,7 @@ def main() -> None:
     out = Path(args.out)
     budget = 60.0 * args.minutes
     common = dict(env_id=ENV_ID, env_kwargs={}, num_timesteps=10**9, save_per_iter=args.save_per_iter,
-                  eval_episodes=args.eval_episodes, seed=args.seed, n_envs=1)
+                  eval_episodes=args.eval_episodes, seed=args.seed, n_envs=1, vec_env="subproc")
     if args.contender == "trpo":
         run_training(RunConfig(algo="trpo", **common, time_budget_s=budget), out / "trpo", progress_bar=False)
         return

@@ -281,7 +281,12 @@ def test_help_shows_each_default_once(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "(default: 1024 for TRPO, 1024 for PPO)" in text and "(default: 2000000)" in text
+    assert "with subproc 1024 for TRPO, 1024 for PPO)" in text and "(default: 2000000)" in text
+    from sb3_mimic import rl
+
+    # the help's batched defaults are the run's (the help is written without importing torch)
+    assert f"default: {rl.BATCHED_DEFAULT_N_STEPS} with --vec_env batched" in text
+    assert f"0 = {rl.BATCHED_DEFAULT_N_ENVS} characters with --vec_env batched" in text
 
 
 def test_the_package_is_typed():

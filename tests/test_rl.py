@@ -232,7 +232,7 @@ def crashed_and_resumed(sft_zip, tmp_path_factory):
     """A fine-tuning run (2 warm-up iterations, 4 in all) killed during its 2nd iteration, resumed to the end,
     then extended by one iteration (run.json's num_timesteps raised, as for a run killed before its target)."""
     run_dir = tmp_path_factory.mktemp("resume") / "run"
-    config = _config(load_sft_pretrain=str(sft_zip), critic_warmup_iterations=2, num_timesteps=7 * N)
+    config = _config(load_sft_pretrain=str(sft_zip), critic_warmup_iterations=2, num_timesteps=4 * N)
     on_step = rl.CheckpointEvalCallback._on_step
 
     def crash(self):
@@ -389,7 +389,8 @@ def test_cli_finetune_uses_the_policys_action_mode(torque_zip, tmp_path, capsys)
     run_dir = tmp_path / "ft"
     # the CLI has no --n_steps: one iteration is TRPO_DEFAULTS' 1024 steps, whatever --num_timesteps says
     code = main(["finetune", "--load_sft_pretrain", str(torque_zip), "--mocap", "walk", "--num_timesteps", "256",
-                 "--save_per_iter", "1", "--run_dir", str(run_dir), "--n_envs", "1", "--eval_episodes", "2",
+                 "--save_per_iter", "1", "--run_dir", str(run_dir), "--n_envs", "1", "--vec_env", "subproc",
+                 "--eval_episodes", "2",
                  "--critic_warmup", "0", "--no_progress"])
     _, err = capsys.readouterr()
     assert code == 0, err
@@ -566,8 +567,8 @@ def test_zoo_configs_cover_every_env_and_match_sft(algo, defaults):
 def cli_ppo_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("cli") / "ppo"
     code, _ = _quiet(main, ["train", "--algo", "ppo", "--num_timesteps", "256", "--save_per_iter", "1", "--run_dir",
-                            str(run_dir), "--n_envs", "1", "--eval_episodes", "2", "--hidden_size", "16", "--num_layers",
-                            "1", "--no_progress"])
+                            str(run_dir), "--n_envs", "1", "--vec_env", "subproc", "--eval_episodes", "2",
+                            "--hidden_size", "16", "--num_layers", "1", "--no_progress"])
     th.set_num_threads(1)
     assert code == 0
     return run_dir
@@ -639,7 +640,8 @@ def test_cli_video_of_a_finetuned_model(crashed_and_resumed, tmp_path, capsys):
 def test_cli_finetune_warns_when_it_would_never_update_the_actor(sft_zip, tmp_path, monkeypatch, capsys):
     started = []
     monkeypatch.setattr(rl, "run_training", lambda config, run_dir, **_: started.append(config))
-    base = ["finetune", "--load_sft_pretrain", str(sft_zip), "--n_envs", "1", "--no_progress", "--run_dir"]
+    base = ["finetune", "--load_sft_pretrain", str(sft_zip), "--n_envs", "1", "--vec_env", "subproc", "--no_progress",
+            "--run_dir"]
     assert main([*base, str(tmp_path / "a"), "--num_timesteps", "3000"]) == 0
     err = capsys.readouterr().err
     # 5 warm-up iterations of 1024 steps with one env: 3000 steps end inside them
@@ -817,7 +819,7 @@ def test_the_episode_length_curriculum_grows_the_training_limit_from_its_start_t
     assert seen == [6, 204, 402]  # 0.2 s = 6 control steps at the start, then +198 every 64 env steps
     assert (1, True) in lengths  # the first rollout's episodes were cut at its 6-step limit
     with pytest.raises(ValueError, match="vec_env batched"):
-        _config(curriculum_steps=100).validate()
+        _config(curriculum_steps=100, vec_env="subproc").validate()
     # the command line passes it to the run
     run_dir = tmp_path / "cli"
     assert main(["train", *TINY_CLI[:TINY_CLI.index("--n_envs")], "--vec_env", "batched", "--n_envs", "2",
