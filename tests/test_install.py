@@ -48,7 +48,8 @@ def test_wheel_ships_data_and_works_outside_the_repo(tmp_path):
     )
     (wheel,) = wheel_dir.glob("sb3_mimic-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for member in ("sb3_mimic/_data/envs/humanoid3d.xml", "sb3_mimic/_data/motions/catalogue.json", "sb3_mimic/py.typed"):
+    for member in ("sb3_mimic/_data/envs/humanoid3d.xml", "sb3_mimic/_data/motions/catalogue.json", "sb3_mimic/py.typed",
+                   "sb3_mimic/pretrained/walk.zip", "sb3_mimic/pretrained/walk.json"):
         assert member in names, f"{member} missing from {wheel.name}"
     assert not any(n.startswith(("tests/", "tools/", "benchmarks/")) for n in names)
 
@@ -62,11 +63,13 @@ def test_wheel_ships_data_and_works_outside_the_repo(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(target))
     env.pop("PYTHONSAFEPATH", None)
     code = (
-        "import sb3_mimic, sb3_mimic._resources as r; print(sb3_mimic.__file__); print(r.data_path('envs', 'humanoid3d.xml'))"
+        "import sb3_mimic, sb3_mimic._resources as r; print(r.policy_file('pretrained:walk')); print(sb3_mimic.__file__); "
+        "print(r.data_path('envs', 'humanoid3d.xml'))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    module_file, data_file = (Path(line) for line in out.stdout.strip().splitlines()[-2:])
+    policy_file, module_file, data_file = (Path(line) for line in out.stdout.strip().splitlines()[-3:])
+    assert policy_file.resolve().is_relative_to(target.resolve()) and policy_file.is_file()
     assert module_file.resolve().is_relative_to(target.resolve()), f"imported sb3_mimic from {module_file}"
     assert data_file.resolve().is_relative_to(target.resolve()), f"data came from {data_file}"
     assert data_file.is_file()
