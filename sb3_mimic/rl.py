@@ -598,6 +598,13 @@ def resume_training(run_dir: str | Path, progress_bar: bool = True, num_timestep
             model.set_teacher(load_policy(config.load_sft_pretrain, trust_pickle=config.trust_pickle).policy)
         remaining = config.num_timesteps - model.num_timesteps
         if remaining <= 0:
+            evaluated = any(r["env_steps"] == model.num_timesteps for r in read_evaluations(run_dir))
+            if not evaluated or not (run_dir / "final_model.zip").exists():
+                # killed after its last checkpoint, before that checkpoint's evaluation or the final model: a run of
+                # no further steps writes both (the callback evaluates a checkpoint that has no row)
+                progress = getattr(model, "sb3_mimic_progress", None) or {}
+                _learn(model, config, run_dir, 0, False, progress.get("wall_time_s", 0.0), progress.get("iteration", 0),
+                       reset=False)
             print(f"{run_dir} is complete ({model.num_timesteps} of {config.num_timesteps} steps)")
             return model
         progress = getattr(model, "sb3_mimic_progress", None) or {}

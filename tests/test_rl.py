@@ -826,3 +826,18 @@ def test_the_episode_length_curriculum_grows_the_training_limit_from_its_start_t
                  "--n_steps", "32", "--batch_size", "64", "--eval_episodes", "1", "--hidden_size", "8", "--num_layers",
                  "1", "--no_progress", "--num_timesteps", "64", "--curriculum", "1000", "--run_dir", str(run_dir)]) == 0
     assert json.loads((run_dir / "run.json").read_text())["curriculum_steps"] == 1000
+
+
+def test_a_run_killed_after_its_last_checkpoint_gets_that_evaluation_and_its_final_model_on_resume(tmp_path):
+    run_dir = tmp_path / "run"
+    assert main(["train", *TINY_CLI, "--num_timesteps", "128", "--run_dir", str(run_dir)]) == 0
+    rows = _rows(run_dir)
+    # as if killed after the last checkpoint was written, before its evaluation row and final_model.zip
+    lines = (run_dir / "evaluations.csv").read_text().splitlines()
+    (run_dir / "evaluations.csv").write_text("\n".join(lines[:-1]) + "\n")
+    (run_dir / "final_model.zip").unlink()
+    assert main(["train", "--resume", str(run_dir), "--no_progress"]) == 0
+    after = _rows(run_dir)
+    assert [row["env_steps"] for row in after] == [0, 64, 128]
+    assert after[-1]["normalized_return"] == pytest.approx(rows[-1]["normalized_return"])
+    assert PPO.load(run_dir / "final_model.zip", device="cpu").num_timesteps == 128
