@@ -762,14 +762,18 @@ def test_a_run_killed_at_random_moments_resumes_with_every_checkpoint_evaluated_
     assert not [p for p in run_dir.rglob(".*") if p.is_file()]  # no temporary file left behind
 
 
+def _drop_last_evaluation_and_final_model(run_dir: Path) -> None:
+    lines = (run_dir / "evaluations.csv").read_text().splitlines()
+    (run_dir / "evaluations.csv").write_text("\n".join(lines[:-1]) + "\n")
+    (run_dir / "final_model.zip").unlink()
+
+
 def test_the_evaluation_of_the_checkpoint_a_resume_starts_from_is_not_lost(tmp_path):
     run_dir = tmp_path / "run"
     assert main(["train", *TINY_CLI, "--num_timesteps", "128", "--run_dir", str(run_dir)]) == 0
     rows = _rows(run_dir)
     # as if killed after the checkpoint at 128 steps was written and before its evaluation row was
-    lines = (run_dir / "evaluations.csv").read_text().splitlines()
-    (run_dir / "evaluations.csv").write_text("\n".join(lines[:-1]) + "\n")
-    (run_dir / "final_model.zip").unlink()
+    _drop_last_evaluation_and_final_model(run_dir)
     assert main(["train", "--resume", str(run_dir), "--num_timesteps", "192", "--no_progress"]) == 0
     after = _rows(run_dir)
     assert [row["env_steps"] for row in after] == [0, 64, 128, 192]
@@ -833,9 +837,7 @@ def test_a_run_killed_after_its_last_checkpoint_gets_that_evaluation_and_its_fin
     assert main(["train", *TINY_CLI, "--num_timesteps", "128", "--run_dir", str(run_dir)]) == 0
     rows = _rows(run_dir)
     # as if killed after the last checkpoint was written, before its evaluation row and final_model.zip
-    lines = (run_dir / "evaluations.csv").read_text().splitlines()
-    (run_dir / "evaluations.csv").write_text("\n".join(lines[:-1]) + "\n")
-    (run_dir / "final_model.zip").unlink()
+    _drop_last_evaluation_and_final_model(run_dir)
     assert main(["train", "--resume", str(run_dir), "--no_progress"]) == 0
     after = _rows(run_dir)
     assert [row["env_steps"] for row in after] == [0, 64, 128]
