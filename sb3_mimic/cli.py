@@ -229,10 +229,11 @@ def _run_options(args: argparse.Namespace) -> dict:
 def _add_finetune(sub) -> None:
     p = sub.add_parser(
         "finetune",
-        help="TRPO fine-tuning of an SFT policy, with critic warm-up, checkpoints and evaluations",
+        help="RL fine-tuning (TRPO or PPO) of an SFT policy, with critic warm-up, checkpoints and evaluations",
         description=(
-            "Fine-tune a policy written by `sb3-mimic sft` with sb3-contrib TRPO. The critic is first fitted on "
-            "rollouts of the frozen SFT policy (--critic_warmup iterations), then actor and critic train together. "
+            "Fine-tune a policy written by `sb3-mimic sft` with sb3-contrib TRPO (default) or SB3 PPO. The critic is "
+            "first fitted on rollouts of the frozen SFT policy (--critic_warmup iterations), then actor and critic "
+            "train together, the actor kept near the SFT policy by an annealed imitation term. "
             "Every --save_per_iter iterations a checkpoint is written atomically and the policy is evaluated "
             "(RUN_DIR/evaluations.csv); TensorBoard logs go to RUN_DIR/tb."
         ),
@@ -242,6 +243,8 @@ def _add_finetune(sub) -> None:
     start.add_argument("--load_sft_pretrain", metavar="PATH", help="policy written by `sb3-mimic sft` (.zip or .pth)")
     start.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
     p.add_argument("--mocap", help="clip to fine-tune on (default: the SFT policy's clip)")
+    p.add_argument("--algo", choices=["trpo", "ppo"], default="trpo",
+                   help="RL algorithm (the SFT file is an actor-critic policy both take)")
     p.add_argument("--critic_warmup", type=int, default=5, help="critic-only iterations before actor updates")
     p.add_argument("--imitation_coef", type=float, default=1.0,
                    help="weight of the imitation term toward the SFT policy after the warm-up (kickstarting)")
@@ -337,7 +340,7 @@ def _run_finetune(args: argparse.Namespace) -> int:
             _warn(f"{args.load_sft_pretrain} was trained on clip {meta.clip!r}; fine-tuning it on {clip!r}")
     arch = sft.policy_kwargs.get("net_arch", {}).get("pi", [64, 64])
     config = RunConfig(
-        algo="trpo", env_id=env_id, env_kwargs=env_kwargs, critic_warmup_iterations=args.critic_warmup,
+        algo=args.algo, env_id=env_id, env_kwargs=env_kwargs, critic_warmup_iterations=args.critic_warmup,
         imitation_coef=0.0 if args.no_imitation else args.imitation_coef, imitation_anneal_steps=args.imitation_anneal,
         hidden_size=arch[0] if arch else 64, num_layers=len(arch),
         load_sft_pretrain=str(resolve_policy_path(args.load_sft_pretrain).resolve()), trust_pickle=args.trust_pickle,

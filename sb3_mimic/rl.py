@@ -1,4 +1,4 @@
-"""Reinforcement learning: TRPO fine-tuning from an SFT policy, or TRPO/PPO from scratch.
+"""Reinforcement learning: TRPO or PPO fine-tuning from an SFT policy, or TRPO/PPO from scratch.
 
 Every run lives in a run directory::
 
@@ -8,9 +8,10 @@ Every run lives in a run directory::
     RUN_DIR/tb/                   TensorBoard logs
     RUN_DIR/final_model.zip       the model at the end of the run
 
-Observations are not normalised, neither in SFT nor here, so an SFT policy runs unchanged in RL.
-Fine-tuning a cloned policy with a random critic makes the first actor updates follow noise: the critic is
-first fitted on rollouts of the frozen SFT policy (``critic_warmup_iterations``, default 5).
+An SFT policy runs unchanged in RL: its observation normaliser (if any) travels inside the network. Fine-tuning a
+cloned policy with a random critic makes the first actor updates follow noise: the critic is first fitted on
+rollouts of the frozen SFT policy (``critic_warmup_iterations``, default 5), and an annealed imitation term keeps
+the actor near it while the critic learns (:class:`FineTuning`, for TRPO and PPO alike).
 """
 
 from __future__ import annotations
@@ -59,20 +60,21 @@ EVAL_COLUMNS = (
     "mpjpe_mm", "std_normalized_return", "std_survival_s", "std_mpjpe_mm",
 )
 
-class MimicTRPO(TRPO):
-    """TRPO whose first ``critic_warmup_iterations`` updates fit only the critic (the actor stays frozen), and whose
-    actor is kept near a teacher by an annealed imitation term (kickstarting, Schmitt et al. 2018).
+class FineTuning:
+    """What fine-tuning adds to an SB3 on-policy algorithm (mixed into :class:`MimicTRPO` and :class:`MimicPPO`):
 
-    Rollouts of the warm-up iterations are collected with the current (e.g. SFT) policy, so the value function
-    has learned that policy's returns before the first natural-gradient step uses its advantages.
+    - **critic warm-up**: the first ``critic_warmup_iterations`` updates fit only the critic (the actor stays
+      frozen). Their rollouts are collected with the current (e.g. SFT) policy, so the value function has learned
+      that policy's returns before the first actor update uses its advantages.
+    - **an annealed imitation term** (kickstarting, Schmitt et al. 2018): with a teacher (:meth:`set_teacher`, the
+      SFT policy when fine-tuning) and ``imitation_coef > 0``, every iteration after the algorithm's own update also
+      takes one pass of Adam steps over the rollout's states on the distillation loss ``KL(teacher(s) || policy(s))``
+      at the policy's std (half the squared distance of the mean actions in units of that std). Adam's steps do not
+      scale with a loss weight, so the weight ``coef`` scales the step size: ``imitation_lr * coef``, with ``coef``
+      falling linearly from ``imitation_coef`` to 0 over ``imitation_anneal_steps`` env steps after the warm-up.
+      The optimiser's state is saved in checkpoints, so a resumed run continues as an uninterrupted one would.
 
-    With a teacher (:meth:`set_teacher`, the SFT policy when fine-tuning) and ``imitation_coef > 0``, every
-    iteration after the natural-gradient step also takes one pass of Adam steps over the rollout's states on the
-    distillation loss of kickstarting, ``KL(teacher(s) || policy(s))`` at the policy's fixed std (half the squared
-    distance of the mean actions in units of that std).  Adam's steps do not scale with a loss weight, so the weight
-    ``coef`` scales the step size: ``imitation_lr * coef``, with ``coef`` falling linearly from ``imitation_coef``
-    to 0 over ``imitation_anneal_steps`` env steps after the warm-up.  The optimiser's state is saved in checkpoints,
-    so a resumed run continues as an uninterrupted one would.
+    With neither (the defaults) the algorithm trains exactly as its SB3 parent.
     """
 
     def __init__(self, *args, critic_warmup_iterations: int = 0, imitation_coef: float = 0.0,
@@ -153,13 +155,16 @@ class MimicTRPO(TRPO):
             losses.append(loss.item())
         self.logger.record("train/imitation_kl", float(np.mean(losses)))
 
+    def _critic_passes(self) -> int:
+        raise NotImplementedError
+
     def _train_critic_only(self) -> None:
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         critic = list(self.policy.mlp_extractor.value_net.parameters()) + list(self.policy.value_net.parameters())
         critic_ids = {id(p) for p in critic}
         losses = []
-        for _ in range(self.n_critic_updates):
+        for _ in range(self._critic_passes()):
             for batch in self.rollout_buffer.get(self.batch_size):
                 loss = F.mse_loss(batch.returns, self.policy.predict_values(batch.observations).flatten())
                 self.policy.optimizer.zero_grad()
@@ -173,7 +178,23 @@ class MimicTRPO(TRPO):
         self.logger.record("train/critic_warmup", 1)
 
 
-ALGOS = {"trpo": MimicTRPO, "ppo": PPO}
+class MimicTRPO(FineTuning, TRPO):
+    """sb3-contrib TRPO with :class:`FineTuning`'s critic warm-up (``n_critic_updates`` passes per iteration) and
+    imitation term (after the natural-gradient step)."""
+
+    def _critic_passes(self) -> int:
+        return self.n_critic_updates
+
+
+class MimicPPO(FineTuning, PPO):
+    """SB3 PPO with :class:`FineTuning`'s critic warm-up (``n_epochs`` passes per iteration) and imitation term
+    (after the clipped-surrogate epochs)."""
+
+    def _critic_passes(self) -> int:
+        return self.n_epochs
+
+
+ALGOS = {"trpo": MimicTRPO, "ppo": MimicPPO}
 VEC_ENVS = ("subproc", "batched")
 #: Characters of the batched vector env when ``n_envs`` is 0, and their env steps per iteration when ``n_steps`` is
 #: not given: rollouts of 4096 env steps, the configuration ``benchmarks/env_throughput.py`` measured (TRPO 3.4x and
@@ -227,8 +248,6 @@ class RunConfig:
     def validate(self) -> None:
         if self.algo not in ALGOS:
             raise ValueError(f"unknown algo {self.algo!r}; choose one of {sorted(ALGOS)}")
-        if self.load_sft_pretrain and self.algo != "trpo":
-            raise ValueError("fine-tuning an SFT policy uses TRPO (--algo trpo)")
         for name in ("num_timesteps", "save_per_iter", "eval_episodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
@@ -494,7 +513,7 @@ def _new_model(config: RunConfig, env, run_dir: Path):
     if config.load_sft_pretrain:
         sft = load_policy(config.load_sft_pretrain, trust_pickle=config.trust_pickle)
         check_policy_fits(sft, probe)
-        model = MimicTRPO(
+        model = ALGOS[config.algo](
             "MlpPolicy", env, policy_kwargs=sft.policy_kwargs, critic_warmup_iterations=config.critic_warmup_iterations,
             imitation_coef=config.imitation_coef, imitation_anneal_steps=config.imitation_anneal_steps, **hyper, **common,
         )
@@ -502,11 +521,10 @@ def _new_model(config: RunConfig, env, run_dir: Path):
         if config.imitation_coef > 0:
             model.set_teacher(sft.policy)
     else:
-        kwargs = {"critic_warmup_iterations": 0} if config.algo == "trpo" else {}
         model = ALGOS[config.algo](
             "MlpPolicy", env, policy_kwargs=policy_kwargs_for(config.hidden_size, config.num_layers,
                                                              config.normalize_observations),
-            **hyper, **kwargs, **common,
+            critic_warmup_iterations=0, **hyper, **common,
         )
     set_exploration_std(model, config.exploration_std)
     inherited = metadata_of(sft) if config.load_sft_pretrain else None

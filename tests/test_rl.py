@@ -223,6 +223,28 @@ def test_the_imitation_term_keeps_the_fine_tuned_actor_near_the_sft_teacher_and_
         _config(imitation_coef=1.0).validate()
 
 
+def test_ppo_fine_tuning_warms_up_the_critic_then_moves_the_actor_under_the_imitation_term(sft_zip, tmp_path, capsys):
+    """``finetune --algo ppo``: the same SFT file, critic warm-up and imitation term as TRPO's, on SB3's PPO."""
+    run_dir = tmp_path / "ppo_ft"
+    code = main(["finetune", "--algo", "ppo", "--load_sft_pretrain", str(sft_zip), "--critic_warmup", "1",
+                 "--num_timesteps", str(2 * N), "--save_per_iter", "1", "--vec_env", "subproc", "--n_envs", "1",
+                 "--n_steps", str(N), "--batch_size", "64", "--n_epochs", "2", "--learning_rate", "1e-3",
+                 "--eval_episodes", "1", "--run_dir", str(run_dir), "--no_progress"])
+    assert code == 0
+    config = rl.read_run_config(run_dir)
+    assert config.algo == "ppo" and config.imitation_coef == 1.0 and config.hyperparameters["n_epochs"] == 2
+    ref = load_policy(sft_zip).policy.state_dict()
+    warm, moved = (rl.MimicPPO.load(run_dir / "checkpoints" / f"model_{n:012d}_steps.zip", device="cpu")
+                   for n in (N, 2 * N))
+    assert isinstance(warm, PPO) and warm.n_epochs == 2
+    assert _actor_equal(warm.policy.state_dict(), ref)  # the warm-up fitted the critic alone ...
+    assert all(not th.equal(warm.policy.state_dict()[k], ref[k]) for k in ref if _is_critic(k))
+    assert not _actor_equal(moved.policy.state_dict(), ref)  # ... then PPO's epochs and the imitation pass moved it
+    assert moved.imitation_start == N and moved.imitation_optimizer.state
+    assert moved.imitation_weight() == pytest.approx(1.0 - N / 2_000_000)
+    assert load_policy(run_dir / "final_model.zip").sb3_mimic["trained_by"] == "finetune"
+
+
 # ------------------------------------------------------------------------------------------------------------
 # 2. checkpoints and resume
 
@@ -418,7 +440,6 @@ def test_cli_finetune_uses_the_policys_action_mode(torque_zip, tmp_path, capsys)
         ({"exploration_std": -0.1}, "--exploration_std"),
         ({"exploration_std": float("nan")}, "--exploration_std"),
         ({"env_id": "NoSuchEnv-v0"}, "unknown env id"),
-        ({"algo": "ppo", "load_sft_pretrain": "policy.zip"}, "--algo trpo"),
     ],
 )
 def test_bad_run_config_is_refused_before_any_work(tmp_path, overrides, message):
