@@ -1,27 +1,38 @@
-"""SFT + TRPO against pure TRPO on walk, with the same wall-clock budget on this machine.
+"""SFT + fine-tuning against pure RL on one clip, at the same env-step budget, on the batched env.
 
-In one run, side by side (two processes at once, one core and one env each, so that whatever else the machine
-does slows both alike):
-1. pure TRPO from scratch (``sb3-mimic train``'s defaults) for ``--minutes`` of training wall time;
-2. SFT (``sb3-mimic sft`` defaults on walk), then TRPO fine-tuning (``sb3-mimic finetune`` defaults) for what is
-   left of the same ``--minutes`` (the SFT time counts against the budget);
-both evaluated at the same checkpoints (every ``--save_per_iter`` iterations, same episodes and seeds).
-Writes the learning curves (PNG) and a Markdown table of normalised return, time to fall and MPJPE at equal env
-steps and at equal wall time, and reports TRPO's training throughput (env steps/s) against the env's own
-single-core throughput measured in the same run.
+The contenders run one after another in one invocation, each with the whole machine, each an ordinary
+``sb3-mimic`` command (so the figures are what a user gets), all with the measured recipe: residual actions around
+the reference pose, observations normalised inside the network, 2 x 256, 32 characters x 128 steps per iteration,
+minibatches of 1024, discount and GAE lambda 0.95:
 
-    .venv/bin/python benchmarks/sft_vs_rl.py                 # 2 x 30 minutes
-    .venv/bin/python benchmarks/sft_vs_rl.py --minutes 3     # a quick look
+1. ``trpo``: pure TRPO from scratch (TRPO's defaults otherwise);
+2. ``ppo``: pure PPO from scratch, learning rate 5e-5, 5 epochs (the shipped walk policy's recipe);
+3. ``sft_pd``: SFT from the PD expert (``sft --expert pd``), then fine-tuning (``finetune --algo FT_ALGO``, critic
+   warm-up and the annealed imitation term);
+4. ``sft_mpc``: SFT from the MPC expert with DART noise (``sft --expert mpc``), then the same fine-tuning.
+
+Every run has the same ``--steps`` of RL (a fine-tuning run's critic warm-up counts) and is evaluated every
+``--save_per_iter`` iterations over ``--eval_episodes`` seeded reference-state starts (the same starts for all).
+Wall times are training time (evaluations excluded); an SFT contender's include its SFT command (expert labelling
+and BC), measured here.  The report: a table at equal env steps and at equal wall time, env steps and wall time to
+the first evaluation with a mean time to fall of 5, 10 and 20 s, the guide's three claims answered with these
+figures, learning curves, and the single env's random-action steps/s with the raw physics bound of the same
+simulated time (bare ``mj_step``), both measured in this run, beside each contender's training steps/s.
+
+A contender whose run folder is already complete is not run again, so an interrupted benchmark continues where
+it stopped (``--report_only`` writes the report from what is there).
+
+    .venv/bin/python benchmarks/sft_vs_rl.py                               # walk, 3 M steps each (about 2 h)
+    .venv/bin/python benchmarks/sft_vs_rl.py --steps 200000 --out /tmp/q   # a quick look
+    .venv/bin/python benchmarks/sft_vs_rl.py --mocap run --contenders ppo sft_mpc
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import datetime
 import json
 import os
-import platform
-import shutil
 import subprocess
 import sys
 import time
@@ -31,20 +42,70 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import gymnasium as gym
+import mujoco
 import numpy as np
 
-import sb3_mimic  # noqa: F401
-from sb3_mimic.plotting import plot_learning_curves
-from sb3_mimic.rl import RunConfig, run_training
-from sb3_mimic.sft import SFTConfig, run_sft
+from _machine import report_header
+from walk_recipe import THRESHOLDS_S, first_reaching, read_rows
 
-ENV_ID = "MimicHumanoidWalk-v0"
+import sb3_mimic  # noqa: F401  (registers the env ids)
+
+CONTENDERS = ("trpo", "ppo", "sft_pd", "sft_mpc")
+LABELS = {"trpo": "pure TRPO", "ppo": "pure PPO", "sft_pd": "SFT (PD) + {ft}", "sft_mpc": "SFT (MPC, DART) + {ft}"}
+RECIPE = ["--action_mode", "residual", "--normalize", "--hidden_size", "256", "--num_layers", "2"]
+BATCH = ["--vec_env", "batched", "--n_envs", "32", "--n_steps", "128", "--batch_size", "1024",
+         "--gamma", "0.95", "--gae_lambda", "0.95"]
+PPO = ["--n_epochs", "5", "--learning_rate", "5e-5"]
 
 
-def env_throughput(seconds: float = 3.0) -> float:
-    """Single-process env steps/s with random actions (the foundation benchmark's figure, measured here)."""
-    env = gym.make(ENV_ID)
-    actions = np.random.default_rng(0).uniform(-1, 1, (100_000, 28)).astype(np.float32)
+def sb3_mimic_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "sb3_mimic", *args]
+
+
+def commands(name: str, args: argparse.Namespace, out: Path) -> list[tuple[str, list[str]]]:
+    """The (phase, argv) commands of contender ``name``: an SFT phase (if any), then the RL phase."""
+    rl = ["--num_timesteps", str(args.steps), "--save_per_iter", str(args.save_per_iter), "--eval_episodes",
+          str(args.eval_episodes), "--seed", str(args.seed), "--run_dir", str(out / name), "--no_progress", *BATCH]
+    if name in ("trpo", "ppo"):
+        return [("rl", sb3_mimic_command("train", "--algo", name, "--mocap", args.mocap, *RECIPE, *rl,
+                                         *(PPO if name == "ppo" else [])))]
+    expert = name.removeprefix("sft_")
+    sft_zip = out / f"{name}.zip"
+    sft = sb3_mimic_command("sft", "--mocap", args.mocap, "--expert", expert, *RECIPE, "--epochs",
+                            str(args.sft_epochs), "--seed", str(args.seed), "--save_path", str(sft_zip), "--no_eval",
+                            "--no_progress", *(["--n_rollouts", str(args.mpc_rollouts)] if expert == "mpc" else []))
+    finetune = sb3_mimic_command("finetune", "--algo", args.ft_algo, "--load_sft_pretrain", str(sft_zip), *rl,
+                                 *(PPO if args.ft_algo == "ppo" else []))
+    return [("sft", sft), ("rl", finetune)]
+
+
+def run_contender(name: str, args: argparse.Namespace, out: Path) -> None:
+    """Run contender ``name`` unless its run folder is complete; an SFT phase's wall time goes to NAME.sft.json."""
+    run_dir = out / name
+    if (run_dir / "final_model.zip").exists():
+        print(f"== {name}: complete in {run_dir}, not run again", flush=True)
+        return
+    for phase, argv in commands(name, args, out):
+        timing = out / f"{name}.sft.json"
+        if phase == "sft" and timing.exists():
+            continue
+        if phase == "rl" and (run_dir / "run.json").exists():
+            argv = [*argv[:4], "--resume", str(run_dir), "--no_progress"]  # train|finetune --resume RUN_DIR
+        print(f"== {name} ({phase}): {' '.join(argv[2:])}", flush=True)
+        start = time.perf_counter()
+        with (out / f"{name}.{phase}.log").open("a") as log:
+            code = subprocess.call(argv, stdout=log, stderr=subprocess.STDOUT)
+        if code != 0:
+            raise SystemExit(f"{name} ({phase}) failed with exit code {code}; see {out}/{name}.{phase}.log")
+        if phase == "sft":
+            timing.write_text(json.dumps({"sft_wall_s": time.perf_counter() - start}))
+
+
+def env_and_physics_rates(mocap: str, seconds: float = 5.0) -> tuple[float, float]:
+    """Steps/s of the single env with random actions, and of bare ``mj_step`` for the same simulated time per step
+    (the raw physics bound), one thread each, measured back to back."""
+    env = gym.make("MimicHumanoid-v0", motion=mocap)
+    actions = np.random.default_rng(0).uniform(-1, 1, (4096, env.action_space.shape[0])).astype(np.float32)
     env.reset(seed=0)
     steps, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
@@ -52,121 +113,178 @@ def env_throughput(seconds: float = 3.0) -> float:
         steps += 1
         if terminated or truncated:
             env.reset()
-    return steps / (time.perf_counter() - start)
-
-
-def read_rows(run_dir: Path) -> list[dict[str, float]]:
-    with (run_dir / "evaluations.csv").open() as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    env_rate = steps / (time.perf_counter() - start)
+    model, data = env.unwrapped.model, mujoco.MjData(env.unwrapped.model)
+    skip = env.unwrapped.frame_skip
+    mujoco.mj_forward(model, data)
+    physics, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        mujoco.mj_step(model, data, nstep=skip)
+        physics += 1
+        if physics % 600 == 0:
+            mujoco.mj_resetData(model, data)
+    env.close()
+    return env_rate, physics / (time.perf_counter() - start)
 
 
 def at(rows: list[dict[str, float]], key: str, value: float) -> dict[str, float] | None:
-    """The last evaluation with rows[key] <= value."""
+    """The last evaluation with ``rows[key] <= value``."""
     before = [r for r in rows if r[key] <= value + 1e-9]
     return before[-1] if before else None
 
 
-def fmt(row: dict[str, float] | None) -> str:
+def cell(row: dict[str, float] | None) -> str:
     if row is None:
-        return "- | - | -"
-    return f"{row['normalized_return']:.3f} | {row['mean_survival_s']:.2f} | {row['mpjpe_mm']:.0f}"
+        return "-"
+    return f"{row['mean_survival_s']:.2f} s / {row['normalized_return']:.3f} / {row['mpjpe_mm']:.0f} mm"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget per contender")
-    parser.add_argument("--save_per_iter", type=int, default=5, help="evaluate every K TRPO iterations")
-    parser.add_argument("--eval_episodes", type=int, default=10)
-    parser.add_argument("--out", default="benchmarks/results/sft_vs_rl", help="output folder (runs, PNG, Markdown)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--contender", choices=["trpo", "sft_trpo"], help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    out = Path(args.out)
-    budget = 60.0 * args.minutes
-    common = dict(env_id=ENV_ID, env_kwargs={}, num_timesteps=10**9, save_per_iter=args.save_per_iter,
-                  eval_episodes=args.eval_episodes, seed=args.seed, n_envs=1, vec_env="subproc")
-    if args.contender == "trpo":
-        run_training(RunConfig(algo="trpo", **common, time_budget_s=budget), out / "trpo", progress_bar=False)
-        return
-    if args.contender == "sft_trpo":
-        start = time.perf_counter()
-        sft = run_sft(SFTConfig(mocap="walk", save_path=str(out / "walk_sft.zip"), no_eval=True), progress_bar=False)
-        sft_time = time.perf_counter() - start
-        (out / "sft_time.json").write_text(json.dumps({"sft_time_s": sft_time}))
-        print(f"SFT took {sft_time:.0f} s; fine-tuning for {(budget - sft_time) / 60:.1f} min", flush=True)
-        run_training(
-            RunConfig(algo="trpo", **common, time_budget_s=budget - sft_time, load_sft_pretrain=str(sft.save_path)),
-            out / "sft_trpo", progress_bar=False,
-        )
-        return
+def first(rows: list[dict[str, float]], seconds: float) -> dict[str, float] | None:
+    return next((r for r in rows if r["mean_survival_s"] >= seconds - 1e-9), None)
 
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    single_env = env_throughput()
-    print(f"env throughput (one process, random actions): {single_env:.0f} steps/s", flush=True)
-    print(f"== pure TRPO and SFT + TRPO side by side, {args.minutes:g} min each", flush=True)
-    argv = [sys.executable, __file__, "--minutes", str(args.minutes), "--save_per_iter", str(args.save_per_iter),
-            "--eval_episodes", str(args.eval_episodes), "--out", str(out), "--seed", str(args.seed)]
-    procs = []
-    for contender in ("trpo", "sft_trpo"):
-        log = (out / f"{contender}.log").open("w")
-        procs.append(subprocess.Popen([*argv, "--contender", contender], stdout=log, stderr=subprocess.STDOUT))
-    codes = [p.wait() for p in procs]
-    if any(codes):
-        raise SystemExit(f"a contender failed (exit codes {codes}); see {out}/*.log")
-    sft_time = json.loads((out / "sft_time.json").read_text())["sft_time_s"]
-    trpo_wall = budget
 
-    trpo_rows, sft_rows = read_rows(out / "trpo"), read_rows(out / "sft_trpo")
-    for row in sft_rows:  # the SFT time is part of this contender's wall time
-        row["wall_time_s"] += sft_time
-    png = plot_learning_curves([out / "trpo", out / "sft_trpo"], out / "curves.png", labels=["TRPO", "SFT + TRPO"],
-                               wall_offsets_s=[0.0, sft_time], title="Walk: pure TRPO vs SFT + TRPO (wall time includes SFT)")
+def claims(results: dict[str, dict], label: dict[str, str]) -> list[str]:
+    """The guide's three claims, each answered with this run's figures (or why it cannot be)."""
+    lines = ["## The guide's claims, with these figures", ""]
+    rl = [n for n in ("ppo", "trpo") if n in results]
+    sft = [n for n in ("sft_mpc", "sft_pd") if n in results]
+    if not rl or not sft:
+        return [*lines, "Needs a pure-RL and an SFT contender.", ""]
+    best_rl = max(rl, key=lambda n: max(r["normalized_return"] for r in results[n]["rows"]))
+    rl_rows = results[best_rl]["rows"]
+    rl_best = max(rl_rows, key=lambda r: r["normalized_return"])
+    for name in sft:
+        res = results[name]
+        clone = res["rows"][0]  # the fine-tuning run's first evaluation: the SFT policy itself
+        share = clone["normalized_return"] / max(rl_best["normalized_return"], 1e-9)
+        time_share = res["sft_wall_s"] / max(rl_best["wall_time_s"], 1e-9)
+        lines.append(
+            f"- \"SFT gives 80 % of the quality in 5 % of the time\" ({label[name].split(' +')[0]}): the SFT policy "
+            f"alone has {share:.0%} of the best normalised return {label[best_rl]} reached "
+            f"({clone['normalized_return']:.3f} against {rl_best['normalized_return']:.3f}, time to fall "
+            f"{clone['mean_survival_s']:.2f} s against {rl_best['mean_survival_s']:.2f} s) in {time_share:.0%} of "
+            f"the time ({res['sft_wall_s'] / 60:.1f} min against {rl_best['wall_time_s'] / 60:.1f} min).")
+    for seconds in sorted(THRESHOLDS_S, reverse=True):
+        reached = {n: first(results[n]["rows"], seconds) for n in (*rl, *sft)}
+        if reached[best_rl] is None or not any(reached[n] for n in sft):
+            continue
+        for name in sft:
+            row = reached[name]
+            if row is None:
+                lines.append(f"- At {seconds:g} s of time to fall: {label[best_rl]} got there, {label[name]} did not.")
+                continue
+            base = reached[best_rl]
+            lines.append(
+                f"- \"SFT + RL 3 h vs pure RL 48 h\" and \"10-20x faster\", at the first evaluation of {seconds:g} s: "
+                f"{label[name]} after {row['wall_time_s'] / 60:.1f} min and {row['env_steps'] / 1e6:.2f} M env steps, "
+                f"{label[best_rl]} after {base['wall_time_s'] / 60:.1f} min and {base['env_steps'] / 1e6:.2f} M: "
+                f"{base['wall_time_s'] / max(row['wall_time_s'], 1e-9):.2f}x in wall time, "
+                f"{base['env_steps'] / max(row['env_steps'], 1):.2f}x in env steps (the guide: 16x, 10-20x).")
+        break
+    else:
+        lines.append("- No time-to-fall level (5, 10, 20 s) was reached by both the best pure-RL contender and an SFT "
+                     "contender, so the speed-up claims cannot be measured at this budget.")
+    return [*lines, ""]
 
-    lines = [
-        f"# SFT + TRPO vs pure TRPO on walk, {args.minutes:g} min each",
+
+def report(args: argparse.Namespace, out: Path, rates: tuple[float, float] | None) -> str:
+    results = {}
+    for name in args.contenders:
+        if not (out / name / "evaluations.csv").exists():
+            continue
+        timing = out / f"{name}.sft.json"
+        sft_wall = json.loads(timing.read_text())["sft_wall_s"] if timing.exists() else 0.0
+        rows = read_rows(out / name)
+        for row in rows:
+            row["wall_time_s"] += sft_wall
+        results[name] = {"rows": rows, "sft_wall_s": sft_wall}
+    ft = args.ft_algo.upper()
+    label = {n: LABELS[n].format(ft=ft) for n in results}
+    lines = report_header(
+        f"SFT + fine-tuning against pure RL on {args.mocap}, {args.steps / 1e6:g} M env steps each",
+        datetime.datetime.now(datetime.UTC),
         "",
-        f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}; both contenders ran at once, "
-        "one env and one core each; "
-        f"{time.strftime('%Y-%m-%d %H:%M')}. SFT took {sft_time:.0f} s of the SFT + TRPO budget "
-        "(the fine-tuning curve's wall times include it).",
+        f"Contenders one after another, each with the whole machine; recipe `{' '.join(RECIPE + BATCH)}`, PPO "
+        f"`{' '.join(PPO)}`, fine-tuning with `{args.ft_algo}`; evaluations every {args.save_per_iter} iterations over "
+        f"{args.eval_episodes} seeded reference-state starts (the same for all), deterministic actions. Cells: mean "
+        "time to fall / normalised return / MPJPE. Wall times are training time (evaluations excluded), plus the SFT "
+        "command for the SFT contenders (expert labelling and BC). One seed: a direction, not a result.",
         "",
-        "Normalised return (0..1) | time to fall (s) | MPJPE (mm), deterministic evaluation over "
-        f"{args.eval_episodes} seeded reference-state starts.",
-        "",
-        "| at | TRPO return | TRPO time to fall | TRPO MPJPE | SFT + TRPO return | SFT + TRPO time to fall | "
-        "SFT + TRPO MPJPE |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    max_steps = min(trpo_rows[-1]["env_steps"], sft_rows[-1]["env_steps"])
+    )
+    if rates is not None:
+        env_rate, physics = rates
+        lines += [f"Single env, random actions: {env_rate:.0f} steps/s; raw physics bound (bare `mj_step`, same "
+                  f"simulated time, one thread): {physics:.0f} steps/s; ratio {env_rate / physics:.2f} (measured "
+                  "before the contenders).", ""]
+    names = list(results)
+    lines += ["## At equal env steps", "", "| env steps | " + " | ".join(label[n] for n in names) + " |",
+              "|---|" + "---|" * len(names)]
     for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
-        steps = frac * max_steps
-        lines.append(f"| {steps:,.0f} env steps | {fmt(at(trpo_rows, 'env_steps', steps))} | "
-                     f"{fmt(at(sft_rows, 'env_steps', steps))} |")
+        steps = frac * args.steps
+        lines.append(f"| {steps / 1e6:.2f} M | " + " | ".join(cell(at(results[n]["rows"], "env_steps", steps))
+                                                            for n in names) + " |")
+    longest = max((r["rows"][-1]["wall_time_s"] for r in results.values()), default=0.0)
+    lines += ["", "## At equal wall time (SFT included)", "", "| wall time | " + " | ".join(label[n] for n in names)
+              + " |", "|---|" + "---|" * len(names)]
     for frac in (0.25, 0.5, 0.75, 1.0):
-        wall = frac * budget
-        lines.append(f"| {wall / 60:.1f} min | {fmt(at(trpo_rows, 'wall_time_s', wall))} | "
-                     f"{fmt(at(sft_rows, 'wall_time_s', wall))} |")
-    trpo_rate = trpo_rows[-1]["env_steps"] / max(trpo_rows[-1]["wall_time_s"], 1e-9)
-    fine_rate = sft_rows[-1]["env_steps"] / max(sft_rows[-1]["wall_time_s"] - sft_time, 1e-9)
-    lines += [
-        "",
-        "| throughput | env steps/s | / single-process env |",
-        "|---|---|---|",
-        f"| env alone (one process, random actions, measured before the runs) | {single_env:.0f} | 1.00 |",
-        f"| pure TRPO training | {trpo_rate:.0f} | {trpo_rate / single_env:.2f} |",
-        f"| TRPO fine-tuning | {fine_rate:.0f} | {fine_rate / single_env:.2f} |",
-        "",
-        f"Learning curves: {png}",
-    ]
-    table = "\n".join(lines) + "\n"
-    (out / "sft_vs_rl.md").write_text(table)
+        wall = frac * longest
+        lines.append(f"| {wall / 60:.1f} min | " + " | ".join(cell(at(results[n]["rows"], "wall_time_s", wall))
+                                                           for n in names) + " |")
+    lines += ["", "## First evaluation with a mean time to fall of 5, 10 and 20 s (env steps / wall time)", "",
+              "| contender | SFT | 5 s | 10 s | 20 s | best evaluation | training env steps/s |",
+              "|---|---|---|---|---|---|---|"]
+    for n in names:
+        rows, sft_wall = results[n]["rows"], results[n]["sft_wall_s"]
+        best = max(rows, key=lambda r: (r["mean_survival_s"], r["normalized_return"]))
+        rate = rows[-1]["env_steps"] / max(rows[-1]["wall_time_s"] - sft_wall, 1e-9)
+        reach = " | ".join(first_reaching(rows, s, 0.0) for s in THRESHOLDS_S)
+        lines.append(f"| {label[n]} | {sft_wall / 60:.1f} min | {reach} | {cell(best)} at {best['env_steps'] / 1e6:.2f} M "
+                     f"| {rate:.0f} |")
+    lines += ["", *claims(results, label)]
+    if names:
+        from sb3_mimic.plotting import plot_learning_curves
+
+        png = plot_learning_curves([out / n for n in names], out / "curves.png", labels=[label[n] for n in names],
+                                   wall_offsets_s=[results[n]["sft_wall_s"] for n in names],
+                                   title=f"{args.mocap}: pure RL against SFT + fine-tuning (wall time includes SFT)")
+        lines += [f"![learning curves]({png.name})", ""]
+    text = "\n".join(lines)
+    (out / "sft_vs_rl.md").write_text(text)
     (out / "sft_vs_rl.json").write_text(json.dumps(
-        {"sft_time_s": sft_time, "trpo_wall_s": trpo_wall, "env_steps_per_s": single_env,
-         "trpo": trpo_rows, "sft_trpo": sft_rows}, indent=1))
-    print(table)
+        {"mocap": args.mocap, "steps": args.steps, "ft_algo": args.ft_algo, "rates": rates, "results": results}, indent=1))
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--mocap", default="walk", help="clip (default: walk)")
+    p.add_argument("--steps", type=int, default=3_000_000, help="env steps of RL per contender (default: 3 M)")
+    p.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
+    p.add_argument("--ft_algo", choices=["ppo", "trpo"], default="ppo", help="fine-tuning algorithm (default: ppo)")
+    p.add_argument("--save_per_iter", type=int, default=10, help="evaluate every K iterations (default: 10)")
+    p.add_argument("--eval_episodes", type=int, default=20, help="starts per evaluation (default: 20)")
+    p.add_argument("--sft_epochs", type=int, default=50, help="BC epochs of the SFT contenders (default: 50)")
+    p.add_argument("--mpc_rollouts", type=int, default=20, help="MPC DART episodes of sft_mpc (default: 20)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="benchmarks/results/sft_vs_rl", help="output folder (runs, logs, report)")
+    p.add_argument("--report_only", action="store_true", help="write the report from the runs already there")
+    args = p.parse_args(argv)
+    if args.steps < 1 or args.save_per_iter < 1 or args.eval_episodes < 1:
+        p.error("--steps, --save_per_iter and --eval_episodes must be at least 1")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rates_file = out / "rates.json"
+    if not args.report_only:
+        rates = env_and_physics_rates(args.mocap)
+        rates_file.write_text(json.dumps(rates))
+        print(f"single env {rates[0]:.0f} steps/s, raw physics bound {rates[1]:.0f} steps/s", flush=True)
+        for name in args.contenders:
+            run_contender(name, args, out)
+            print(report(args, out, rates).split("## The guide")[0], flush=True)
+    rates = tuple(json.loads(rates_file.read_text())) if rates_file.exists() else None
+    print(report(args, out, rates))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
