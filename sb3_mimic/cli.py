@@ -24,7 +24,9 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if action.default in (None, False, argparse.SUPPRESS) or "%(default)" in text or "default:" in text:
+        # identity, not ==: 0 and 0.0 equal False but are defaults worth showing
+        unset = action.default is None or action.default is False or action.default is argparse.SUPPRESS
+        if unset or "%(default)" in text or "default:" in text:
             return text
         return super()._get_help_string(action)
 
@@ -172,12 +174,13 @@ def _add_rl_common(p: argparse.ArgumentParser, resume: bool = True) -> None:
     if resume:
         p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
     p.add_argument("--n_envs", type=int, default=0,
-                   help="parallel envs; 0 = 32 characters with --vec_env batched, one per CPU core with subproc")
+                   help="parallel envs (default: 0 = 32 characters with --vec_env batched, one per CPU core with "
+                        "subproc)")
     p.add_argument("--vec_env", choices=("batched", "subproc"), default="batched",
                    help="batched: all envs as characters of one batched simulation in this process, physics on every "
                         "core (sb3_mimic.envs.MimicHumanoidVecEnv; 3.4x subproc's TRPO steps/s measured on 2 cores); "
                         "subproc: one env per worker process (SubprocVecEnv)")
-    p.add_argument("--threads", type=int, default=0, help="physics threads with --vec_env batched (0 = one per core)")
+    p.add_argument("--threads", type=int, default=0, help="physics threads with --vec_env batched (default: 0 = one per core)")
     p.add_argument("--exploration_std", type=float, default=0.05, help="action std (normalised units) at the start")
     p.add_argument("--eval_episodes", type=int, default=10, help="evaluation episodes at each checkpoint")
     p.add_argument("--seed", type=int, default=0, help="seed of envs, network initialisation and evaluations")
@@ -194,7 +197,7 @@ def _add_rl_common(p: argparse.ArgumentParser, resume: bool = True) -> None:
     p.add_argument("--n_epochs", type=int, help=f"PPO epochs per iteration (default: {PPO_DEFAULTS['n_epochs']})")
     p.add_argument("--curriculum", type=int, default=0, metavar="STEPS",
                    help="DeepMimic's episode-length curriculum: training episodes' limit grows linearly from "
-                        "--curriculum_start to 20 s over STEPS env steps (0: off; needs --vec_env batched)")
+                        "--curriculum_start to 20 s over STEPS env steps; needs --vec_env batched (default: 0 = off)")
     p.add_argument("--curriculum_start", type=float, default=0.5, metavar="SECONDS",
                    help="the curriculum's first episode limit")
     p.add_argument("--time_budget", type=float, help="stop after this many minutes of training (all sessions)")

@@ -272,12 +272,32 @@ def test_python_dash_m_runs_the_command_line():
 
 
 def test_help_shows_each_default_once(capsys):
-    for command in ("sft", "eval", "finetune", "train", "dagger", "video", "plot", "clips"):
+    for command in ("sft", "eval", "finetune", "train", "dagger", "video", "plot", "clips", "view"):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         text = " ".join(capsys.readouterr().out.split())
         assert "(default: None)" not in text, command
         assert not re.search(r"\(default: [^)]*\) \(default:", text), command
+        if command not in ("plot", "clips"):
+            # a default of 0 equals False: it must still be shown
+            assert re.search(r"--seed SEED [^-]*\(default: 0\)", text), command
+    # option by option: one "default:" in each help that has a default (0 included), none twice
+    import argparse
+
+    from sb3_mimic.cli import _HelpFormatter
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for command, sub in commands.items():
+        for action in sub._actions:
+            if not action.help or action.help is argparse.SUPPRESS:
+                continue
+            shown = _HelpFormatter(command)._expand_help(action)
+            assert shown.count("default:") <= 1, (command, shown)
+            if action.default is not None and action.default is not False and action.default is not argparse.SUPPRESS:
+                assert shown.count("default:") == 1, (command, shown)
+    with pytest.raises(SystemExit):
+        main(["video", "--help"])
+    assert re.search(r"--frame_step FRAME_STEP [^()]*\(default: 0\)", " ".join(capsys.readouterr().out.split()))
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
