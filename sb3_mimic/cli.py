@@ -337,10 +337,8 @@ def _run_finetune(args: argparse.Namespace) -> int:
         env_id, env_kwargs = meta.env_id, dict(meta.env_kwargs)
     else:
         raise PolicyLoadError(f"{args.load_sft_pretrain} carries no sb3-mimic metadata; pass --mocap CLIP")
-    if args.mocap and meta is not None and meta.clip is not None:
-        clip = _clip_name(env_id, env_kwargs)
-        if clip != meta.clip:
-            _warn(f"{args.load_sft_pretrain} was trained on clip {meta.clip!r}; fine-tuning it on {clip!r}")
+    if args.mocap:
+        _warn_if_other_clip(args.load_sft_pretrain, meta, _clip_name(env_id, env_kwargs), "fine-tuning")
     arch = sft.policy_kwargs.get("net_arch", {}).get("pi", [64, 64])
     config = RunConfig(
         algo=args.algo, env_id=env_id, env_kwargs=env_kwargs, critic_warmup_iterations=args.critic_warmup,
@@ -361,6 +359,12 @@ def _run_finetune(args: argparse.Namespace) -> int:
 
 def _warn(message: str) -> None:
     print(f"sb3-mimic: warning: {message}", file=sys.stderr)
+
+
+def _warn_if_other_clip(path: str, meta, clip: str, doing: str) -> None:
+    """Warn when the policy at ``path`` (its metadata ``meta``) was trained on another clip than ``clip``."""
+    if meta is not None and meta.clip is not None and meta.clip != clip:
+        _warn(f"{path} was trained on clip {meta.clip!r}; {doing} it on {clip!r}")
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -645,7 +649,12 @@ def _run_dagger(args: argparse.Namespace) -> int:
     from sb3_mimic.dagger import run_dagger
     from sb3_mimic.motion import load_clip
 
-    run_dir = args.run_dir or _default_run_dir("dagger", load_clip(config.mocap).name)
+    clip = load_clip(config.mocap).name
+    if config.init_policy:
+        from sb3_mimic.policies import read_metadata
+
+        _warn_if_other_clip(config.init_policy, read_metadata(config.init_policy), clip, "DAgger trains")
+    run_dir = args.run_dir or _default_run_dir("dagger", clip)
     print(f"DAgger on {config.mocap} with the {config.expert.upper()} expert, {config.rounds} rounds, in {run_dir}")
     run_dagger(config, run_dir, progress_bar=not args.no_progress)
     print(f"Done: {run_dir}/policy.zip")
