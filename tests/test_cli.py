@@ -17,7 +17,7 @@ from sb3_contrib import TRPO
 import sb3_mimic
 import sb3_mimic.demos
 from sb3_mimic import policies
-from sb3_mimic.cli import mpc_overrides, build_parser, main
+from sb3_mimic.cli import DEFAULT_NUM_TIMESTEPS, build_parser, main, mpc_overrides
 from sb3_mimic.evaluation import evaluate, policy_actor
 
 GUIDE_ARGS = [
@@ -337,3 +337,40 @@ def test_eval_refuses_a_foreign_zip_unless_trusted(tmp_path, capsys):
     assert "would unpickle code" in err and "--trust_pickle" in err
     assert main([*argv, "--trust_pickle"]) == 0
     assert "Evaluating policy" in capsys.readouterr().out
+
+
+def _readme_usage() -> dict[str, str]:
+    """The README's command-line block, as the text of each ``sb3-mimic COMMAND`` entry."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = text.split("## The command line", 1)[1].split("```text", 1)[1].split("```", 1)[0]
+    entries = re.split(r"^sb3-mimic (\w+)", block, flags=re.MULTILINE)[1:]
+    return {command: body for command, body in zip(entries[::2], entries[1::2], strict=True)}
+
+
+def test_the_readme_usage_names_every_option_with_the_help_s_default():
+    from sb3_mimic import rl
+    from sb3_mimic.configs import TRPO_DEFAULTS
+
+    usage = _readme_usage()
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert set(usage) == set(commands)
+    for command, sub in commands.items():
+        # train's run options are finetune's ("same run options")
+        text = usage[command] + (usage["finetune"] if command == "train" else "")
+        shown = dict(re.findall(r"\[--(\w+) ([^\]\s]+)", text))
+        for action in sub._actions:
+            option = next((o for o in action.option_strings if o.startswith("--")), None)
+            if option is None or option == "--help" or option.startswith("--mpc_"):
+                continue
+            assert re.search(rf"{option}\b(?!_)", text), (command, option)
+            value, default = shown.get(option[2:]), action.default
+            if value is None or "|" in value or value.isupper() or default is None or isinstance(default, (bool, tuple)):
+                continue
+            if isinstance(default, (int, float)):
+                assert float(value) == default, (command, option, value, default)
+            else:
+                assert value == default, (command, option, value, default)
+    # the defaults the help writes out in words
+    assert f"[--n_steps {rl.BATCHED_DEFAULT_N_STEPS} (per env; {TRPO_DEFAULTS['n_steps']} with subproc)]" in usage["finetune"]
+    assert f"[--batch_size {TRPO_DEFAULTS['batch_size']}]" in usage["finetune"]
+    assert f"[--num_timesteps {DEFAULT_NUM_TIMESTEPS}]" in usage["finetune"]
