@@ -667,7 +667,8 @@ def _add_view(sub) -> None:
         description=(
             "With --mocap alone: play the clip kinematically. With --model or --expert: run it in physics with the "
             "reference as an orange ghost, in real time, restarting when an episode ends. Close the window to stop. "
-            "Without a display, use `sb3-mimic video`."
+            "Without a display, use `sb3-mimic video`. Unlike the other commands that run episodes, view has no "
+            "--no_progress: it shows no progress bar, since the window itself plays in real time."
         ),
         formatter_class=_HelpFormatter,
     )

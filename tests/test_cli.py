@@ -374,3 +374,11 @@ def test_the_readme_usage_names_every_option_with_the_help_s_default():
     assert f"[--n_steps {rl.BATCHED_DEFAULT_N_STEPS} (per env; {TRPO_DEFAULTS['n_steps']} with subproc)]" in usage["finetune"]
     assert f"[--batch_size {TRPO_DEFAULTS['batch_size']}]" in usage["finetune"]
     assert f"[--num_timesteps {DEFAULT_NUM_TIMESTEPS}]" in usage["finetune"]
+
+
+def test_view_says_why_it_has_no_no_progress(capsys):
+    # view plays in real time and shows no bar: its help says so instead of offering --no_progress
+    with pytest.raises(SystemExit):
+        main(["view", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "[--no_progress]" not in text and "no --no_progress: it shows no progress bar" in text
