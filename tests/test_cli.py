@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import gymnasium
 import numpy as np
@@ -382,3 +383,65 @@ def test_view_says_why_it_has_no_no_progress(capsys):
         main(["view", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "[--no_progress]" not in text and "no --no_progress: it shows no progress bar" in text
+
+
+def test_finetune_shows_its_start_as_required_and_every_episode_command_can_hide_its_bars(capsys):
+    with pytest.raises(SystemExit):
+        main(["finetune", "--help"])
+    usage = " ".join(capsys.readouterr().out.split("\n\n", 1)[0].split())
+    assert "(--load_sft_pretrain PATH | --resume RUN_DIR)" in usage
+    for command in ("sft", "eval", "finetune", "train", "dagger", "video"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert "--no_progress" in capsys.readouterr().out, command
+
+
+class _RecordingBar:
+    """A stand-in for tqdm that keeps its total, unit and ticks (and draws nothing)."""
+
+    made: ClassVar[list[_RecordingBar]] = []
+
+    def __init__(self, total=None, unit="it", disable=False, **_):
+        self.total, self.unit, self.disable, self.ticks = total, unit, disable, []
+        _RecordingBar.made.append(self)
+
+    def update(self, n=1):
+        self.ticks.append(n)
+
+    def close(self):
+        pass
+
+
+def test_eval_of_the_mpc_expert_ticks_once_per_control_step(monkeypatch, capsys):
+    from sb3_mimic import evaluation
+    from sb3_mimic.envs.mimic_humanoid import MimicHumanoidEnv
+
+    monkeypatch.setattr(_RecordingBar, "made", [])
+    monkeypatch.setattr(evaluation, "tqdm", _RecordingBar)
+    steps = []
+    original = MimicHumanoidEnv.step
+    monkeypatch.setattr(MimicHumanoidEnv, "step", lambda self, action: steps.append(1) or original(self, action))
+    # a tiny MPC (4 samples over 4 steps) that falls within a second: cheap, and each episode ends early
+    argv = ["eval", "--expert", "mpc", "--mocap", "walk", "--eval_episodes", "2", "--seed", "3", "--mpc_horizon", "4",
+            "--mpc_samples", "4"]
+    assert main(argv) == 0
+    (bar,) = _RecordingBar.made
+    limit = gymnasium.spec("MimicHumanoidWalk-v0").max_episode_steps
+    assert not bar.disable and bar.unit == "step" and bar.total == 2 * limit
+    # one tick per control step, then one that jumps over the rest of the episode's limit, per episode
+    assert len(steps) > 2 and len(bar.ticks) == len(steps) + 2 and sum(bar.ticks) == bar.total
+    assert main([*argv, "--no_progress"]) == 0 and _RecordingBar.made[-1].disable
+    monkeypatch.setattr(_RecordingBar, "made", [])
+    assert main(["eval", "--expert", "pd", "--mocap", "walk", "--eval_episodes", "2"]) == 0
+    assert _RecordingBar.made[0].unit == "episode" and _RecordingBar.made[0].total == 2  # a fast actor: per episode
+
+
+def test_video_draws_a_progress_bar_of_its_frames(tmp_path, capsys):
+    out = tmp_path / "bar.mp4"
+    assert main(["video", "--expert", "pd", "--mocap", "walk", "--out", str(out), "--seconds", "0.2", "--width", "64",
+                 "--height", "48"]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"video: 100%.*\b6/6\b.*frame", err), err  # 0.2 s at 30 fps: 6 steps, each a frame
+    assert main(["video", "--expert", "pd", "--mocap", "walk", "--out", str(out), "--seconds", "0.2", "--width", "64",
+                 "--height", "48", "--no_progress"]) == 0
+    assert "video:" not in capsys.readouterr().err
