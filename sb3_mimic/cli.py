@@ -24,7 +24,9 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if action.default in (None, False, argparse.SUPPRESS) or "%(default)" in text or "default:" in text:
+        # identity, not ==: 0 and 0.0 equal False but are defaults worth showing
+        unset = action.default is None or action.default is False or action.default is argparse.SUPPRESS
+        if unset or "%(default)" in text or "default:" in text:
             return text
         return super()._get_help_string(action)
 
@@ -172,12 +174,13 @@ def _add_rl_common(p: argparse.ArgumentParser, resume: bool = True) -> None:
     if resume:
         p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
     p.add_argument("--n_envs", type=int, default=0,
-                   help="parallel envs; 0 = 32 characters with --vec_env batched, one per CPU core with subproc")
+                   help="parallel envs (default: 0 = 32 characters with --vec_env batched, one per CPU core with "
+                        "subproc)")
     p.add_argument("--vec_env", choices=("batched", "subproc"), default="batched",
                    help="batched: all envs as characters of one batched simulation in this process, physics on every "
                         "core (sb3_mimic.envs.MimicHumanoidVecEnv; 3.4x subproc's TRPO steps/s measured on 2 cores); "
                         "subproc: one env per worker process (SubprocVecEnv)")
-    p.add_argument("--threads", type=int, default=0, help="physics threads with --vec_env batched (0 = one per core)")
+    p.add_argument("--threads", type=int, default=0, help="physics threads with --vec_env batched (default: 0 = one per core)")
     p.add_argument("--exploration_std", type=float, default=0.05, help="action std (normalised units) at the start")
     p.add_argument("--eval_episodes", type=int, default=10, help="evaluation episodes at each checkpoint")
     p.add_argument("--seed", type=int, default=0, help="seed of envs, network initialisation and evaluations")
@@ -194,7 +197,7 @@ def _add_rl_common(p: argparse.ArgumentParser, resume: bool = True) -> None:
     p.add_argument("--n_epochs", type=int, help=f"PPO epochs per iteration (default: {PPO_DEFAULTS['n_epochs']})")
     p.add_argument("--curriculum", type=int, default=0, metavar="STEPS",
                    help="DeepMimic's episode-length curriculum: training episodes' limit grows linearly from "
-                        "--curriculum_start to 20 s over STEPS env steps (0: off; needs --vec_env batched)")
+                        "--curriculum_start to 20 s over STEPS env steps; needs --vec_env batched (default: 0 = off)")
     p.add_argument("--curriculum_start", type=float, default=0.5, metavar="SECONDS",
                    help="the curriculum's first episode limit")
     p.add_argument("--time_budget", type=float, help="stop after this many minutes of training (all sessions)")
@@ -334,10 +337,8 @@ def _run_finetune(args: argparse.Namespace) -> int:
         env_id, env_kwargs = meta.env_id, dict(meta.env_kwargs)
     else:
         raise PolicyLoadError(f"{args.load_sft_pretrain} carries no sb3-mimic metadata; pass --mocap CLIP")
-    if args.mocap and meta is not None and meta.clip is not None:
-        clip = _clip_name(env_id, env_kwargs)
-        if clip != meta.clip:
-            _warn(f"{args.load_sft_pretrain} was trained on clip {meta.clip!r}; fine-tuning it on {clip!r}")
+    if args.mocap:
+        _warn_if_other_clip(args.load_sft_pretrain, meta, _clip_name(env_id, env_kwargs), "fine-tuning")
     arch = sft.policy_kwargs.get("net_arch", {}).get("pi", [64, 64])
     config = RunConfig(
         algo=args.algo, env_id=env_id, env_kwargs=env_kwargs, critic_warmup_iterations=args.critic_warmup,
@@ -358,6 +359,12 @@ def _run_finetune(args: argparse.Namespace) -> int:
 
 def _warn(message: str) -> None:
     print(f"sb3-mimic: warning: {message}", file=sys.stderr)
+
+
+def _warn_if_other_clip(path: str, meta, clip: str, doing: str) -> None:
+    """Warn when the policy at ``path`` (its metadata ``meta``) was trained on another clip than ``clip``."""
+    if meta is not None and meta.clip is not None and meta.clip != clip:
+        _warn(f"{path} was trained on clip {meta.clip!r}; {doing} it on {clip!r}")
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -642,7 +649,12 @@ def _run_dagger(args: argparse.Namespace) -> int:
     from sb3_mimic.dagger import run_dagger
     from sb3_mimic.motion import load_clip
 
-    run_dir = args.run_dir or _default_run_dir("dagger", load_clip(config.mocap).name)
+    clip = load_clip(config.mocap).name
+    if config.init_policy:
+        from sb3_mimic.policies import read_metadata
+
+        _warn_if_other_clip(config.init_policy, read_metadata(config.init_policy), clip, "DAgger trains")
+    run_dir = args.run_dir or _default_run_dir("dagger", clip)
     print(f"DAgger on {config.mocap} with the {config.expert.upper()} expert, {config.rounds} rounds, in {run_dir}")
     run_dagger(config, run_dir, progress_bar=not args.no_progress)
     print(f"Done: {run_dir}/policy.zip")
@@ -655,7 +667,8 @@ def _add_view(sub) -> None:
         description=(
             "With --mocap alone: play the clip kinematically. With --model or --expert: run it in physics with the "
             "reference as an orange ghost, in real time, restarting when an episode ends. Close the window to stop. "
-            "Without a display, use `sb3-mimic video`."
+            "Without a display, use `sb3-mimic video`. Unlike the other commands that run episodes, view has no "
+            "--no_progress: it shows no progress bar, since the window itself plays in real time."
         ),
         formatter_class=_HelpFormatter,
     )

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import gymnasium
 import numpy as np
@@ -17,7 +18,7 @@ from sb3_contrib import TRPO
 import sb3_mimic
 import sb3_mimic.demos
 from sb3_mimic import policies
-from sb3_mimic.cli import mpc_overrides, build_parser, main
+from sb3_mimic.cli import DEFAULT_NUM_TIMESTEPS, build_parser, main, mpc_overrides
 from sb3_mimic.evaluation import evaluate, policy_actor
 
 GUIDE_ARGS = [
@@ -272,12 +273,32 @@ def test_python_dash_m_runs_the_command_line():
 
 
 def test_help_shows_each_default_once(capsys):
-    for command in ("sft", "eval", "finetune", "train", "dagger", "video", "plot", "clips"):
+    for command in ("sft", "eval", "finetune", "train", "dagger", "video", "plot", "clips", "view"):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         text = " ".join(capsys.readouterr().out.split())
         assert "(default: None)" not in text, command
         assert not re.search(r"\(default: [^)]*\) \(default:", text), command
+        if command not in ("plot", "clips"):
+            # a default of 0 equals False: it must still be shown
+            assert re.search(r"--seed SEED [^-]*\(default: 0\)", text), command
+    # option by option: one "default:" in each help that has a default (0 included), none twice
+    import argparse
+
+    from sb3_mimic.cli import _HelpFormatter
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for command, sub in commands.items():
+        for action in sub._actions:
+            if not action.help or action.help is argparse.SUPPRESS:
+                continue
+            shown = _HelpFormatter(command)._expand_help(action)
+            assert shown.count("default:") <= 1, (command, shown)
+            if action.default is not None and action.default is not False and action.default is not argparse.SUPPRESS:
+                assert shown.count("default:") == 1, (command, shown)
+    with pytest.raises(SystemExit):
+        main(["video", "--help"])
+    assert re.search(r"--frame_step FRAME_STEP [^()]*\(default: 0\)", " ".join(capsys.readouterr().out.split()))
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
@@ -317,3 +338,110 @@ def test_eval_refuses_a_foreign_zip_unless_trusted(tmp_path, capsys):
     assert "would unpickle code" in err and "--trust_pickle" in err
     assert main([*argv, "--trust_pickle"]) == 0
     assert "Evaluating policy" in capsys.readouterr().out
+
+
+def _readme_usage() -> dict[str, str]:
+    """The README's command-line block, as the text of each ``sb3-mimic COMMAND`` entry."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = text.split("## The command line", 1)[1].split("```text", 1)[1].split("```", 1)[0]
+    entries = re.split(r"^sb3-mimic (\w+)", block, flags=re.MULTILINE)[1:]
+    return {command: body for command, body in zip(entries[::2], entries[1::2], strict=True)}
+
+
+def test_the_readme_usage_names_every_option_with_the_help_s_default():
+    from sb3_mimic import rl
+    from sb3_mimic.configs import TRPO_DEFAULTS
+
+    usage = _readme_usage()
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert set(usage) == set(commands)
+    for command, sub in commands.items():
+        # train's run options are finetune's ("same run options")
+        text = usage[command] + (usage["finetune"] if command == "train" else "")
+        shown = dict(re.findall(r"\[--(\w+) ([^\]\s]+)", text))
+        for action in sub._actions:
+            option = next((o for o in action.option_strings if o.startswith("--")), None)
+            if option is None or option == "--help" or option.startswith("--mpc_"):
+                continue
+            assert re.search(rf"{option}\b(?!_)", text), (command, option)
+            value, default = shown.get(option[2:]), action.default
+            if value is None or "|" in value or value.isupper() or default is None or isinstance(default, (bool, tuple)):
+                continue
+            if isinstance(default, (int, float)):
+                assert float(value) == default, (command, option, value, default)
+            else:
+                assert value == default, (command, option, value, default)
+    # the defaults the help writes out in words
+    assert f"[--n_steps {rl.BATCHED_DEFAULT_N_STEPS} (per env; {TRPO_DEFAULTS['n_steps']} with subproc)]" in usage["finetune"]
+    assert f"[--batch_size {TRPO_DEFAULTS['batch_size']}]" in usage["finetune"]
+    assert f"[--num_timesteps {DEFAULT_NUM_TIMESTEPS}]" in usage["finetune"]
+
+
+def test_view_says_why_it_has_no_no_progress(capsys):
+    # view plays in real time and shows no bar: its help says so instead of offering --no_progress
+    with pytest.raises(SystemExit):
+        main(["view", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "[--no_progress]" not in text and "no --no_progress: it shows no progress bar" in text
+
+
+def test_finetune_shows_its_start_as_required_and_every_episode_command_can_hide_its_bars(capsys):
+    with pytest.raises(SystemExit):
+        main(["finetune", "--help"])
+    usage = " ".join(capsys.readouterr().out.split("\n\n", 1)[0].split())
+    assert "(--load_sft_pretrain PATH | --resume RUN_DIR)" in usage
+    for command in ("sft", "eval", "finetune", "train", "dagger", "video"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert "--no_progress" in capsys.readouterr().out, command
+
+
+class _RecordingBar:
+    """A stand-in for tqdm that keeps its total, unit and ticks (and draws nothing)."""
+
+    made: ClassVar[list[_RecordingBar]] = []
+
+    def __init__(self, total=None, unit="it", disable=False, **_):
+        self.total, self.unit, self.disable, self.ticks = total, unit, disable, []
+        _RecordingBar.made.append(self)
+
+    def update(self, n=1):
+        self.ticks.append(n)
+
+    def close(self):
+        pass
+
+
+def test_eval_of_the_mpc_expert_ticks_once_per_control_step(monkeypatch, capsys):
+    from sb3_mimic import evaluation
+    from sb3_mimic.envs.mimic_humanoid import MimicHumanoidEnv
+
+    monkeypatch.setattr(_RecordingBar, "made", [])
+    monkeypatch.setattr(evaluation, "tqdm", _RecordingBar)
+    steps = []
+    original = MimicHumanoidEnv.step
+    monkeypatch.setattr(MimicHumanoidEnv, "step", lambda self, action: steps.append(1) or original(self, action))
+    # a tiny MPC (4 samples over 4 steps) that falls within a second: cheap, and each episode ends early
+    argv = ["eval", "--expert", "mpc", "--mocap", "walk", "--eval_episodes", "2", "--seed", "3", "--mpc_horizon", "4",
+            "--mpc_samples", "4"]
+    assert main(argv) == 0
+    (bar,) = _RecordingBar.made
+    limit = gymnasium.spec("MimicHumanoidWalk-v0").max_episode_steps
+    assert not bar.disable and bar.unit == "step" and bar.total == 2 * limit
+    # one tick per control step, then one that jumps over the rest of the episode's limit, per episode
+    assert len(steps) > 2 and len(bar.ticks) == len(steps) + 2 and sum(bar.ticks) == bar.total
+    assert main([*argv, "--no_progress"]) == 0 and _RecordingBar.made[-1].disable
+    monkeypatch.setattr(_RecordingBar, "made", [])
+    assert main(["eval", "--expert", "pd", "--mocap", "walk", "--eval_episodes", "2"]) == 0
+    assert _RecordingBar.made[0].unit == "episode" and _RecordingBar.made[0].total == 2  # a fast actor: per episode
+
+
+def test_video_draws_a_progress_bar_of_its_frames(tmp_path, capsys):
+    out = tmp_path / "bar.mp4"
+    assert main(["video", "--expert", "pd", "--mocap", "walk", "--out", str(out), "--seconds", "0.2", "--width", "64",
+                 "--height", "48"]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"video: 100%.*\b6/6\b.*frame", err), err  # 0.2 s at 30 fps: 6 steps, each a frame
+    assert main(["video", "--expert", "pd", "--mocap", "walk", "--out", str(out), "--seconds", "0.2", "--width", "64",
+                 "--height", "48", "--no_progress"]) == 0
+    assert "video:" not in capsys.readouterr().err

@@ -342,3 +342,16 @@ def test_a_kill_after_a_rounds_policy_is_saved_but_before_it_is_counted_resumes_
     assert not list(killed.glob(".policy-round-*")) and not list(killed.glob(".bc_optimizer-round-*"))
     a, b = load_policy(killed / "policy.zip").policy.state_dict(), load_policy(whole / "policy.zip").policy.state_dict()
     assert all(th.equal(a[k], b[k]) for k in a)
+
+
+def test_a_warm_start_from_a_policy_of_another_clip_warns_naming_both(tmp_path, monkeypatch, capsys):
+    from sb3_mimic import dagger
+
+    started = []
+    monkeypatch.setattr(dagger, "run_dagger", lambda config, run_dir, **_: started.append(config))
+    base = ["dagger", "--init_policy", "pretrained:walk", "--expert", "pd", "--no_progress", "--run_dir"]
+    assert main([*base, str(tmp_path / "a"), "--mocap", "run"]) == 0
+    assert "pretrained:walk was trained on clip 'walk'; DAgger trains it on 'run'" in capsys.readouterr().err
+    assert main([*base, str(tmp_path / "b"), "--mocap", "humanoid3d_walk"]) == 0  # the same clip, by its long name
+    assert "warning" not in capsys.readouterr().err
+    assert [c.mocap for c in started] == ["run", "humanoid3d_walk"]

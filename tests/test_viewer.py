@@ -1,5 +1,6 @@
 """The live viewer: a clear message without a display, and (under a virtual X display, where Debian's xvfb is
-installed) a window that shows a clip, a policy in physics and ``render_mode="human"``."""
+installed) a window that shows a clip, a policy in physics (the shipped one too), ``render_mode="human"`` and rl-zoo's
+``enjoy`` drawing through it."""
 
 from __future__ import annotations
 
@@ -32,9 +33,25 @@ def test_without_a_display_the_viewer_says_to_write_a_video(monkeypatch, capsys)
     assert main(["view"]) == 2  # nothing to show is refused too (the display check comes first here)
 
 
-def _under_xvfb(code: str) -> subprocess.CompletedProcess:
+def _under_xvfb(code: str, cwd=None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "MUJOCO_GL")}
-    return subprocess.run([XVFB, "-a", sys.executable, "-c", code], capture_output=True, text=True, timeout=180, env=env)
+    # faulthandler: a crash in the viewer's thread prints its Python stack instead of a bare "Segmentation fault"
+    return subprocess.run([XVFB, "-a", sys.executable, "-X", "faulthandler", "-c", code], capture_output=True, text=True,
+                          timeout=180, env=env, cwd=cwd)
+
+
+#: Prepended to a snippet: count the frames the live viewer draws (printed as "SHOWN n" at exit).
+COUNT_FRAMES = (
+    "import atexit, sb3_mimic.viewer as v\n"
+    "shown = []\n"
+    "draw = v.LiveViewer.show\n"
+    "v.LiveViewer.show = lambda self, *a, **k: (shown.append(1), draw(self, *a, **k))[1]\n"
+    "atexit.register(lambda: print('SHOWN', len(shown), flush=True))\n"
+)
+
+
+def _frames_shown(done: subprocess.CompletedProcess) -> int:
+    return int(done.stdout.split("SHOWN")[-1].split()[0])
 
 
 @needs_xvfb
@@ -61,3 +78,33 @@ def test_view_plays_a_clip_and_a_policy():
         code = f"import sys; from sb3_mimic.cli import main; sys.exit(main(['view', *{args!r}, '--seconds', '0.5']))"
         done = _under_xvfb(code)
         assert done.returncode == 0, (args, done.stderr)
+
+
+@needs_xvfb
+def test_view_runs_the_shipped_policy():
+    # 0.5 s of simulated time at the env's 30 Hz control rate: 15 steps, each drawn, after the first reset's frame
+    code = COUNT_FRAMES + ("import sys; from sb3_mimic.cli import main\n"
+                           "sys.exit(main(['view', '--model', 'pretrained:walk', '--seconds', '0.5']))")
+    done = _under_xvfb(code)
+    assert done.returncode == 0, done.stderr
+    assert _frames_shown(done) == 16, done.stdout
+
+
+@pytest.mark.slow  # about 6 s alone (rl_zoo3's and torch's imports in the subprocess), 11 s beside a training run
+@needs_xvfb
+def test_rl_zoo_enjoy_renders_a_policy_in_the_live_viewer(tmp_path):
+    """rl-zoo's `enjoy` without --no-render makes the env with render_mode="human" and draws every step."""
+    pytest.importorskip("rl_zoo3")
+    from sb3_contrib import TRPO
+
+    env_id = "MimicHumanoidWalk-v0"
+    tiny = TRPO("MlpPolicy", gymnasium.make(env_id), policy_kwargs={"net_arch": [8]}, device="cpu", seed=0)
+    folder = tmp_path / "logs" / "trpo" / f"{env_id}_1"  # where rl_zoo3.train would put it
+    folder.mkdir(parents=True)
+    tiny.save(folder / f"{env_id}.zip")
+    argv = ["enjoy", "--algo", "trpo", "--env", env_id, "-f", "logs", "--exp-id", "1", "-n", "20", "--device", "cpu",
+            "--gym-packages", "sb3_mimic", "--num-threads", "1"]
+    code = COUNT_FRAMES + f"import sys; sys.argv = {argv!r}\nfrom rl_zoo3.enjoy import enjoy\nenjoy()\n"
+    done = _under_xvfb(code, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "pygame" not in done.stderr and _frames_shown(done) == 20  # one frame per step of the 20
