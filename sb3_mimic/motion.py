@@ -245,8 +245,9 @@ def clip_info(name: str) -> ClipInfo:
 
 
 def _resolve(name_or_path: str | Path) -> tuple[Path, ClipInfo]:
-    """A clip name or path as ``(file path, catalogue entry)``; a file the catalogue does not name gets
-    :func:`file_clip_info`, a file named after a catalogue clip (``humanoid3d_run.txt``) that clip's entry."""
+    """A clip name or path as ``(file path, catalogue entry)``.  A name resolves through the catalogue; a file
+    gets its catalogue entry only when it is the catalogue's own file, and :func:`file_clip_info` anywhere else
+    (a copy saved as ``/tmp/x/humanoid3d_run.txt`` is a clip file like any other, not run)."""
     text = str(name_or_path)
     path = Path(text).expanduser()
     looks_like_path = isinstance(name_or_path, Path) or path.suffix in (".txt", ".json") or "/" in text
@@ -261,7 +262,9 @@ def _resolve(name_or_path: str | Path) -> tuple[Path, ClipInfo]:
                 info = catalogue()[key]
                 return _source_dir(info.source) / info.file, info
             raise MotionClipError(f"motion clip file {text!r} does not exist")
-        info = catalogue().get(path.stem.removeprefix("humanoid3d_")) or file_clip_info(path)
+        info = catalogue().get(path.stem.removeprefix("humanoid3d_"))
+        if info is None or (_source_dir(info.source) / info.file).resolve() != path.resolve():
+            info = file_clip_info(path)
         return path.resolve(), info
     info = clip_info(text)
     return _source_dir(info.source) / info.file, info
