@@ -103,6 +103,15 @@ def _run_sft(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_actor_options(p: argparse.ArgumentParser, verb: str) -> None:
+    """``--model`` or ``--expert`` (one of them) and ``--mocap``: what ``eval`` and ``video`` run, read by
+    :func:`_policy_and_env`."""
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--model", help="policy file written by `sb3-mimic sft` (.zip or .pth) or any SB3 TRPO zip")
+    who.add_argument("--expert", choices=EXPERTS, help=f"{verb} an expert instead of a policy")
+    p.add_argument("--mocap", help="clip name or path (default: the clip the model was trained on)")
+
+
 def _add_eval(sub) -> None:
     p = sub.add_parser(
         "eval",
@@ -114,10 +123,7 @@ def _add_eval(sub) -> None:
         ),
         formatter_class=_HelpFormatter,
     )
-    who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("--model", help="policy file written by `sb3-mimic sft` (.zip or .pth) or any SB3 TRPO zip")
-    who.add_argument("--expert", choices=EXPERTS, help="evaluate an expert instead of a policy")
-    p.add_argument("--mocap", help="clip name or path (default: the clip the model was trained on)")
+    _add_actor_options(p, "evaluate")
     p.add_argument("--action_mode", choices=ACTION_MODES, help="env action mode (default: the model's)")
     p.add_argument("--lookahead", type=int, default=1, help="expert lookahead, control steps (with --expert)")
     p.add_argument("--eval_episodes", type=int, default=10, help="number of episodes")
@@ -397,10 +403,7 @@ def _add_video(sub) -> None:
         ),
         formatter_class=_HelpFormatter,
     )
-    who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("--model", help="policy file (.zip or .pth)")
-    who.add_argument("--expert", choices=EXPERTS, help="record an expert instead")
-    p.add_argument("--mocap", help="clip name or path (default: the model's clip)")
+    _add_actor_options(p, "record")
     p.add_argument("--out", default="run.mp4", help="output .mp4")
     p.add_argument("--frame", metavar="PNG", help="write a single still PNG instead of a video")
     p.add_argument("--frame_step", type=int, default=0, help="with --frame: steps to take before the still")
