@@ -493,9 +493,9 @@ def _policy_and_env(args: argparse.Namespace, **env_overrides):
         return policy_actor(model), env
     from sb3_mimic.experts import make_expert
 
-    if args.expert == "mpc":
-        return policy_actor(make_expert("mpc", env, seed=getattr(args, "seed", 0), **mpc_overrides(args))), env
-    return policy_actor(make_expert("pd", env, lookahead=getattr(args, "lookahead", 1))), env
+    expert = make_expert(args.expert, env, lookahead=getattr(args, "lookahead", 1), seed=getattr(args, "seed", 0),
+                         **mpc_overrides(args))
+    return policy_actor(expert), env
 
 
 def _run_video(args: argparse.Namespace) -> int:

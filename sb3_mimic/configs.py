@@ -73,6 +73,14 @@ class CloningConfig:
         given = dict(self.mpc_kwargs)
         return given, given.pop("nthread", None)
 
+    def expert_arguments(self, settings: MPCSettings | None = None) -> dict[str, Any]:
+        """Every expert's arguments, for ``make_expert(self.expert, env, **arguments)`` (each expert takes its
+        own): ``lookahead``, ``seed``, the MPC's rollout threads and its settings, ``settings`` in full when given
+        (a resumed run's record), else ``mpc_kwargs``' (on top of the clip's)."""
+        given, nthread = self.mpc_arguments()
+        mpc = given if settings is None else {"settings": settings}
+        return {"lookahead": self.lookahead, "seed": self.seed, "nthread": nthread, **mpc}
+
     def mpc_settings(self, clip) -> MPCSettings:
         """The MPC's settings on ``clip``: the clip's, updated by ``mpc_kwargs`` (ValueError if one is bad)."""
         return MPCSettings.for_clip(clip).replace(**self.mpc_arguments()[0])
