@@ -70,7 +70,7 @@ def _add_sft(sub) -> None:
     p.add_argument("--n_rollouts", type=int,
                    help="closed-loop expert episodes: added to the teacher-forced samples with --expert pd (default "
                         f"{SFTConfig.DEFAULT_ROLLOUTS['pd']}), the only demonstrations with --expert mpc (default "
-                        f"{SFTConfig.DEFAULT_ROLLOUTS['mpc']}, about 20 s of labels each)")
+                        f"{SFTConfig.DEFAULT_ROLLOUTS['mpc']}, up to 20 s of labels each)")
     p.add_argument("--qpos_noise", type=float, default=d.qpos_noise, help="joint-angle noise of teacher forcing, rad")
     p.add_argument("--qvel_noise", type=float, default=d.qvel_noise, help="velocity noise of teacher forcing")
     p.add_argument("--save_demos", metavar="NPZ", help="also save the demonstrations (with their metadata)")
@@ -181,7 +181,8 @@ def _add_rl_common(p: argparse.ArgumentParser, resume: bool = True) -> None:
                    help="parallel envs; 0 = 32 characters with --vec_env batched, one per CPU core with subproc")
     p.add_argument("--vec_env", choices=("batched", "subproc"), default="batched",
                    help="batched: all envs as characters of one batched simulation in this process, physics on every "
-                        "core (sb3_mimic.envs.MimicHumanoidVecEnv; 3.4x subproc's TRPO steps/s measured on 2 cores); "
+                        "core (sb3_mimic.envs.MimicHumanoidVecEnv; its speed against subproc: benchmarks/results/"
+                        "env_throughput.md); "
                         "subproc: one env per worker process (SubprocVecEnv)")
     p.add_argument("--threads", type=int, default=0, help="physics threads with --vec_env batched (0 = one per core)")
     p.add_argument("--exploration_std", type=float, default=0.05, help="action std (normalised units) at the start")

@@ -110,12 +110,13 @@ class SFTConfig(CloningConfig):
     save_demos: str | None = None
     """Also save the demonstrations to this ``.npz`` file."""
     dart_noise: float = 0.01
-    """Std (normalised action units) of the noise on the MPC expert's executed actions; its labels stay clean.  On
-    walk the MPC stays up 19.7 s of 20 on average under 0.01, and 1.8 s under 0.05 (benchmarks/results/walk_recipe.md)."""
+    """Std (normalised action units, default 0.01) of the noise on the MPC expert's executed actions; its labels stay
+    clean.  How long the MPC stays up under this noise and under more: ``benchmarks/results/walk_recipe.md``."""
     normalize: bool = False
     """Standardise observations inside the network, with the demonstrations' statistics (saved in the policy)."""
 
-    #: Closed-loop episodes when ``n_rollouts`` is not given: the PD expert's are cheap, the MPC's about 20 s each.
+    #: Closed-loop episodes when ``n_rollouts`` is not given: 300 of the cheap PD expert, 20 of the MPC (each up to
+    #: the 20 s episode limit, at the MPC's cost per step).
     DEFAULT_ROLLOUTS: ClassVar[dict[str, int]] = {"pd": 300, "mpc": 20}
 
     def validate(self) -> None:

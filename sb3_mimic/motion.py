@@ -41,10 +41,9 @@ _DM_QUAT_FIELDS = ("root", *[name for name, kind in character.JOINTS if kind == 
 #: Percentile of a clip's per-frame lowest points taken as its low envelope (a few outlier frames, however deep,
 #: do not move it).
 ENVELOPE_PERCENTILE = 10.0
-#: Metres above the low envelope within which a frame's lowest point makes it a contact frame: wide enough for the
-#: frame-to-frame spread of the clips that stay on the ground (every frame of walk, crawl, cartwheel, roll, dance_a,
-#: punch and kick counts, 85-89 % of the get-up clips'), narrow enough to leave out a flight phase (the top of run's lies
-#: 78-140 mm above its envelope; see ``benchmarks/clip_floor.py``).
+#: Metres above the low envelope within which a frame's lowest point makes it a contact frame (default 0.06): wide
+#: enough for the frame-to-frame spread of the clips that stay on the ground, narrow enough to leave out a flight
+#: phase such as run's.  Each clip's contact frames and floor distances: ``benchmarks/results/clip_floor.md``.
 CONTACT_MARGIN = 0.06
 
 
