@@ -41,13 +41,14 @@ def _add_sft(sub) -> None:
     d = SFTConfig()
     p = sub.add_parser(
         "sft",
-        help="supervised pretraining: PD-expert demonstrations, behaviour cloning into a TRPO policy, evaluation",
+        help="supervised pretraining: PD- or MPC-expert demonstrations cloned into a TRPO policy, then evaluated",
         description=(
-            "Supervised pretraining (SFT). A PD expert that targets the mocap pose `lookahead` control steps ahead "
-            "labels reference states sampled across the clip (teacher forcing, with small state noise) and its own "
-            "closed-loop rollouts; imitation's BC trains the actor of an sb3-contrib TRPO MlpPolicy on them, keeping "
-            "the weights with the lowest validation MSE; the result is saved as an SB3 TRPO .zip (or a .pth "
-            "checkpoint) and evaluated."
+            "Supervised pretraining (SFT). With --expert pd (the default), a PD expert that targets the mocap pose "
+            "`lookahead` control steps ahead labels reference states sampled across the clip (teacher forcing, with "
+            "small state noise) and its own closed-loop rollouts; with --expert mpc, the MPC expert labels its own "
+            "episodes, run with DART noise (--dart_noise) on the actions it executes. imitation's BC trains the actor "
+            "of an sb3-contrib TRPO MlpPolicy on the labels, keeping the weights with the lowest validation MSE; the "
+            "result is saved as an SB3 TRPO .zip (or a .pth checkpoint) and evaluated."
         ),
         formatter_class=_HelpFormatter,
     )

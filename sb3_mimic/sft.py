@@ -1,4 +1,4 @@
-"""Supervised pretraining (SFT): demonstrations of the PD expert, behaviour-cloned into a TRPO-ready policy.
+"""Supervised pretraining (SFT): demonstrations of the PD or MPC expert, behaviour-cloned into a TRPO-ready policy.
 
 ``imitation``'s BC (:mod:`sb3_mimic.cloning`) trains the actor of an ``sb3_contrib.TRPO`` ``MlpPolicy`` in place,
 keeping the weights with the lowest validation MSE.  The result is saved by :func:`sb3_mimic.policies.save_policy`:
@@ -163,7 +163,8 @@ def _mpc_demonstrations(config: SFTConfig, env_id: str, env_kwargs: dict, progre
 
 
 def run_sft(config: SFTConfig, progress_bar: bool = True, log=print) -> SFTRun:
-    """Demonstrations from the PD expert, BC into a TRPO policy, save, and (unless ``no_eval``) evaluate."""
+    """Demonstrations (the PD expert's teacher forcing and rollouts, the MPC expert's DART episodes, or a saved
+    file), BC into a TRPO policy, save, and (unless ``no_eval``) evaluate."""
     from sb3_mimic.demos import (
         DemoMetadata,
         concatenate_transitions,
