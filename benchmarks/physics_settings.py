@@ -10,13 +10,14 @@ tolerance 1e-8, pyramidal friction cone), in one run:
    expert, lookahead 1) from ``--starts`` seeded reference-state starts: time to fall, and the mean reward of the
    first second (30 steps, or up to the fall).
 3. **equivalence**: a setting is equivalent on a clip when both figures differ from the default's by less than
-   twice the standard error of their difference (over the starts). With ``--mpc SETTING``, the MPC expert (walk,
-   its clip settings, ``--mpc_starts`` starts) must also keep walk up the full 20 s from at least 9 of 10 starts.
+   twice the standard error of their difference (over the starts). With ``--check_with_mpc SETTING``, the MPC
+   expert (walk, its clip settings, ``--check_starts`` starts) must also keep walk up the full 20 s from at least 9
+   of 10 starts.
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/physics_settings.py                       # a few minutes
-    .venv/bin/python benchmarks/physics_settings.py --mpc sim_120         # adds the MPC check (about 5 min)
+    .venv/bin/python benchmarks/physics_settings.py                          # a few minutes
+    .venv/bin/python benchmarks/physics_settings.py --check_with_mpc sim_120  # adds the MPC check (about 5 min)
 
 Writes ``benchmarks/results/physics_settings.md`` and ``.json``. The exit status is 0 whatever the figures.
 """
@@ -129,8 +130,9 @@ def parse_args(argv=None):
     p.add_argument("--starts", type=int, default=40, help="PD-tracking starts per clip (default 40)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the price measurement (default 3)")
     p.add_argument("--seconds", type=float, default=1.5, help="seconds per price measurement (default 1.5)")
-    p.add_argument("--mpc", nargs="*", default=[], metavar="SETTING", help="settings to check with the MPC expert")
-    p.add_argument("--mpc_starts", type=int, default=10)
+    p.add_argument("--check_with_mpc", nargs="*", default=[], metavar="SETTING",
+                   help="settings to check with the MPC expert too (not an MPC setting: those are --mpc_*)")
+    p.add_argument("--check_starts", type=int, default=10, help="MPC starts per checked setting (default 10)")
     p.add_argument("--seed", type=int, default=1000)
     p.add_argument("--out", type=Path, default=RESULTS / "physics_settings.md")
     p.add_argument("--json", type=Path, default=RESULTS / "physics_settings.json")
@@ -150,7 +152,7 @@ def main(argv=None) -> int:
     for n in names:
         print(f"effect {n}: " + ", ".join(f"{c} {statistics.fmean(effects[n][c]['survival_s']):.2f} s" for c in args.clips),
               flush=True)
-    mpc = {n: mpc_check(n, args.mpc_starts, args.seed) for n in args.mpc}
+    mpc = {n: mpc_check(n, args.check_starts, args.seed) for n in args.check_with_mpc}
     now = datetime.datetime.now().astimezone()
     lines = report_header(
         "Physics settings: price and effect", now,
@@ -178,8 +180,8 @@ def main(argv=None) -> int:
         lines.append(head + " | ".join(cells) + f" | {verdict} |")
     if mpc:
         lines += ["", "MPC expert on walk (its clip settings), starts kept up the full 20 s:", ""]
-        lines += [f"- {n}: {v['full_length']}/{args.mpc_starts} (mean {v['mean_survival_s']:.2f} s, {v['wall_s']:.0f} s wall)"
-                  for n, v in mpc.items()]
+        lines += [f"- {n}: {v['full_length']}/{args.check_starts} (mean {v['mean_survival_s']:.2f} s, "
+                  f"{v['wall_s']:.0f} s wall)" for n, v in mpc.items()]
     report = "\n".join(lines) + "\n"
     print("\n" + report)
     args.out.write_text(report)

@@ -43,13 +43,14 @@ def _add_sft(sub) -> None:
     d = SFTConfig()
     p = sub.add_parser(
         "sft",
-        help="supervised pretraining: PD-expert demonstrations, behaviour cloning into a TRPO policy, evaluation",
+        help="supervised pretraining: PD- or MPC-expert demonstrations cloned into a TRPO policy, then evaluated",
         description=(
-            "Supervised pretraining (SFT). A PD expert that targets the mocap pose `lookahead` control steps ahead "
-            "labels reference states sampled across the clip (teacher forcing, with small state noise) and its own "
-            "closed-loop rollouts; imitation's BC trains the actor of an sb3-contrib TRPO MlpPolicy on them, keeping "
-            "the weights with the lowest validation MSE; the result is saved as an SB3 TRPO .zip (or a .pth "
-            "checkpoint) and evaluated."
+            "Supervised pretraining (SFT). With --expert pd (the default), a PD expert that targets the mocap pose "
+            "`lookahead` control steps ahead labels reference states sampled across the clip (teacher forcing, with "
+            "small state noise) and its own closed-loop rollouts; with --expert mpc, the MPC expert labels its own "
+            "episodes, run with DART noise (--dart_noise) on the actions it executes. imitation's BC trains the actor "
+            "of an sb3-contrib TRPO MlpPolicy on the labels, keeping the weights with the lowest validation MSE; the "
+            "result is saved as an SB3 TRPO .zip (or a .pth checkpoint) and evaluated."
         ),
         formatter_class=_HelpFormatter,
     )
@@ -72,7 +73,7 @@ def _add_sft(sub) -> None:
     p.add_argument("--n_rollouts", type=int,
                    help="closed-loop expert episodes: added to the teacher-forced samples with --expert pd (default "
                         f"{SFTConfig.DEFAULT_ROLLOUTS['pd']}), the only demonstrations with --expert mpc (default "
-                        f"{SFTConfig.DEFAULT_ROLLOUTS['mpc']}, about 20 s of labels each)")
+                        f"{SFTConfig.DEFAULT_ROLLOUTS['mpc']}, up to 20 s of labels each)")
     p.add_argument("--qpos_noise", type=float, default=d.qpos_noise, help="joint-angle noise of teacher forcing, rad")
     p.add_argument("--qvel_noise", type=float, default=d.qvel_noise, help="velocity noise of teacher forcing")
     p.add_argument("--save_demos", metavar="NPZ", help="also save the demonstrations (with their metadata)")
@@ -105,6 +106,15 @@ def _run_sft(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_actor_options(p: argparse.ArgumentParser, verb: str) -> None:
+    """``--model`` or ``--expert`` (one of them) and ``--mocap``: what ``eval`` and ``video`` run, read by
+    :func:`_policy_and_env`."""
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--model", help="policy file written by `sb3-mimic sft` (.zip or .pth) or any SB3 TRPO zip")
+    who.add_argument("--expert", choices=EXPERTS, help=f"{verb} an expert instead of a policy")
+    p.add_argument("--mocap", help="clip name or path (default: the clip the model was trained on)")
+
+
 def _add_eval(sub) -> None:
     p = sub.add_parser(
         "eval",
@@ -116,10 +126,7 @@ def _add_eval(sub) -> None:
         ),
         formatter_class=_HelpFormatter,
     )
-    who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("--model", help="policy file written by `sb3-mimic sft` (.zip or .pth) or any SB3 TRPO zip")
-    who.add_argument("--expert", choices=EXPERTS, help="evaluate an expert instead of a policy")
-    p.add_argument("--mocap", help="clip name or path (default: the clip the model was trained on)")
+    _add_actor_options(p, "evaluate")
     p.add_argument("--action_mode", choices=ACTION_MODES, help="env action mode (default: the model's)")
     p.add_argument("--lookahead", type=int, default=1, help="expert lookahead, control steps (with --expert)")
     p.add_argument("--eval_episodes", type=int, default=10, help="number of episodes")
@@ -178,7 +185,8 @@ def _add_rl_common(p: argparse.ArgumentParser, resume: bool = True) -> None:
                         "subproc)")
     p.add_argument("--vec_env", choices=("batched", "subproc"), default="batched",
                    help="batched: all envs as characters of one batched simulation in this process, physics on every "
-                        "core (sb3_mimic.envs.MimicHumanoidVecEnv; 3.4x subproc's TRPO steps/s measured on 2 cores); "
+                        "core (sb3_mimic.envs.MimicHumanoidVecEnv; its speed against subproc: benchmarks/results/"
+                        "env_throughput.md); "
                         "subproc: one env per worker process (SubprocVecEnv)")
     p.add_argument("--threads", type=int, default=0, help="physics threads with --vec_env batched (default: 0 = one per core)")
     p.add_argument("--exploration_std", type=float, default=0.05, help="action std (normalised units) at the start")
@@ -404,10 +412,7 @@ def _add_video(sub) -> None:
         ),
         formatter_class=_HelpFormatter,
     )
-    who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("--model", help="policy file (.zip or .pth)")
-    who.add_argument("--expert", choices=EXPERTS, help="record an expert instead")
-    p.add_argument("--mocap", help="clip name or path (default: the model's clip)")
+    _add_actor_options(p, "record")
     p.add_argument("--out", default="run.mp4", help="output .mp4")
     p.add_argument("--frame", metavar="PNG", help="write a single still PNG instead of a video")
     p.add_argument("--frame_step", type=int, default=0, help="with --frame: steps to take before the still")
@@ -497,9 +502,9 @@ def _policy_and_env(args: argparse.Namespace, **env_overrides):
         return policy_actor(model), env
     from sb3_mimic.experts import make_expert
 
-    if args.expert == "mpc":
-        return policy_actor(make_expert("mpc", env, seed=getattr(args, "seed", 0), **mpc_overrides(args))), env
-    return policy_actor(make_expert("pd", env, lookahead=getattr(args, "lookahead", 1))), env
+    expert = make_expert(args.expert, env, lookahead=getattr(args, "lookahead", 1), seed=getattr(args, "seed", 0),
+                         **mpc_overrides(args))
+    return policy_actor(expert), env
 
 
 def _run_video(args: argparse.Namespace) -> int:

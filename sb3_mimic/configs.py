@@ -47,22 +47,59 @@ MIXINGS = ("switch", "blend")
 
 
 @dataclass
-class SFTConfig:
-    """Arguments of ``sb3-mimic sft`` (the SFT guide's names and defaults, plus a few of our own)."""
+class CloningConfig:
+    """What ``sft`` and ``dagger`` share: the clip, the expert that labels it and the policy that learns from it.
+
+    Fields are given by keyword (the subclasses add their own after these)."""
+
+    mocap: str = "walk"
+    expert: str = "pd"
+    """``"pd"`` or ``"mpc"`` (:func:`sb3_mimic.experts.make_expert`)."""
+    action_mode: str = "pd_target"
+    """The learner's action mode (``"pd_target"`` or ``"residual"``; ``"torque"`` with the PD expert only)."""
+    lookahead: int = 1
+    """Control steps (1/30 s) ahead that the PD expert targets."""
+    hidden_size: int = 64
+    num_layers: int = 2
+    batch_size: int = 256
+    lr: float = 1e-3
+    seed: int = 0
+    mpc_kwargs: dict = field(default_factory=dict)
+    """MPC settings given by the user (:class:`~sb3_mimic.experts.MPCSettings` names: horizon, samples, ...) with
+    ``expert="mpc"``, and optionally ``nthread`` (rollout threads); the others come from the clip's settings."""
+
+    def mpc_arguments(self) -> tuple[dict, int | None]:
+        """``mpc_kwargs`` split into MPC settings and the rollout thread count."""
+        given = dict(self.mpc_kwargs)
+        return given, given.pop("nthread", None)
+
+    def expert_arguments(self, settings: MPCSettings | None = None) -> dict[str, Any]:
+        """Every expert's arguments, for ``make_expert(self.expert, env, **arguments)`` (each expert takes its
+        own): ``lookahead``, ``seed``, the MPC's rollout threads and its settings, ``settings`` in full when given
+        (a resumed run's record), else ``mpc_kwargs``' (on top of the clip's)."""
+        given, nthread = self.mpc_arguments()
+        mpc = given if settings is None else {"settings": settings}
+        return {"lookahead": self.lookahead, "seed": self.seed, "nthread": nthread, **mpc}
+
+    def mpc_settings(self, clip) -> MPCSettings:
+        """The MPC's settings on ``clip``: the clip's, updated by ``mpc_kwargs`` (ValueError if one is bad)."""
+        return MPCSettings.for_clip(clip).replace(**self.mpc_arguments()[0])
+
+
+@dataclass
+class SFTConfig(CloningConfig):
+    """Arguments of ``sb3-mimic sft`` (the SFT guide's names and defaults, plus a few of our own).
+
+    ``expert="pd"``: teacher forcing plus closed-loop rollouts of the PD expert; ``expert="mpc"``: ``n_rollouts``
+    episodes of the MPC expert with DART noise (``dart_noise``) on the actions it executes (no teacher forcing).
+    """
 
     mocap: str = "humanoid3d_dance_a"
     epochs: int = 100
-    batch_size: int = 256
-    lr: float = 1e-3
-    lookahead: int = 1
-    hidden_size: int = 64
-    num_layers: int = 2
     val_split: float = 0.1
     save_path: str = "policy_sft_pretrained.zip"
     eval_episodes: int = 10
     no_eval: bool = False
-    action_mode: str = "pd_target"
-    seed: int = 0
     n_samples: int = 20000
     n_rollouts: int = 300
     """Closed-loop expert episodes (with ``expert="mpc"`` the only demonstrations: see :attr:`DEFAULT_ROLLOUTS`)."""
@@ -72,18 +109,14 @@ class SFTConfig:
     """Train on these saved demonstrations (``.npz``) instead of making new ones."""
     save_demos: str | None = None
     """Also save the demonstrations to this ``.npz`` file."""
-    expert: str = "pd"
-    """``"pd"``: teacher forcing plus closed-loop rollouts of the PD expert; ``"mpc"``: ``n_rollouts`` episodes
-    of the MPC expert with DART noise (``dart_noise``) on the actions it executes (no teacher forcing)."""
     dart_noise: float = 0.01
-    """Std (normalised action units) of the noise on the MPC expert's executed actions; its labels stay clean.  On
-    walk the MPC stays up 19.7 s of 20 on average under 0.01, and 1.8 s under 0.05 (benchmarks/results/walk_recipe.md)."""
+    """Std (normalised action units, default 0.01) of the noise on the MPC expert's executed actions; its labels stay
+    clean.  How long the MPC stays up under this noise and under more: ``benchmarks/results/walk_recipe.md``."""
     normalize: bool = False
     """Standardise observations inside the network, with the demonstrations' statistics (saved in the policy)."""
-    mpc_kwargs: dict = field(default_factory=dict)
-    """MPC settings given by the user (``horizon``, ``samples``, ...; see ``DAggerConfig.mpc_kwargs``)."""
 
-    #: Closed-loop episodes when ``n_rollouts`` is not given: the PD expert's are cheap, the MPC's about 20 s each.
+    #: Closed-loop episodes when ``n_rollouts`` is not given: 300 of the cheap PD expert, 20 of the MPC (each up to
+    #: the 20 s episode limit, at the MPC's cost per step).
     DEFAULT_ROLLOUTS: ClassVar[dict[str, int]] = {"pd": 300, "mpc": 20}
 
     def validate(self) -> None:
@@ -98,7 +131,7 @@ class SFTConfig:
             raise ValueError(f"--dart_noise must be a number >= 0, got {self.dart_noise}")
         clip = load_clip(self.mocap)  # unknown clip names list the available ones; malformed files fail here
         if self.expert == "mpc":
-            MPCSettings.for_clip(clip).replace(**{k: v for k, v in self.mpc_kwargs.items() if k != "nthread"})
+            self.mpc_settings(clip)  # bad MPC settings fail here
         checks = [
             (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
             (self.batch_size >= 1, f"--batch_size must be at least 1, got {self.batch_size}"),
@@ -125,12 +158,9 @@ class SFTConfig:
 
 
 @dataclass
-class DAggerConfig:
-    """Arguments of ``sb3-mimic dagger``."""
+class DAggerConfig(CloningConfig):
+    """Arguments of ``sb3-mimic dagger``.  ``dagger.json`` records the resolved MPC settings beside them."""
 
-    mocap: str = "walk"
-    expert: str = "pd"
-    """``"pd"`` or ``"mpc"``."""
     rounds: int = 5
     steps_per_round: int = 2000
     """Env steps labelled per round (at least; whole episodes)."""
@@ -146,18 +176,6 @@ class DAggerConfig:
     learner takes over gradually and episodes last longer while it is still poor."""
     init_policy: str | None = None
     """Start from this policy (e.g. an SFT zip) instead of a fresh one."""
-    action_mode: str = "pd_target"
-    """The learner's action mode (``"pd_target"`` or ``"residual"``; ``"torque"`` with the PD expert only)."""
-    hidden_size: int = 64
-    num_layers: int = 2
-    batch_size: int = 256
-    lr: float = 1e-3
-    seed: int = 0
-    lookahead: int = 1
-    mpc_kwargs: dict = field(default_factory=dict)
-    """MPC settings given by the user (:class:`~sb3_mimic.experts.MPCSettings` names: horizon, samples, ...) with
-    ``expert="mpc"``, and optionally ``nthread`` (rollout threads); the others come from the clip's settings.
-    ``dagger.json`` records the resolved settings beside the configuration."""
 
     def validate(self, fresh: bool = True) -> None:
         """Raise :class:`ValueError` for arguments that cannot work. ``fresh=False`` (a resumed run with finished
@@ -191,7 +209,7 @@ class DAggerConfig:
             raise ValueError(f"--seed must be a whole number >= 0, got {self.seed!r}")
         clip = load_clip(self.mocap)  # unknown clips fail here
         if self.expert == "mpc":
-            MPCSettings.for_clip(clip).replace(**self.mpc_arguments()[0])  # bad MPC settings fail here
+            self.mpc_settings(clip)  # bad MPC settings fail here
         if self.init_policy:
             try:
                 found = policy_file(self.init_policy).is_file()
@@ -199,8 +217,3 @@ class DAggerConfig:
                 raise ValueError(f"--init_policy: {err}") from err
             if not found:
                 raise ValueError(f"--init_policy {self.init_policy}: no such file")
-
-    def mpc_arguments(self) -> tuple[dict, int | None]:
-        """``mpc_kwargs`` split into MPC settings and the rollout thread count."""
-        given = dict(self.mpc_kwargs)
-        return given, given.pop("nthread", None)

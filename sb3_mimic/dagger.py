@@ -248,17 +248,12 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
         check_policy_fits(model, venv.envs[0])  # its action mode too
     else:
         model = make_trpo(venv, config.hidden_size, config.num_layers, seed=config.seed)
-    mpc_settings = None
-    if config.expert == "mpc":
-        # recorded in full: a resumed run plans as the first one did, whatever the catalogue says now
-        given, nthread = config.mpc_arguments()
-        clip = venv.envs[0].unwrapped.clip
-        mpc_settings = MPCSettings(**recorded) if recorded is not None else MPCSettings.for_clip(clip).replace(**given)
-        # a stateless expert keeps its fixed perturbations (its labels stay one function of the state); a
-        # warm-started one draws each round's perturbations from that round's seed (below)
-        expert = make_expert("mpc", venv, settings=mpc_settings, seed=config.seed, nthread=nthread)
-    else:
-        expert = make_expert("pd", venv, lookahead=config.lookahead)
+    # the MPC's settings are recorded in full: a resumed run plans as the first one did, whatever the catalogue
+    # says now (the PD expert has none).  A stateless MPC keeps its fixed perturbations (its labels stay one
+    # function of the state); a warm-started one draws each round's perturbations from that round's seed (below)
+    settings = MPCSettings(**recorded) if recorded is not None else None  # None: the clip's, updated by mpc_kwargs
+    expert = make_expert(config.expert, venv, **config.expert_arguments(settings))
+    mpc_settings: MPCSettings | None = expert.settings if config.expert == "mpc" else None
 
     def state(rounds_done: int) -> dict:
         recorded = {} if mpc_settings is None else {"mpc_settings": mpc_settings.to_dict()}

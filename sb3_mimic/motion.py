@@ -41,10 +41,9 @@ _DM_QUAT_FIELDS = ("root", *[name for name, kind in character.JOINTS if kind == 
 #: Percentile of a clip's per-frame lowest points taken as its low envelope (a few outlier frames, however deep,
 #: do not move it).
 ENVELOPE_PERCENTILE = 10.0
-#: Metres above the low envelope within which a frame's lowest point makes it a contact frame: wide enough for the
-#: frame-to-frame spread of the clips that stay on the ground (every frame of walk, crawl, cartwheel, roll, dance_a,
-#: punch and kick counts, 85-89 % of the get-up clips'), narrow enough to leave out a flight phase (the top of run's lies
-#: 78-140 mm above its envelope; see ``benchmarks/clip_floor.py``).
+#: Metres above the low envelope within which a frame's lowest point makes it a contact frame (default 0.06): wide
+#: enough for the frame-to-frame spread of the clips that stay on the ground, narrow enough to leave out a flight
+#: phase such as run's.  Each clip's contact frames and floor distances: ``benchmarks/results/clip_floor.md``.
 CONTACT_MARGIN = 0.06
 
 
@@ -245,8 +244,9 @@ def clip_info(name: str) -> ClipInfo:
 
 
 def _resolve(name_or_path: str | Path) -> tuple[Path, ClipInfo]:
-    """A clip name or path as ``(file path, catalogue entry)``; a file the catalogue does not name gets
-    :func:`file_clip_info`, a file named after a catalogue clip (``humanoid3d_run.txt``) that clip's entry."""
+    """A clip name or path as ``(file path, catalogue entry)``.  A name resolves through the catalogue; a file
+    gets its catalogue entry only when it is the catalogue's own file, and :func:`file_clip_info` anywhere else
+    (a copy saved as ``/tmp/x/humanoid3d_run.txt`` is a clip file like any other, not run)."""
     text = str(name_or_path)
     path = Path(text).expanduser()
     looks_like_path = isinstance(name_or_path, Path) or path.suffix in (".txt", ".json") or "/" in text
@@ -261,7 +261,9 @@ def _resolve(name_or_path: str | Path) -> tuple[Path, ClipInfo]:
                 info = catalogue()[key]
                 return _source_dir(info.source) / info.file, info
             raise MotionClipError(f"motion clip file {text!r} does not exist")
-        info = catalogue().get(path.stem.removeprefix("humanoid3d_")) or file_clip_info(path)
+        info = catalogue().get(path.stem.removeprefix("humanoid3d_"))
+        if info is None or (_source_dir(info.source) / info.file).resolve() != path.resolve():
+            info = file_clip_info(path)
         return path.resolve(), info
     info = clip_info(text)
     return _source_dir(info.source) / info.file, info

@@ -26,6 +26,7 @@ import mujoco
 import numpy as np
 
 from sb3_mimic.character import CharacterIndex
+from sb3_mimic.rotations import quat_angle_between
 
 #: Weight and error scale of each term, in the order of :data:`TERMS`.
 TERMS: tuple[str, ...] = ("pose", "velocity", "end_effector", "root", "com")
@@ -148,14 +149,7 @@ def batch_errors(
     :param dcom: (..., 3) reference minus simulated centre-of-mass velocity
     """
     # orientation errors: the angle of q_sim^-1 q_ref per quaternion, angle differences per hinge
-    qs, qr = sim_qpos[..., weights.quat_qpos], ref_qpos[..., weights.quat_qpos]
-    sw, sx, sy, sz = (qs[..., k] for k in range(4))
-    rw, rx, ry, rz = (qr[..., k] for k in range(4))
-    w = sw * rw + sx * rx + sy * ry + sz * rz
-    x = sw * rx - sx * rw - sy * rz + sz * ry
-    y = sw * ry + sx * rz - sy * rw - sz * rx
-    z = sw * rz - sx * ry + sy * rx - sz * rw
-    angle2 = (2.0 * np.arctan2(np.sqrt(x * x + y * y + z * z), np.abs(w))) ** 2
+    angle2 = quat_angle_between(sim_qpos[..., weights.quat_qpos], ref_qpos[..., weights.quat_qpos]) ** 2
     hinge2 = (ref_qpos[..., weights.hinge_qpos] - sim_qpos[..., weights.hinge_qpos]) ** 2
     droot = ref_qpos[..., :3] - sim_qpos[..., :3]
     pose = angle2 @ weights.quat[0] + hinge2 @ weights.hinge[0]

@@ -196,9 +196,9 @@ class MimicPPO(FineTuning, PPO):
 
 ALGOS = {"trpo": MimicTRPO, "ppo": MimicPPO}
 VEC_ENVS = ("subproc", "batched")
-#: Characters of the batched vector env when ``n_envs`` is 0, and their env steps per iteration when ``n_steps`` is
-#: not given: rollouts of 4096 env steps, the configuration ``benchmarks/env_throughput.py`` measured (TRPO 3.4x and
-#: PPO 3.35x the ``SubprocVecEnv`` path on 2 cores).
+#: Characters of the batched vector env when ``n_envs`` is 0 (32), and their env steps per iteration when ``n_steps``
+#: is not given (128): rollouts of 4096 env steps, the configuration ``benchmarks/env_throughput.py`` measures (its
+#: speed against the ``SubprocVecEnv`` path: ``benchmarks/results/env_throughput.md``).
 BATCHED_DEFAULT_N_ENVS = 32
 BATCHED_DEFAULT_N_STEPS = 128
 

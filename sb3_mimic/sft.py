@@ -1,4 +1,4 @@
-"""Supervised pretraining (SFT): demonstrations of the PD expert, behaviour-cloned into a TRPO-ready policy.
+"""Supervised pretraining (SFT): demonstrations of the PD or MPC expert, behaviour-cloned into a TRPO-ready policy.
 
 ``imitation``'s BC (:mod:`sb3_mimic.cloning`) trains the actor of an ``sb3_contrib.TRPO`` ``MlpPolicy`` in place,
 keeping the weights with the lowest validation MSE.  The result is saved by :func:`sb3_mimic.policies.save_policy`:
@@ -149,9 +149,7 @@ def _mpc_demonstrations(config: SFTConfig, env_id: str, env_kwargs: dict, progre
 
     kwargs = {k: v for k, v in env_kwargs.items() if k != "action_mode"}
     label_env = gym.make(env_id, **kwargs)
-    given = dict(config.mpc_kwargs)
-    nthread = given.pop("nthread", None)
-    expert = make_expert("mpc", label_env, seed=config.seed, nthread=nthread, **given)
+    expert = make_expert(config.expert, label_env, **config.expert_arguments())
     try:
         episodes = dart_rollouts(label_env, expert, config.n_rollouts, config.dart_noise, seed=config.seed + 10**6,
                                  action_mode=config.action_mode, progress_bar=progress_bar)
@@ -165,7 +163,8 @@ def _mpc_demonstrations(config: SFTConfig, env_id: str, env_kwargs: dict, progre
 
 
 def run_sft(config: SFTConfig, progress_bar: bool = True, log=print) -> SFTRun:
-    """Demonstrations from the PD expert, BC into a TRPO policy, save, and (unless ``no_eval``) evaluate."""
+    """Demonstrations (the PD expert's teacher forcing and rollouts, the MPC expert's DART episodes, or a saved
+    file), BC into a TRPO policy, save, and (unless ``no_eval``) evaluate."""
     from sb3_mimic.demos import (
         DemoMetadata,
         concatenate_transitions,
@@ -201,7 +200,7 @@ def run_sft(config: SFTConfig, progress_bar: bool = True, log=print) -> SFTRun:
         kind = "dart (mpc)"
         demos = _mpc_demonstrations(config, env_id, env_kwargs, progress_bar, log)
     else:
-        expert = make_expert("pd", env, lookahead=config.lookahead)
+        expert = make_expert(config.expert, env, **config.expert_arguments())
         demos = teacher_forcing(
             env, expert, config.n_samples, seed=config.seed, qpos_noise=config.qpos_noise,
             qvel_noise=config.qvel_noise, progress_bar=progress_bar,

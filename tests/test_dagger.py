@@ -75,12 +75,7 @@ def test_dagger_output_loads_in_finetune(tmp_path):
     assert model.num_timesteps == 64 and (tmp_path / "finetune" / "final_model.zip").exists()
 
 
-def test_dagger_refuses_bad_arguments_and_reused_folders(tmp_path, capsys):
-    for bad in ({"rounds": 0}, {"steps_per_round": 31}, {"expert": "oracle"}, {"beta_decay": 1.5},
-                {"beta_decay": 0.0}, {"beta_rampdown": -1}, {"beta_rampdown": 2.5}, {"mocap": "wlak"}, {"mixing": "average"}):
-        with pytest.raises(ValueError):
-            DAggerConfig(**{**TINY, **bad}).validate()
-    DAggerConfig(**{**TINY, "steps_per_round": 31}).validate(fresh=False)  # a resume: finished rounds fill a batch
+def test_dagger_refuses_a_missing_or_reused_run_folder(tmp_path, capsys):
     assert main(["dagger", "--resume", str(tmp_path / "none")]) == 2
     assert "holds no DAgger run" in capsys.readouterr().err
     run_dir = tmp_path / "run"
@@ -233,8 +228,6 @@ def test_dagger_trains_a_residual_learner_with_residual_labels(tmp_path):
     model = load_policy(run_dir / "policy.zip")
     assert model.sb3_mimic["action_mode"] == "residual"
     assert model.get_env().envs[0].unwrapped.action_mode == "residual"
-    with pytest.raises(ValueError, match="pd_target or residual"):
-        DAggerConfig(expert="mpc", action_mode="torque").validate()
 
 
 def _dagger_cli(run_dir, *extra):

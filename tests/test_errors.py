@@ -17,7 +17,6 @@ import pytest
 import sb3_mimic
 import sb3_mimic.demos
 from sb3_mimic.cli import main
-from sb3_mimic.configs import DAggerConfig, SFTConfig
 from sb3_mimic.motion import MotionClipError, load_clip
 
 
@@ -70,13 +69,9 @@ def test_a_negative_seed_is_refused(no_work, capsys, argv):
     assert list(no_work.iterdir()) == []
 
 
-def test_the_configs_refuse_a_negative_seed():
+def test_the_run_config_refuses_a_negative_seed():  # the sft and dagger configs': tests/test_configs.py
     from sb3_mimic.rl import RunConfig
 
-    with pytest.raises(ValueError, match=r"--seed must be a whole number >= 0, got -3"):
-        SFTConfig(mocap="walk", seed=-3).validate()
-    with pytest.raises(ValueError, match=r"--seed must be a whole number >= 0, got -3"):
-        DAggerConfig(seed=-3).validate()
     with pytest.raises(ValueError, match=r"--seed must be a whole number >= 0, got -3"):
         RunConfig(algo="trpo", env_id="MimicHumanoidWalk-v0", env_kwargs={}, num_timesteps=10, seed=-3).validate()
 

@@ -189,6 +189,25 @@ def test_a_clip_carries_its_catalogue_entry_and_a_file_gets_explicit_defaults(tm
     assert load_clip(mine) is mine
 
 
+def test_a_copy_of_a_catalogue_file_elsewhere_is_a_generic_clip_file(tmp_path, dm_clip_file, monkeypatch):
+    from sb3_mimic.experts.settings import MPCSettings
+
+    run = load_clip("run")
+    assert run.info.mpc and run.info.from_catalogue  # run's catalogue entry overrides the MPC's defaults
+    assert load_clip(dm_clip_file("run")).info is run.info  # the catalogue's own file, given by path: run's entry
+    copy = tmp_path / "x" / "humanoid3d_run.txt"  # run's file saved elsewhere under its catalogue name
+    copy.parent.mkdir()
+    copy.write_bytes(dm_clip_file("run").read_bytes())
+    monkeypatch.chdir(copy.parent)
+    for given in (copy, str(copy), "humanoid3d_run.txt"):  # the last: a bare file name that exists here
+        clip = load_clip(given)
+        assert clip.path == str(copy.resolve()) and not clip.info.from_catalogue
+        assert clip.info.mpc == () and MPCSettings.for_clip(clip) == MPCSettings()
+        assert clip.env_id == "MimicHumanoid-v0"
+        np.testing.assert_array_equal(clip.qpos, run.qpos)  # the same frames, only the settings differ
+    assert load_clip("run").info is run.info and load_clip("humanoid3d_run").info is run.info  # names: the catalogue
+
+
 def test_catalogue_lists_all_deepmimic_clips():
     assert sorted(sb3_mimic.available_clips()) == sorted(ALL_CLIPS)
 

@@ -23,12 +23,10 @@ import gymnasium
 import numpy as np
 import pytest
 import torch as th
-import yaml
 from sb3_contrib import TRPO
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-import sb3_mimic
 from sb3_mimic import rl
 from sb3_mimic.cli import main
 from sb3_mimic.evaluation import evaluate, policy_actor
@@ -563,21 +561,6 @@ def test_zoo_runs_the_residual_recipe_with_statistics_inside_the_policy_and_warm
     assert float(warm_norm.pending_count) == float(sft_norm.count) + 64  # the SFT statistics, plus the rollout
     np.testing.assert_allclose(warm_norm.mean.numpy(), sft_norm.mean.numpy())  # applied at the next rollout only
     assert warm.sb3_mimic["action_mode"] == "residual"
-
-
-@pytest.mark.parametrize(("algo", "defaults"), [("trpo", rl.TRPO_DEFAULTS), ("ppo", rl.PPO_DEFAULTS)])
-def test_zoo_configs_cover_every_env_and_match_sft(algo, defaults):
-    config = yaml.safe_load((REPO_ROOT / "zoo_configs" / f"{algo}.yml").read_text())
-    assert sorted(config) == sorted(sb3_mimic.ENV_IDS)
-    for env_id in sb3_mimic.ENV_IDS:
-        entry = config[env_id]
-        assert "<<" not in entry  # merge keys resolved
-        assert entry["policy"] == "MlpPolicy" and entry["normalize"] is False and entry["use_sde"] is False
-        kwargs = eval(entry["policy_kwargs"], {"__builtins__": {}}, {"dict": dict})  # rl-zoo evaluates it too
-        assert kwargs["net_arch"] == policy_kwargs_for(64, 2)["net_arch"]
-        assert kwargs["log_std_init"] == pytest.approx(math.log(DEFAULT_EXPLORATION_STD), abs=0.01)
-        for name, value in defaults.items():
-            assert entry[name] == pytest.approx(value), (env_id, name)
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from stable_baselines3 import PPO
 
 import sb3_mimic
-from sb3_mimic.envs import CharacterBatch, MimicHumanoidVecEnv, MimicHumanoidVectorEnv
+from sb3_mimic.envs import MimicHumanoidVecEnv, MimicHumanoidVectorEnv
 from sb3_mimic.reward import TERMS
 
 STEPS = 600
@@ -103,23 +103,6 @@ def test_gymnasium_make_vec_gives_the_batched_vector_env():
         np.testing.assert_array_equal(obs[1], s_obs)
     assert finals >= 1
     envs.close()
-
-
-def test_character_batch_validates_its_arguments():
-    with pytest.raises(ValueError, match="num_characters"):
-        CharacterBatch(0)
-    with pytest.raises(ValueError, match="threads"):
-        CharacterBatch(2, threads=0)
-    with pytest.raises(ValueError, match="action_mode"):
-        CharacterBatch(2, action_mode="velocity")
-    batch = CharacterBatch(2, threads=1)
-    batch.reset(np.arange(2), np.array([0.1, 0.2]))
-    with pytest.raises(ValueError, match="shape"):
-        batch.step(np.zeros((3, 28)))
-    out = batch.step(np.full((2, 28), np.nan))
-    assert out.invalid_action.all() and np.isfinite(out.obs).all()
-    with pytest.raises(ValueError, match="render"):
-        MimicHumanoidVectorEnv(2, render_mode="human")
 
 
 def test_train_runs_on_the_batched_vec_env(tmp_path):

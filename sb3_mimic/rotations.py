@@ -1,23 +1,34 @@
-"""Quaternion helpers the experts share, vectorised over leading axes; quaternions are (w, x, y, z)."""
+"""Quaternion helpers, vectorised over leading axes; quaternions are (w, x, y, z).
+
+The one home of quaternion arithmetic: the reward's orientation errors (:func:`sb3_mimic.reward.batch_errors`)
+and the PD expert's joint errors use it.  Plain numpy, so both import it without importing anything else.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 
+def _hamilton(aw, ax, ay, az, bw, bx, by, bz) -> tuple[np.ndarray, ...]:
+    """The components (w, x, y, z) of the Hamilton product ``a * b``, from the components of ``a`` and ``b``."""
+    return (
+        aw * bw - ax * bx - ay * by - az * bz,
+        aw * bx + ax * bw + ay * bz - az * by,
+        aw * by - ax * bz + ay * bw + az * bx,
+        aw * bz + ax * by - ay * bx + az * bw,
+    )
+
+
 def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Hamilton product ``a * b``."""
+    return np.stack(_hamilton(*np.moveaxis(a, -1, 0), *np.moveaxis(b, -1, 0)), axis=-1)
+
+
+def quat_angle_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angle (rad, in [0, pi]) of the rotation ``a^-1 b`` between unit quaternions, whatever their signs."""
     aw, ax, ay, az = np.moveaxis(a, -1, 0)
-    bw, bx, by, bz = np.moveaxis(b, -1, 0)
-    return np.stack(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ],
-        axis=-1,
-    )
+    w, x, y, z = _hamilton(aw, -ax, -ay, -az, *np.moveaxis(b, -1, 0))  # conj(a) * b, without building conj(a)
+    return 2.0 * np.arctan2(np.sqrt(x * x + y * y + z * z), np.abs(w))
 
 
 def quat_conj(q: np.ndarray) -> np.ndarray:
