@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -33,7 +32,7 @@ import torch as th
 from stable_baselines3.common.vec_env import DummyVecEnv
 from tqdm.auto import tqdm
 
-from sb3_mimic._util import write_json_atomic
+from sb3_mimic._util import scratch_folder, write_json_atomic
 from sb3_mimic.cloning import make_bc_trainer, quiet_bc_warnings
 from sb3_mimic.configs import DAggerConfig
 from sb3_mimic.experts import MPCSettings, make_expert
@@ -59,6 +58,9 @@ from imitation.data import rollout
 from imitation.data.types import Trajectory
 
 CONFIG_FILE = "dagger.json"
+#: Prefix of the scratch folder a DAgger run keeps in its run folder (``.bc_scratch_<pid>_XXXX``, removed at the end;
+#: one left by a killed run is removed when the next run in that folder starts).
+DAGGER_SCRATCH_PREFIX = ".bc_scratch_"
 
 
 class _BlendingCollector(InteractiveTrajectoryCollector):
@@ -268,7 +270,7 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
     if not resume:
         write_json_atomic(state_path, state(0))
     rng = np.random.default_rng([config.seed, done])
-    with tempfile.TemporaryDirectory(prefix="sb3_mimic_dagger_") as tmp:
+    with scratch_folder(DAGGER_SCRATCH_PREFIX, run_dir) as tmp:  # BC's logger folder, inside the run
         trainer_bc = make_bc_trainer(model.policy, tmp, rng, batch_size=config.batch_size, lr=config.lr)
         if done > 0 and optimizer_path.exists():
             trainer_bc.optimizer.load_state_dict(th.load(optimizer_path, map_location="cpu", weights_only=True))

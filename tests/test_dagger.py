@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 
 import gymnasium as gym
 import numpy as np
@@ -62,6 +63,28 @@ def test_rounds_grow_the_data_and_an_interrupted_run_resumes(tmp_path):
     assert saved.sb3_mimic["trained_by"] == "dagger (pd)" and saved.sb3_mimic["rounds"] == 3
     for key, value in model.policy.state_dict().items():
         assert (value == saved.policy.state_dict()[key]).all()
+
+
+def test_a_killed_runs_scratch_folder_is_removed_when_the_run_resumes(tmp_path, dead_pid, live_pid, monkeypatch):
+    # BC's logger folder lives in the run folder as .bc_scratch_<pid>_XXXX (a SIGKILL leaves it behind), not in the
+    # system's temporary folder
+    system_tmp = tmp_path / "system_tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+    run_dir = tmp_path / "dagger"
+    run_dagger(DAggerConfig(rounds=1, **TINY), run_dir, log=lambda *_: None)
+    assert not list(run_dir.glob(".bc_scratch_*"))  # a finished run removes its own
+    stale, running = run_dir / f".bc_scratch_{dead_pid}_k1ll", run_dir / f".bc_scratch_{live_pid}_l1ve"
+    for folder in (stale, running):
+        folder.mkdir()
+        (folder / "progress.csv").write_text("x\n")
+    state = json.loads((run_dir / CONFIG_FILE).read_text())
+    state["config"]["rounds"] = 2
+    (run_dir / CONFIG_FILE).write_text(json.dumps(state))
+    run_dagger(None, run_dir, resume=True, log=lambda *_: None)
+    assert not stale.exists()  # its process is gone
+    assert sorted(run_dir.glob(".bc_scratch_*")) == [running]  # another live process's is not touched
+    assert not list(system_tmp.glob("sb3_mimic*"))
 
 
 def test_dagger_output_loads_in_finetune(tmp_path):
