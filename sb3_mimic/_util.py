@@ -87,13 +87,23 @@ def check_writable(path: str | Path) -> None:
     path = Path(path).expanduser()
     if path.is_dir():
         raise ValueError(f"save path {path} is a directory; give a file name such as {path / 'policy.zip'}")
-    parent = path.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
+    parent, missing = path.absolute().parent, None
+    while not parent.exists():  # the folders a writer would create (mkdir parents=True), outermost last
+        parent, missing = parent.parent, parent
+    if not parent.is_dir():
+        raise ValueError(f"cannot write {path}: {parent} is a file, not a folder; choose another path")
     try:
         with tempfile.NamedTemporaryFile(dir=parent, prefix=".sb3_mimic_write_test_"):
             pass
     except OSError as err:
-        raise ValueError(f"cannot write {path} (save path): {parent} is not a writable folder ({err.strerror})") from err
+        if missing is not None:
+            raise ValueError(
+                f"cannot write {path}: the folder {missing} does not exist and cannot be created, {parent} does not "
+                f"take new files ({err.strerror}); create it yourself, or choose a path in a folder you can write to"
+            ) from err
+        raise ValueError(
+            f"cannot write {path}: {parent} is not a writable folder ({err.strerror}); choose a path in a folder you "
+            "can write to"
+        ) from err
     if path.exists() and not os.access(path, os.W_OK):
         raise ValueError(f"cannot overwrite {path}: permission denied")

@@ -8,6 +8,7 @@ import logging
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import gymnasium
 import mujoco
@@ -163,6 +164,34 @@ def test_video_refuses_an_unwritable_output_and_a_bad_image_size(no_work, capsys
     _fails(capsys, [*base, "--height", "-4"], "--height must be at least 1 pixel, got -4")
     _fails(capsys, [*base, "--out", "run.avi"], "--out must name a .mp4 file")
     assert sorted(p.name for p in no_work.iterdir()) == ["afile"]
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, which takes no new files")
+def test_an_output_in_a_missing_folder_names_that_folder(no_work, capsys):
+    base = ["video", "--expert", "pd", "--mocap", "walk"]
+    _fails(capsys, [*base, "--out", "/proc/x/run.mp4"], "cannot write /proc/x/run.mp4: the folder /proc/x does not exist",
+           "create it yourself, or choose a path in a folder you can write to")
+    # several missing folders: the outermost one, which would have to be created first
+    _fails(capsys, [*base, "--out", "/proc/x/y/run.mp4"], "the folder /proc/x does not exist")
+    _fails(capsys, [*base, "--out", "/proc/run.mp4"], "/proc is not a writable folder")
+
+
+def test_check_writable_names_the_missing_folder_and_a_file_in_the_way(tmp_path, monkeypatch):
+    from sb3_mimic import _util
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match=f"{re.escape(str(blocker))} is a file, not a folder"):
+        _util.check_writable(blocker / "sub" / "run.mp4")
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(_util.tempfile, "NamedTemporaryFile", refuse)  # tmp_path as a folder nobody may write in
+    with pytest.raises(ValueError, match=f"the folder {re.escape(str(tmp_path / 'a'))} does not exist and cannot be "
+                                         f"created, {re.escape(str(tmp_path))} does not take new files"):
+        _util.check_writable(tmp_path / "a" / "b" / "run.mp4")
+    assert not (tmp_path / "a").exists()
 
 
 def test_record_video_checks_its_output_before_rendering(walk, tmp_path):
