@@ -335,6 +335,40 @@ def test_saved_rounds_are_read_as_arrays_without_jsonpickle_or_pickle(tmp_path, 
         load_round_episodes(folder)
 
 
+def test_a_resumed_run_reads_its_saved_rounds_and_files_without_unpickling_anything(tmp_path, monkeypatch):
+    # the whole resumed run (state, policy, BC optimizer, every saved round, the new round) with jsonpickle and
+    # pickle's loaders made to fail: nothing it reads back may be decoded by them
+    import pickle
+
+    import jsonpickle
+
+    from sb3_mimic import dagger
+
+    run_dir = tmp_path / "run"
+    run_dagger(DAggerConfig(rounds=1, **TINY), run_dir, log=lambda *_: None)
+    state = json.loads((run_dir / CONFIG_FILE).read_text())
+    state["config"]["rounds"] = 2
+    (run_dir / CONFIG_FILE).write_text(json.dumps(state))
+    unpickled = []
+
+    def refuse(name):
+        def refused(*args, **kwargs):
+            unpickled.append(name)
+            raise AssertionError(f"{name} called while a DAgger run was resumed")
+
+        return refused
+
+    for module, name in ((jsonpickle, "decode"), (pickle, "loads"), (pickle, "load")):
+        monkeypatch.setattr(module, name, refuse(f"{module.__name__}.{name}"))
+    read = []
+    original = dagger.load_round_episodes
+    monkeypatch.setattr(dagger, "load_round_episodes", lambda folder: read.append(folder.name) or original(folder))
+    run_dagger(None, run_dir, resume=True, log=lambda *_: None)
+    assert unpickled == []
+    assert "round-000" in read and "round-001" in read  # the saved round was read back, and the new one
+    assert json.loads((run_dir / CONFIG_FILE).read_text())["rounds_done"] == 2
+
+
 def test_a_kill_after_a_rounds_policy_is_saved_but_before_it_is_counted_resumes_from_the_counted_policy(tmp_path,
                                                                                                          monkeypatch):
     """The round's policy is staged until the state file counts the round: a kill in between (here: the state write
