@@ -300,9 +300,9 @@ def _default_run_dir(algo: str, clip: str) -> str:
 
 
 def _run_rl(args: argparse.Namespace, config) -> int:
+    config.validate()  # again in run_training; here before torch is imported and the first line printed
     from sb3_mimic.rl import run_training
 
-    config.validate()  # again in run_training; here before the first line is printed
     run_dir = args.run_dir or _default_run_dir(config.algo, _clip_name(config.env_id, config.env_kwargs))
     print(f"Training {config.algo.upper()} on {config.env_id} for {config.num_timesteps} steps in {run_dir}")
     run_training(config, run_dir, progress_bar=not args.no_progress)
@@ -322,6 +322,9 @@ def _clip_name(env_id: str, env_kwargs: dict) -> str:
 def _maybe_resume(args: argparse.Namespace) -> int | None:
     if not args.resume:
         return None
+    from sb3_mimic.configs import read_resumable_run
+
+    read_resumable_run(args.resume)  # a missing or damaged run.json fails before torch (sb3_mimic.rl) is imported
     from sb3_mimic.rl import resume_training
 
     resume_training(args.resume, progress_bar=not args.no_progress, num_timesteps=args.num_timesteps)
@@ -335,7 +338,7 @@ def _run_finetune(args: argparse.Namespace) -> int:
     options = _run_options(args)  # its checks before importing torch (sb3_mimic.policies)
     from sb3_mimic.policies import PolicyLoadError, load_policy, metadata_of, resolve_policy_path
     from sb3_mimic.registration import env_spec_for
-    from sb3_mimic.rl import RunConfig
+    from sb3_mimic.configs import RunConfig
 
     sft = load_policy(args.load_sft_pretrain, trust_pickle=args.trust_pickle)
     meta = metadata_of(sft)
@@ -392,7 +395,7 @@ def _run_train(args: argparse.Namespace) -> int:
             raise ValueError(f"--termination_distance must be a positive number of metres, got {args.termination_distance}")
         env_kwargs = {**env_kwargs, "termination_distance": args.termination_distance}
     check_env_id(env_id)
-    from sb3_mimic.rl import RunConfig
+    from sb3_mimic.configs import RunConfig
 
     config = RunConfig(
         algo=args.algo, env_id=env_id, env_kwargs=env_kwargs, hidden_size=args.hidden_size,
@@ -643,6 +646,9 @@ def _run_dagger(args: argparse.Namespace) -> int:
     from sb3_mimic.configs import DAggerConfig
 
     if args.resume:
+        from sb3_mimic.configs import read_dagger_run
+
+        read_dagger_run(args.resume)  # a damaged dagger.json fails before torch (sb3_mimic.dagger) is imported
         from sb3_mimic.dagger import run_dagger
 
         run_dagger(None, args.resume, resume=True, progress_bar=not args.no_progress)
@@ -775,6 +781,10 @@ def _check_common(args: argparse.Namespace) -> None:
                          f"got {args.seed}")
     if hasattr(args, "mpc_horizon"):
         mpc_overrides(args)  # a bad --mpc_* value fails here, naming the option and its value
+    if getattr(args, "mocap", None):
+        from sb3_mimic.motion import load_clip
+
+        load_clip(args.mocap)  # an unknown clip, a missing or malformed file fails here (the clip is cached)
 
 
 def main(argv: list[str] | None = None) -> int:

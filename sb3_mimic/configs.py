@@ -1,20 +1,23 @@
-"""The configurations of the ``sft`` and ``dagger`` jobs and the RL defaults: what the command line builds and shows.
+"""The configurations of the ``sft``, ``dagger``, ``train`` and ``finetune`` jobs and the RL defaults: what the command
+line builds and shows.
 
 Light to import (no torch, no imitation), so that ``sb3-mimic --help`` and argument errors come at once.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from sb3_mimic._resources import policy_file
-from sb3_mimic._util import check_writable
+from sb3_mimic._util import available_cores, check_writable
 from sb3_mimic.envs.actions import ACTION_MODES
 from sb3_mimic.experts.settings import EXPERTS, MPCSettings
 from sb3_mimic.motion import load_clip
+from sb3_mimic.registration import check_env_id
 
 
 #: Hyperparameters shared by the command line and zoo_configs/ (DeepMimic's TRPO port: max_kl 0.01, lambda 0.97).
@@ -217,3 +220,190 @@ class DAggerConfig(CloningConfig):
                 raise ValueError(f"--init_policy: {err}") from err
             if not found:
                 raise ValueError(f"--init_policy {self.init_policy}: no such file")
+
+# ------------------------------------------------------------------------------------------------------------
+# train and finetune: the run's configuration (run.json), checked here so that a bad one fails before torch
+
+#: A training run's configuration file in its run folder.
+RUN_FILE = "run.json"
+#: The RL algorithms of ``train`` and ``finetune`` (their classes: :data:`sb3_mimic.rl.ALGOS`).
+ALGO_NAMES = ("trpo", "ppo")
+VEC_ENVS = ("subproc", "batched")
+#: Characters of the batched vector env when ``n_envs`` is 0 (32), and their env steps per iteration when ``n_steps``
+#: is not given (128): rollouts of 4096 env steps, the configuration ``benchmarks/env_throughput.py`` measures (its
+#: speed against the ``SubprocVecEnv`` path: ``benchmarks/results/env_throughput.md``).
+BATCHED_DEFAULT_N_ENVS = 32
+BATCHED_DEFAULT_N_STEPS = 128
+
+
+@dataclass
+class RunConfig:
+    """A training run's configuration, saved as ``run.json``."""
+
+    algo: str
+    env_id: str
+    env_kwargs: dict[str, Any]
+    num_timesteps: int
+    save_per_iter: int = 10
+    n_envs: int = 0
+    """Parallel envs; 0 means one per CPU core (``subproc``) or :data:`BATCHED_DEFAULT_N_ENVS` (``batched``)."""
+    vec_env: str = "batched"
+    """``"batched"`` (default): every env a character of one :class:`~sb3_mimic.envs.MimicHumanoidVecEnv` in this
+    process, physics on every core; ``"subproc"``: one env per worker process (``SubprocVecEnv``, ``DummyVecEnv`` for
+    one env)."""
+    threads: int = 0
+    """Physics threads of the batched vector env; 0 means one per CPU core."""
+    seed: int = 0
+    hidden_size: int = 64
+    num_layers: int = 2
+    normalize_observations: bool = False
+    """Standardise observations inside the network, with running statistics that travel in the policy file (a
+    fine-tuned SFT policy keeps its own setting and statistics)."""
+    exploration_std: float = 0.05
+    """Action standard deviation (normalised units) at the start of fine-tuning or training."""
+    critic_warmup_iterations: int = 5
+    imitation_coef: float = 0.0
+    """Fine-tuning: weight of the imitation term toward the SFT policy at the end of the critic warm-up (0: off)."""
+    imitation_anneal_steps: int = 2_000_000
+    """Fine-tuning: env steps over which the imitation term's weight falls linearly to 0."""
+    curriculum_steps: int = 0
+    """DeepMimic's episode-length curriculum: the training episodes' limit grows linearly from
+    ``curriculum_start_s`` to the env's own limit over this many env steps (0: off; ``vec_env="batched"`` only)."""
+    curriculum_start_s: float = 0.5
+    eval_episodes: int = 10
+    time_budget_s: float | None = None
+    """Stop once training (evaluations excluded) has taken this many wall-clock seconds in all."""
+    load_sft_pretrain: str | None = None
+    trust_pickle: bool = False
+    """Load a ``load_sft_pretrain`` zip that sb3-mimic did not write with SB3's unpickling loader."""
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.algo not in ALGO_NAMES:
+            raise ValueError(f"unknown algo {self.algo!r}; choose one of {sorted(ALGO_NAMES)}")
+        for name in ("num_timesteps", "save_per_iter", "eval_episodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if self.hidden_size < 1 or self.num_layers < 1:
+            raise ValueError(f"--hidden_size and --num_layers must be at least 1, got {self.hidden_size}, {self.num_layers}")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise ValueError(f"the time budget must be positive, got {self.time_budget_s} s")
+        if not (self.imitation_coef >= 0 and math.isfinite(self.imitation_coef)) or self.imitation_anneal_steps < 0:
+            raise ValueError("--imitation_coef and --imitation_anneal must be numbers >= 0")
+        if self.imitation_coef > 0 and not self.load_sft_pretrain:
+            raise ValueError("the imitation term needs a teacher: it is for fine-tuning (--load_sft_pretrain)")
+        if self.n_envs < 0 or self.critic_warmup_iterations < 0 or self.threads < 0:
+            raise ValueError("--n_envs, --threads and --critic_warmup must not be negative")
+        if self.curriculum_steps < 0 or not (self.curriculum_start_s > 0 and math.isfinite(self.curriculum_start_s)):
+            raise ValueError("--curriculum must be a number of env steps >= 0 and --curriculum_start a positive time")
+        if self.curriculum_steps and self.vec_env != "batched":
+            raise ValueError("the episode-length curriculum needs --vec_env batched (it sets the batch's episode limit)")
+        if self.vec_env not in VEC_ENVS:
+            raise ValueError(f"--vec_env must be one of {', '.join(VEC_ENVS)}, got {self.vec_env!r}")
+        if not (self.exploration_std > 0 and math.isfinite(self.exploration_std)):
+            raise ValueError(f"--exploration_std must be positive, got {self.exploration_std}")
+        if not is_seed(self.seed):
+            raise ValueError(f"--seed must be a whole number >= 0, got {self.seed!r}")
+        check_env_id(self.env_id)
+        defaults = algo_defaults(self)
+        n_steps = self.hyperparameters.get("n_steps", defaults["n_steps"])
+        batch_size = self.hyperparameters.get("batch_size", defaults["batch_size"])
+        for name, value in (("n_steps", n_steps), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"--{name} must be a whole number >= 1, got {value!r}")
+        n_envs = resolved_n_envs(self.n_envs, self.vec_env)
+        if n_steps * n_envs < 2:  # SB3 asserts this deep inside the algorithm's constructor
+            raise ValueError(
+                f"--n_steps {n_steps} with --n_envs {n_envs} collects rollouts of a single env step; "
+                f"{self.algo.upper()} needs n_steps * n_envs of at least 2: raise --n_steps (default "
+                f"{defaults['n_steps']}) or --n_envs"
+            )
+
+
+def resolved_n_envs(n_envs: int, vec_env: str = "subproc") -> int:
+    if n_envs > 0:
+        return n_envs
+    return BATCHED_DEFAULT_N_ENVS if vec_env == "batched" else available_cores()
+
+
+def algo_defaults(config: RunConfig) -> dict[str, Any]:
+    """The algorithm's default hyperparameters for this run: :data:`TRPO_DEFAULTS` or :data:`PPO_DEFAULTS`, with
+    :data:`BATCHED_DEFAULT_N_STEPS` per character on the batched vector env."""
+    defaults = dict(TRPO_DEFAULTS if config.algo == "trpo" else PPO_DEFAULTS)
+    if config.vec_env == "batched":
+        defaults["n_steps"] = BATCHED_DEFAULT_N_STEPS
+    return defaults
+
+
+def read_run_config(run_dir: str | Path) -> RunConfig:
+    """The :class:`RunConfig` recorded in ``RUN_DIR/run.json``; ValueError naming the file if it is unusable."""
+    path = Path(run_dir) / RUN_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); it is not a run's configuration, or it was damaged: "
+                         "start a new run in another --run_dir") from err
+    fields = RunConfig.__dataclass_fields__
+    required = [name for name, f in fields.items() if f.default is MISSING and f.default_factory is MISSING]
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} holds a {type(data).__name__}, not a run's configuration (a JSON object)")
+    missing, unknown = [k for k in required if k not in data], sorted(set(data) - set(fields))
+    if missing or unknown:
+        raise ValueError(
+            f"{path} is not a run configuration sb3-mimic can read: "
+            + "; ".join(([f"missing {missing}"] if missing else []) + ([f"unknown keys {unknown}"] if unknown else []))
+            + "; start a new run in another --run_dir"
+        )
+    data.setdefault("vec_env", "subproc")  # runs recorded before the batched env existed ran on subprocesses
+    return RunConfig(**data)
+
+
+def read_resumable_run(run_dir: str | Path) -> RunConfig:
+    """:func:`read_run_config`, with a ValueError saying what to do if ``run_dir`` holds no run."""
+    run_dir = Path(run_dir)
+    if not (run_dir / RUN_FILE).exists():
+        raise ValueError(f"{run_dir} holds no run ({RUN_FILE} missing); start one with `sb3-mimic finetune` or `train`")
+    return read_run_config(run_dir)
+
+# ------------------------------------------------------------------------------------------------------------
+# dagger --resume: the run's state file, checked here so that a damaged one fails before torch
+
+#: A DAgger run's state file in its run folder: its config, the rounds done, the MPC settings it plans with.
+DAGGER_STATE_FILE = "dagger.json"
+
+
+def read_dagger_state(path: Path) -> dict:
+    """A run's ``dagger.json``, checked: ValueError naming the file if it cannot be resumed from."""
+    fix = "it was damaged or is not a DAgger run's: start a new run in another --run_dir"
+    try:
+        state = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); {fix}") from err
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} holds a {type(state).__name__}, not a DAgger run's state (a JSON object); {fix}")
+    missing = [key for key in ("config", "rounds_done") if key not in state]
+    if missing:
+        raise ValueError(f"{path} has no {' or '.join(repr(k) for k in missing)} entry; {fix}")
+    config, done = state["config"], state["rounds_done"]
+    fields = DAggerConfig.__dataclass_fields__
+    if not isinstance(config, dict) or set(config) - set(fields):
+        unknown = sorted(set(config) - set(fields)) if isinstance(config, dict) else None
+        what = f"unknown settings {unknown}" if unknown else f"a {type(config).__name__}, not a JSON object"
+        raise ValueError(f"{path}: its 'config' entry holds {what}; {fix}")
+    if isinstance(done, bool) or not isinstance(done, int) or done < 0:
+        raise ValueError(f"{path}: 'rounds_done' must be a whole number >= 0, got {done!r}; {fix}")
+    recorded = state.get("mpc_settings")
+    if recorded is not None and not (isinstance(recorded, dict) and set(recorded) <= set(MPCSettings.names())):
+        raise ValueError(f"{path}: its 'mpc_settings' entry is not a set of MPC settings; {fix}")
+    return state
+
+
+def read_dagger_run(run_dir: str | Path) -> dict:
+    """The state of the DAgger run in ``run_dir`` (:func:`read_dagger_state`), its config validated as a resume
+    takes it: ValueError if there is no run to resume."""
+    path = Path(run_dir) / DAGGER_STATE_FILE
+    if not path.exists():
+        raise ValueError(f"{run_dir} holds no DAgger run ({DAGGER_STATE_FILE} missing)")
+    state = read_dagger_state(path)
+    DAggerConfig(**state["config"]).validate(fresh=state["rounds_done"] == 0)
+    return state

@@ -19,10 +19,8 @@ BC's optimizer state is restored, the resumed run collects and trains exactly wh
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -33,9 +31,10 @@ import torch as th
 from stable_baselines3.common.vec_env import DummyVecEnv
 from tqdm.auto import tqdm
 
-from sb3_mimic._util import write_json_atomic
+from sb3_mimic._util import scratch_folder, write_json_atomic
 from sb3_mimic.cloning import make_bc_trainer, quiet_bc_warnings
-from sb3_mimic.configs import DAggerConfig
+from sb3_mimic.configs import DAGGER_STATE_FILE as CONFIG_FILE
+from sb3_mimic.configs import DAggerConfig, read_dagger_run
 from sb3_mimic.experts import MPCSettings, make_expert
 from sb3_mimic.policies import (
     DEFAULT_EXPLORATION_STD,
@@ -58,7 +57,9 @@ from imitation.algorithms.dagger import (
 from imitation.data import rollout
 from imitation.data.types import Trajectory
 
-CONFIG_FILE = "dagger.json"
+#: Prefix of the scratch folder a DAgger run keeps in its run folder (``.bc_scratch_<pid>_XXXX``, removed at the end;
+#: one left by a killed run is removed when the next run in that folder starts).
+DAGGER_SCRATCH_PREFIX = ".bc_scratch_"
 
 
 class _BlendingCollector(InteractiveTrajectoryCollector):
@@ -175,32 +176,6 @@ def beta_schedule(config: DAggerConfig) -> BetaSchedule:
     return ExponentialBetaSchedule(config.beta_decay)
 
 
-def read_state(path: Path) -> dict:
-    """A run's ``dagger.json``, checked: ValueError naming the file if it cannot be resumed from."""
-    fix = "it was damaged or is not a DAgger run's: start a new run in another --run_dir"
-    try:
-        state = json.loads(Path(path).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); {fix}") from err
-    if not isinstance(state, dict):
-        raise ValueError(f"{path} holds a {type(state).__name__}, not a DAgger run's state (a JSON object); {fix}")
-    missing = [key for key in ("config", "rounds_done") if key not in state]
-    if missing:
-        raise ValueError(f"{path} has no {' or '.join(repr(k) for k in missing)} entry; {fix}")
-    config, done = state["config"], state["rounds_done"]
-    fields = DAggerConfig.__dataclass_fields__
-    if not isinstance(config, dict) or set(config) - set(fields):
-        unknown = sorted(set(config) - set(fields)) if isinstance(config, dict) else None
-        what = f"unknown settings {unknown}" if unknown else f"a {type(config).__name__}, not a JSON object"
-        raise ValueError(f"{path}: its 'config' entry holds {what}; {fix}")
-    if isinstance(done, bool) or not isinstance(done, int) or done < 0:
-        raise ValueError(f"{path}: 'rounds_done' must be a whole number >= 0, got {done!r}; {fix}")
-    recorded = state.get("mpc_settings")
-    if recorded is not None and not (isinstance(recorded, dict) and set(recorded) <= set(MPCSettings.names())):
-        raise ValueError(f"{path}: its 'mpc_settings' entry is not a set of MPC settings; {fix}")
-    return state
-
-
 def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, log=print, progress_bar: bool = False):
     """Run (or continue) DAgger; returns the TRPO model after the last round.
 
@@ -210,9 +185,7 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
     run_dir = Path(run_dir)
     state_path = run_dir / CONFIG_FILE
     if resume:
-        if not state_path.exists():
-            raise ValueError(f"{run_dir} holds no DAgger run ({CONFIG_FILE} missing)")
-        state = read_state(state_path)
+        state = read_dagger_run(run_dir)  # checked, the config validated
         config = DAggerConfig(**state["config"])
         done = int(state["rounds_done"])
         # a run written before the settings were recorded beside the config has them resolved in mpc_kwargs
@@ -222,7 +195,7 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
             raise ValueError(f"{run_dir} already holds a DAgger run; continue it with --resume or choose another --run_dir")
         done = 0
         recorded = None
-    config.validate(fresh=done == 0)
+        config.validate()
     use_one_torch_thread()
     from datasets.utils.logging import disable_progress_bar
 
@@ -263,7 +236,7 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
     if not resume:
         write_json_atomic(state_path, state(0))
     rng = np.random.default_rng([config.seed, done])
-    with tempfile.TemporaryDirectory(prefix="sb3_mimic_dagger_") as tmp:
+    with scratch_folder(DAGGER_SCRATCH_PREFIX, run_dir) as tmp:  # BC's logger folder, inside the run
         trainer_bc = make_bc_trainer(model.policy, tmp, rng, batch_size=config.batch_size, lr=config.lr)
         if done > 0 and optimizer_path.exists():
             trainer_bc.optimizer.load_state_dict(th.load(optimizer_path, map_location="cpu", weights_only=True))

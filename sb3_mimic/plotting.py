@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sb3_mimic._util import temp_sibling
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -290,7 +292,7 @@ def plot_learning_curves(
     fig = learning_curves_figure(run_dirs, labels=labels, title=title, figsize=figsize, dpi=dpi,
                                  wall_offsets_s=wall_offsets_s)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.stem}.{os.getpid()}.tmp{out_path.suffix}")
+    tmp = temp_sibling(out_path)
     try:
         fig.savefig(tmp, format=fmt, dpi=dpi)
         os.replace(tmp, out_path)

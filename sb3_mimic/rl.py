@@ -17,12 +17,10 @@ the actor near it while the critic learns (:class:`FineTuning`, for TRPO and PPO
 from __future__ import annotations
 
 import csv
-import json
-import math
 import os
 import time
 import zipfile
-from dataclasses import MISSING, asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +34,23 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 from torch.nn import functional as F
 
-from sb3_mimic._util import available_cores, write_json_atomic
-from sb3_mimic.configs import PPO_DEFAULTS, TRPO_DEFAULTS, is_seed
+from sb3_mimic._util import write_json_atomic
+from sb3_mimic.configs import (  # noqa: F401  (RunConfig and the rest re-exported: their home before configs)
+    ALGO_NAMES,
+    BATCHED_DEFAULT_N_ENVS,
+    BATCHED_DEFAULT_N_STEPS,
+    PPO_DEFAULTS,
+    RUN_FILE,
+    TRPO_DEFAULTS,
+    VEC_ENVS,
+    RunConfig,
+    algo_defaults,
+    read_resumable_run,
+    read_run_config,
+    resolved_n_envs,
+)
 from sb3_mimic.evaluation import evaluate, policy_actor
 from sb3_mimic.normalization import ObservationStatsCallback
-from sb3_mimic.registration import check_env_id
 from sb3_mimic.reward import TERMS
 from sb3_mimic.policies import (
     PolicyLoadError,
@@ -54,7 +64,6 @@ from sb3_mimic.policies import (
     use_one_torch_thread,
 )
 
-RUN_FILE = "run.json"
 EVAL_COLUMNS = (
     "iteration", "env_steps", "wall_time_s", "mean_reward", "normalized_return", "mean_survival_s", "fall_rate",
     "mpjpe_mm", "std_normalized_return", "std_survival_s", "std_mpjpe_mm",
@@ -195,98 +204,7 @@ class MimicPPO(FineTuning, PPO):
 
 
 ALGOS = {"trpo": MimicTRPO, "ppo": MimicPPO}
-VEC_ENVS = ("subproc", "batched")
-#: Characters of the batched vector env when ``n_envs`` is 0 (32), and their env steps per iteration when ``n_steps``
-#: is not given (128): rollouts of 4096 env steps, the configuration ``benchmarks/env_throughput.py`` measures (its
-#: speed against the ``SubprocVecEnv`` path: ``benchmarks/results/env_throughput.md``).
-BATCHED_DEFAULT_N_ENVS = 32
-BATCHED_DEFAULT_N_STEPS = 128
-
-
-@dataclass
-class RunConfig:
-    """A training run's configuration, saved as ``run.json``."""
-
-    algo: str
-    env_id: str
-    env_kwargs: dict[str, Any]
-    num_timesteps: int
-    save_per_iter: int = 10
-    n_envs: int = 0
-    """Parallel envs; 0 means one per CPU core (``subproc``) or :data:`BATCHED_DEFAULT_N_ENVS` (``batched``)."""
-    vec_env: str = "batched"
-    """``"batched"`` (default): every env a character of one :class:`~sb3_mimic.envs.MimicHumanoidVecEnv` in this
-    process, physics on every core; ``"subproc"``: one env per worker process (``SubprocVecEnv``, ``DummyVecEnv`` for
-    one env)."""
-    threads: int = 0
-    """Physics threads of the batched vector env; 0 means one per CPU core."""
-    seed: int = 0
-    hidden_size: int = 64
-    num_layers: int = 2
-    normalize_observations: bool = False
-    """Standardise observations inside the network, with running statistics that travel in the policy file (a
-    fine-tuned SFT policy keeps its own setting and statistics)."""
-    exploration_std: float = 0.05
-    """Action standard deviation (normalised units) at the start of fine-tuning or training."""
-    critic_warmup_iterations: int = 5
-    imitation_coef: float = 0.0
-    """Fine-tuning: weight of the imitation term toward the SFT policy at the end of the critic warm-up (0: off)."""
-    imitation_anneal_steps: int = 2_000_000
-    """Fine-tuning: env steps over which the imitation term's weight falls linearly to 0."""
-    curriculum_steps: int = 0
-    """DeepMimic's episode-length curriculum: the training episodes' limit grows linearly from
-    ``curriculum_start_s`` to the env's own limit over this many env steps (0: off; ``vec_env="batched"`` only)."""
-    curriculum_start_s: float = 0.5
-    eval_episodes: int = 10
-    time_budget_s: float | None = None
-    """Stop once training (evaluations excluded) has taken this many wall-clock seconds in all."""
-    load_sft_pretrain: str | None = None
-    trust_pickle: bool = False
-    """Load a ``load_sft_pretrain`` zip that sb3-mimic did not write with SB3's unpickling loader."""
-    hyperparameters: dict[str, Any] = field(default_factory=dict)
-
-    def validate(self) -> None:
-        if self.algo not in ALGOS:
-            raise ValueError(f"unknown algo {self.algo!r}; choose one of {sorted(ALGOS)}")
-        for name in ("num_timesteps", "save_per_iter", "eval_episodes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
-        if self.hidden_size < 1 or self.num_layers < 1:
-            raise ValueError(f"--hidden_size and --num_layers must be at least 1, got {self.hidden_size}, {self.num_layers}")
-        if self.time_budget_s is not None and not self.time_budget_s > 0:
-            raise ValueError(f"the time budget must be positive, got {self.time_budget_s} s")
-        if not (self.imitation_coef >= 0 and math.isfinite(self.imitation_coef)) or self.imitation_anneal_steps < 0:
-            raise ValueError("--imitation_coef and --imitation_anneal must be numbers >= 0")
-        if self.imitation_coef > 0 and not self.load_sft_pretrain:
-            raise ValueError("the imitation term needs a teacher: it is for fine-tuning (--load_sft_pretrain)")
-        if self.n_envs < 0 or self.critic_warmup_iterations < 0 or self.threads < 0:
-            raise ValueError("--n_envs, --threads and --critic_warmup must not be negative")
-        if self.curriculum_steps < 0 or not (self.curriculum_start_s > 0 and math.isfinite(self.curriculum_start_s)):
-            raise ValueError("--curriculum must be a number of env steps >= 0 and --curriculum_start a positive time")
-        if self.curriculum_steps and self.vec_env != "batched":
-            raise ValueError("the episode-length curriculum needs --vec_env batched (it sets the batch's episode limit)")
-        if self.vec_env not in VEC_ENVS:
-            raise ValueError(f"--vec_env must be one of {', '.join(VEC_ENVS)}, got {self.vec_env!r}")
-        if not (self.exploration_std > 0 and math.isfinite(self.exploration_std)):
-            raise ValueError(f"--exploration_std must be positive, got {self.exploration_std}")
-        if not is_seed(self.seed):
-            raise ValueError(f"--seed must be a whole number >= 0, got {self.seed!r}")
-        check_env_id(self.env_id)
-        defaults = algo_defaults(self)
-        n_steps = self.hyperparameters.get("n_steps", defaults["n_steps"])
-        batch_size = self.hyperparameters.get("batch_size", defaults["batch_size"])
-        for name, value in (("n_steps", n_steps), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"--{name} must be a whole number >= 1, got {value!r}")
-        n_envs = resolved_n_envs(self.n_envs, self.vec_env)
-        if n_steps * n_envs < 2:  # SB3 asserts this deep inside the algorithm's constructor
-            raise ValueError(
-                f"--n_steps {n_steps} with --n_envs {n_envs} collects rollouts of a single env step; "
-                f"{self.algo.upper()} needs n_steps * n_envs of at least 2: raise --n_steps (default "
-                f"{defaults['n_steps']}) or --n_envs"
-            )
-
-
+assert tuple(ALGOS) == ALGO_NAMES
 #: Env kwargs that shape training episodes only: evaluations, and the env a saved policy records, go without them,
 #: so that figures stay comparable across runs.
 TRAINING_ONLY_KWARGS = ("termination_distance",)
@@ -295,12 +213,6 @@ TRAINING_ONLY_KWARGS = ("termination_distance",)
 def evaluation_kwargs(env_kwargs: dict[str, Any]) -> dict[str, Any]:
     """``env_kwargs`` less :data:`TRAINING_ONLY_KWARGS`."""
     return {k: v for k, v in env_kwargs.items() if k not in TRAINING_ONLY_KWARGS}
-
-
-def resolved_n_envs(n_envs: int, vec_env: str = "subproc") -> int:
-    if n_envs > 0:
-        return n_envs
-    return BATCHED_DEFAULT_N_ENVS if vec_env == "batched" else available_cores()
 
 
 def make_training_env(config: RunConfig):
@@ -497,15 +409,6 @@ def append_evaluation(run_dir: Path, row: dict[str, Any]) -> None:
     write_json_atomic(run_dir / "evaluations.json", rows)
 
 
-def algo_defaults(config: RunConfig) -> dict[str, Any]:
-    """The algorithm's default hyperparameters for this run: :data:`TRPO_DEFAULTS` or :data:`PPO_DEFAULTS`, with
-    :data:`BATCHED_DEFAULT_N_STEPS` per character on the batched vector env."""
-    defaults = dict(TRPO_DEFAULTS if config.algo == "trpo" else PPO_DEFAULTS)
-    if config.vec_env == "batched":
-        defaults["n_steps"] = BATCHED_DEFAULT_N_STEPS
-    return defaults
-
-
 def _new_model(config: RunConfig, env, run_dir: Path):
     hyper = {**algo_defaults(config), **config.hyperparameters}
     common = dict(seed=config.seed, device="cpu", verbose=0, tensorboard_log=str(run_dir / "tb"))
@@ -564,29 +467,6 @@ def warmup_steps(config: RunConfig) -> int:
     return config.critic_warmup_iterations * n_steps * resolved_n_envs(config.n_envs, config.vec_env)
 
 
-def read_run_config(run_dir: str | Path) -> RunConfig:
-    """The :class:`RunConfig` recorded in ``RUN_DIR/run.json``; ValueError naming the file if it is unusable."""
-    path = Path(run_dir) / RUN_FILE
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); it is not a run's configuration, or it was damaged: "
-                         "start a new run in another --run_dir") from err
-    fields = RunConfig.__dataclass_fields__
-    required = [name for name, f in fields.items() if f.default is MISSING and f.default_factory is MISSING]
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} holds a {type(data).__name__}, not a run's configuration (a JSON object)")
-    missing, unknown = [k for k in required if k not in data], sorted(set(data) - set(fields))
-    if missing or unknown:
-        raise ValueError(
-            f"{path} is not a run configuration sb3-mimic can read: "
-            + "; ".join(([f"missing {missing}"] if missing else []) + ([f"unknown keys {unknown}"] if unknown else []))
-            + "; start a new run in another --run_dir"
-        )
-    data.setdefault("vec_env", "subproc")  # runs recorded before the batched env existed ran on subprocesses
-    return RunConfig(**data)
-
-
 def resume_training(run_dir: str | Path, progress_bar: bool = True, num_timesteps: int | None = None):
     """Continue a run from its newest checkpoint with the same step count and configuration.
 
@@ -595,9 +475,7 @@ def resume_training(run_dir: str | Path, progress_bar: bool = True, num_timestep
     """
     run_dir = Path(run_dir)
     use_one_torch_thread()
-    if not (run_dir / RUN_FILE).exists():
-        raise ValueError(f"{run_dir} holds no run ({RUN_FILE} missing); start one with `sb3-mimic finetune` or `train`")
-    config = read_run_config(run_dir)
+    config = read_resumable_run(run_dir)
     if num_timesteps is not None and num_timesteps != config.num_timesteps:
         if num_timesteps < config.num_timesteps:
             raise ValueError(f"--num_timesteps {num_timesteps} is below the run's {config.num_timesteps}; a run can "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import math
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from sb3_contrib import TRPO
 from stable_baselines3.common.vec_env import DummyVecEnv
 from tqdm.auto import tqdm
 
+from sb3_mimic._util import scratch_folder
 from sb3_mimic.cloning import action_mse, make_bc_trainer, quiet_bc_warnings
 from sb3_mimic.configs import SFTConfig
 from sb3_mimic.normalization import fit_statistics
@@ -34,6 +34,11 @@ from sb3_mimic.policies import (
 )
 from sb3_mimic.registration import env_spec_for
 from imitation.data.types import Transitions
+
+
+#: Prefix of BC's scratch folder in the system's temporary folder (``sb3_mimic_bc_<pid>_XXXX``, removed at the end;
+#: the ones of killed processes are removed when the next one is made).
+BC_SCRATCH_PREFIX = "sb3_mimic_bc_"
 
 
 @dataclass
@@ -95,7 +100,7 @@ def train_bc(
         raise ValueError("epochs and batch_size must be at least 1 and lr positive")
     th.manual_seed(seed)
     policy = model.policy
-    with tempfile.TemporaryDirectory(prefix="sb3_mimic_bc_") as tmp:
+    with scratch_folder(BC_SCRATCH_PREFIX) as tmp:
         trainer = make_bc_trainer(
             policy, log_dir if log_dir is not None else tmp, np.random.default_rng(seed),
             batch_size=min(batch_size, len(train)), lr=lr, demonstrations=train,

@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
-from sb3_mimic._util import check_writable
+from sb3_mimic._util import check_writable, temp_sibling
 
 __all__ = ["FrameInfo", "VideoInfo", "draw_text", "overlay_lines", "record_video", "save_frame"]
 
@@ -110,11 +110,6 @@ def _env_dt(env: gym.Env) -> float:
     if dt is None:
         dt = 1.0 / env.metadata["render_fps"]
     return float(dt)
-
-
-def _temp_path(path: Path) -> Path:
-    # keep the suffix so that writers which look at it pick the right format
-    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -294,7 +289,7 @@ def record_video(
     height, width = first.shape[:2]
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_path(out_path)
+    tmp = temp_sibling(out_path)
     steps, fell, ended = 0, False, False
     try:
         writer = imageio.get_writer(
@@ -367,7 +362,7 @@ def save_frame(
         text = overlay_lines(taken * _env_dt(env), reward, info.get("mpjpe"), bool(info.get("fell", False)))
     image = _frame(env, text)
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_path(out_png)
+    tmp = temp_sibling(out_png)
     try:
         iio.imwrite(tmp, image, extension=".png")
         os.replace(tmp, out_png)

@@ -128,3 +128,26 @@ def _run_with_random_kills(start, resume, progress, unit_s, rng, *, span=1.0, ti
 def run_with_random_kills():
     """``run_with_random_kills(start, resume, progress, unit_s, rng, span=...)``: see :func:`_run_with_random_kills`."""
     return _run_with_random_kills
+
+
+@pytest.fixture(scope="session")
+def dead_pid() -> int:
+    """The id of a process that has exited (a child run to its end and reaped)."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+@pytest.fixture
+def live_pid():
+    """The id of a process that is running (a sleeping child, ended after the test)."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    yield child.pid
+    child.kill()
+    child.wait()

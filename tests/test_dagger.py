@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 
 import gymnasium as gym
 import numpy as np
@@ -62,6 +63,28 @@ def test_rounds_grow_the_data_and_an_interrupted_run_resumes(tmp_path):
     assert saved.sb3_mimic["trained_by"] == "dagger (pd)" and saved.sb3_mimic["rounds"] == 3
     for key, value in model.policy.state_dict().items():
         assert (value == saved.policy.state_dict()[key]).all()
+
+
+def test_a_killed_runs_scratch_folder_is_removed_when_the_run_resumes(tmp_path, dead_pid, live_pid, monkeypatch):
+    # BC's logger folder lives in the run folder as .bc_scratch_<pid>_XXXX (a SIGKILL leaves it behind), not in the
+    # system's temporary folder
+    system_tmp = tmp_path / "system_tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+    run_dir = tmp_path / "dagger"
+    run_dagger(DAggerConfig(rounds=1, **TINY), run_dir, log=lambda *_: None)
+    assert not list(run_dir.glob(".bc_scratch_*"))  # a finished run removes its own
+    stale, running = run_dir / f".bc_scratch_{dead_pid}_k1ll", run_dir / f".bc_scratch_{live_pid}_l1ve"
+    for folder in (stale, running):
+        folder.mkdir()
+        (folder / "progress.csv").write_text("x\n")
+    state = json.loads((run_dir / CONFIG_FILE).read_text())
+    state["config"]["rounds"] = 2
+    (run_dir / CONFIG_FILE).write_text(json.dumps(state))
+    run_dagger(None, run_dir, resume=True, log=lambda *_: None)
+    assert not stale.exists()  # its process is gone
+    assert sorted(run_dir.glob(".bc_scratch_*")) == [running]  # another live process's is not touched
+    assert not list(system_tmp.glob("sb3_mimic*"))
 
 
 def test_dagger_output_loads_in_finetune(tmp_path):
@@ -303,6 +326,40 @@ def test_saved_rounds_are_read_as_arrays_without_jsonpickle_or_pickle(tmp_path, 
     np.save(folder / "planted.npz", np.array([object()], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError, match="not an episode saved by sb3-mimic dagger"):
         load_round_episodes(folder)
+
+
+def test_a_resumed_run_reads_its_saved_rounds_and_files_without_unpickling_anything(tmp_path, monkeypatch):
+    # the whole resumed run (state, policy, BC optimizer, every saved round, the new round) with jsonpickle and
+    # pickle's loaders made to fail: nothing it reads back may be decoded by them
+    import pickle
+
+    import jsonpickle
+
+    from sb3_mimic import dagger
+
+    run_dir = tmp_path / "run"
+    run_dagger(DAggerConfig(rounds=1, **TINY), run_dir, log=lambda *_: None)
+    state = json.loads((run_dir / CONFIG_FILE).read_text())
+    state["config"]["rounds"] = 2
+    (run_dir / CONFIG_FILE).write_text(json.dumps(state))
+    unpickled = []
+
+    def refuse(name):
+        def refused(*args, **kwargs):
+            unpickled.append(name)
+            raise AssertionError(f"{name} called while a DAgger run was resumed")
+
+        return refused
+
+    for module, name in ((jsonpickle, "decode"), (pickle, "loads"), (pickle, "load")):
+        monkeypatch.setattr(module, name, refuse(f"{module.__name__}.{name}"))
+    read = []
+    original = dagger.load_round_episodes
+    monkeypatch.setattr(dagger, "load_round_episodes", lambda folder: read.append(folder.name) or original(folder))
+    run_dagger(None, run_dir, resume=True, log=lambda *_: None)
+    assert unpickled == []
+    assert "round-000" in read and "round-001" in read  # the saved round was read back, and the new one
+    assert json.loads((run_dir / CONFIG_FILE).read_text())["rounds_done"] == 2
 
 
 def test_a_kill_after_a_rounds_policy_is_saved_but_before_it_is_counted_resumes_from_the_counted_policy(tmp_path,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sb3_mimic.envs import MimicHumanoidEnv
-from sb3_mimic.motion import floor_clearance
+from sb3_mimic.motion import floor_clearance, load_clip
 from sb3_mimic.reward import TERMS
 
 
@@ -251,8 +251,12 @@ def test_a_start_state_that_would_sink_into_the_floor_is_lifted_clear_of_it():
     assert lifted > 0
 
 
-def test_random_torques_over_the_full_range_stay_finite_for_20_s():
-    env = gymnasium.make("MimicHumanoidWalk-v0", action_mode="torque", early_termination=False)
+TORQUE_CLIPS = ["walk", "run", "backflip", "roll"]  # upright, with flight, inverted in the air, inverted on the floor
+
+
+@pytest.mark.parametrize("clip", TORQUE_CLIPS)
+def test_random_torques_over_the_full_range_stay_finite_for_20_s(clip):
+    env = gymnasium.make(load_clip(clip).env_id, action_mode="torque", early_termination=False)
     rng = np.random.default_rng(0)
     for episode in range(3):
         env.reset(seed=episode)
@@ -265,11 +269,15 @@ def test_random_torques_over_the_full_range_stay_finite_for_20_s():
     assert np.all(env.unwrapped.model.dof_damping[6:] > 0)  # the joints keep their damping in torque mode
 
 
-def test_the_torque_pd_rule_stays_up_as_long_as_pd_target_tracking():
+# Mean survival (s) of the PD rule from 10 starts, PD targets / torques: walk 0.98 / 0.98, run 0.58 / 0.58, backflip
+# 0.80 / 0.79, roll 5.0 / 5.0 (every start reaches the 150-step limit that keeps the test cheap; it falls in 0.09 s
+# when torque mode diverged)
+@pytest.mark.parametrize(("clip", "limit"), [("walk", 600), ("run", 600), ("backflip", 600), ("roll", 150)])
+def test_the_torque_pd_rule_stays_up_as_long_as_pd_target_tracking(clip, limit):
     from sb3_mimic.experts import PDExpert
 
     def survival(env_kwargs):
-        env = gymnasium.make("MimicHumanoidWalk-v0", **env_kwargs)
+        env = gymnasium.make(load_clip(clip).env_id, max_episode_steps=limit, **env_kwargs)
         expert = PDExpert.for_env(env)
         times = []
         for start in range(10):
@@ -279,11 +287,13 @@ def test_the_torque_pd_rule_stays_up_as_long_as_pd_target_tracking():
                 obs, _, terminated, truncated, _ = env.step(expert.label(obs)[0])
                 steps, done = steps + 1, terminated or truncated
             times.append(steps * env.unwrapped.dt)
-        return float(np.mean(times))
+        return float(np.mean(times)), env.unwrapped.dt
 
-    pd_target, torque = survival({}), survival({"action_mode": "torque"})
-    # the same servo, its torque held for a control step instead of recomputed each physics step: as long, within 5 %
-    assert torque >= 0.95 * pd_target > 0.5, (torque, pd_target)
+    (pd_target, dt), (torque, _) = survival({}), survival({"action_mode": "torque"})
+    # the same servo, its torque held for a control step instead of recomputed each physics step: as long, within
+    # one control step
+    assert torque >= pd_target - dt, (torque, pd_target)
+    assert pd_target > 0.5  # the PD rule holds the clip for a while: a fall in a few steps would prove nothing
 
 
 def test_pose_deviation_ends_an_episode_once_a_body_strays_beyond_the_distance():

@@ -8,6 +8,7 @@ import logging
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import gymnasium
 import mujoco
@@ -160,6 +161,34 @@ def test_video_refuses_an_unwritable_output_and_a_bad_image_size(no_work, capsys
     assert sorted(p.name for p in no_work.iterdir()) == ["afile"]
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, which takes no new files")
+def test_an_output_in_a_missing_folder_names_that_folder(no_work, capsys):
+    base = ["video", "--expert", "pd", "--mocap", "walk"]
+    _fails(capsys, [*base, "--out", "/proc/x/run.mp4"], "cannot write /proc/x/run.mp4: the folder /proc/x does not exist",
+           "create it yourself, or choose a path in a folder you can write to")
+    # several missing folders: the outermost one, which would have to be created first
+    _fails(capsys, [*base, "--out", "/proc/x/y/run.mp4"], "the folder /proc/x does not exist")
+    _fails(capsys, [*base, "--out", "/proc/run.mp4"], "/proc is not a writable folder")
+
+
+def test_check_writable_names_the_missing_folder_and_a_file_in_the_way(tmp_path, monkeypatch):
+    from sb3_mimic import _util
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match=f"{re.escape(str(blocker))} is a file, not a folder"):
+        _util.check_writable(blocker / "sub" / "run.mp4")
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(_util.tempfile, "NamedTemporaryFile", refuse)  # tmp_path as a folder nobody may write in
+    with pytest.raises(ValueError, match=f"the folder {re.escape(str(tmp_path / 'a'))} does not exist and cannot be "
+                                         f"created, {re.escape(str(tmp_path))} does not take new files"):
+        _util.check_writable(tmp_path / "a" / "b" / "run.mp4")
+    assert not (tmp_path / "a").exists()
+
+
 def test_record_video_checks_its_output_before_rendering(walk, tmp_path):
     from sb3_mimic.video import record_video, save_frame
 
@@ -233,19 +262,33 @@ def test_an_explicit_clip_path_that_does_not_exist_is_an_error(tmp_path, monkeyp
 
 # 9. argument errors before the heavy imports ---------------------------------------------------------------------------------
 
-def test_argument_errors_come_before_torch_is_imported():
+def test_argument_errors_come_before_torch_is_imported(tmp_path):
+    damaged = tmp_path / "damaged_dagger"
+    damaged.mkdir()
+    (damaged / "dagger.json").write_text('{"rounds_done": 1}')  # its config lost
+    (damaged / "run.json").write_text('{"algo": "trpo"}')  # a run.json without its env and budget
+    commands = ("eval --expert pd", "sft", "dagger", "train", "video --expert pd", "finetune --load_sft_pretrain x.zip")
+    missing_clip = [f"{command} --mocap ./walk.txt" for command in commands]
+    argvs = ["sft --epochs 0", "sft --seed -1", "train --seed -1", "train --env CartPole-v1", "train --n_steps 0",
+             "eval --expert mpc --mocap walk --mpc_noise -1", "video --expert pd --mocap walk --width 0",
+             "dagger --rounds 0", "dagger --mocap wlak", "finetune --load_sft_pretrain x.zip --batch_size 0",
+             "train --n_steps 1 --n_envs 1 --vec_env subproc", *missing_clip, f"dagger --resume {damaged}",
+             f"train --resume {damaged}"]
     code = (
         "import sys, time; t = time.perf_counter(); from sb3_mimic.cli import main\n"
-        "codes = [main(a.split()) for a in ('sft --epochs 0', 'sft --seed -1', 'train --seed -1', "
-        "'train --env CartPole-v1', 'train --n_steps 0', 'eval --expert mpc --mocap walk --mpc_noise -1', "
-        "'video --expert pd --mocap walk --width 0', 'dagger --rounds 0', 'dagger --mocap wlak', "
-        "'finetune --load_sft_pretrain x.zip --batch_size 0')]\n"
+        f"codes = [main(a.split()) for a in {argvs!r}]\n"
         "heavy = sorted(m for m in ('torch', 'imitation', 'stable_baselines3', 'sb3_contrib') if m in sys.modules)\n"
         "print('CODES', codes, 'HEAVY', heavy, 'SECONDS', time.perf_counter() - t)"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     codes, heavy, seconds = re.search(r"CODES (\[.*\]) HEAVY (\[.*\]) SECONDS (\S+)", run.stdout).groups()
-    assert codes == str([2] * 10), run.stderr
+    assert codes == str([2] * len(argvs)), run.stderr
+    errors = run.stderr.splitlines()
+    assert len(errors) == len(argvs)  # one message per command, each naming what is wrong
+    assert "n_steps * n_envs of at least 2" in errors[10]
+    assert all("'./walk.txt' does not exist" in line for line in errors[11:17]), errors[11:17]
+    assert "dagger.json has no 'config' entry" in errors[17]
+    assert "run.json is not a run configuration" in errors[18] and "missing ['env_id'" in errors[18]
     assert heavy == "[]", heavy  # every one of these fails before torch, imitation or SB3 is imported
     assert float(seconds) < 10  # a loose bound on a shared machine; about a second alone
     assert "Traceback" not in run.stderr

@@ -737,14 +737,18 @@ def test_a_partial_evaluation_row_and_a_corrupt_checkpoint_do_not_block_a_resume
     assert PPO.load(run_dir / "final_model.zip", device="cpu").num_timesteps == 256
 
 
-def test_a_run_killed_at_random_moments_resumes_with_every_checkpoint_evaluated_once(tmp_path, run_with_random_kills):
+def _run_killed_at_random_moments(command: str, args: list[str], iterations: int, tmp_path: Path, run_with_random_kills,
+                                  *, span: float, seed: int) -> tuple[Path, int]:
+    """``sb3-mimic COMMAND ARGS --run_dir DIR`` (one checkpoint per iteration) SIGKILLed at random moments and
+    resumed until it finishes; returns DIR and the number of kills.  Kills are timed from an uninterrupted run of
+    the same command, so they land within ``span`` checkpoints' length on any machine."""
     import time
 
     run_dir = tmp_path / "killed"
-    start = [sys.executable, "-m", "sb3_mimic", "train", *TINY_CLI, "--num_timesteps", "2560", "--run_dir", str(run_dir)]
+    start = [sys.executable, "-m", "sb3_mimic", command, *args, "--run_dir", str(run_dir)]
     began = time.perf_counter()
     subprocess.run([*start[:-1], str(tmp_path / "whole")], check=True, capture_output=True, timeout=300)
-    checkpoint_s = (time.perf_counter() - began) / 40  # kills land within a few checkpoints' length, on any machine
+    checkpoint_s = (time.perf_counter() - began) / iterations
 
     def evaluated() -> int:
         path = run_dir / "evaluations.csv"
@@ -754,15 +758,51 @@ def test_a_run_killed_at_random_moments_resumes_with_every_checkpoint_evaluated_
         if not _checkpoints(run_dir):  # killed before its first checkpoint: the run starts again
             shutil.rmtree(run_dir, ignore_errors=True)
             return start
-        return [sys.executable, "-m", "sb3_mimic", "train", "--resume", str(run_dir), "--no_progress"]
+        return [sys.executable, "-m", "sb3_mimic", command, "--resume", str(run_dir), "--no_progress"]
 
-    kills = run_with_random_kills(lambda: start, resume, evaluated, checkpoint_s, np.random.default_rng(1), span=8)
+    kills = run_with_random_kills(lambda: start, resume, evaluated, checkpoint_s, np.random.default_rng(seed),
+                                  span=span)
+    return run_dir, kills
+
+
+def test_a_run_killed_at_random_moments_resumes_with_every_checkpoint_evaluated_once(tmp_path, run_with_random_kills):
+    run_dir, kills = _run_killed_at_random_moments("train", [*TINY_CLI, "--num_timesteps", "2560"], 40, tmp_path,
+                                                   run_with_random_kills, span=8, seed=1)
     assert kills >= 1  # the first attempt at least dies before its first few checkpoints
     steps = [row["env_steps"] for row in _rows(run_dir)]
     assert steps == [64 * k for k in range(41)]  # every checkpoint's evaluation once, in order, none lost
     for path in _checkpoints(run_dir):
         PPO.load(path, device="cpu")
     assert PPO.load(run_dir / "final_model.zip", device="cpu").num_timesteps == 2560
+    assert not [p for p in run_dir.rglob(".*") if p.is_file()]  # no temporary file left behind
+
+
+def test_a_finetune_run_killed_at_random_moments_resumes_its_warmup_imitation_and_teacher(
+    sft_zip, tmp_path, run_with_random_kills
+):
+    """``finetune`` under SIGKILL at random moments: every checkpoint evaluated once, the critic warm-up (1
+    iteration) done once, the imitation term toward the reloaded SFT policy counted from the warm-up's end."""
+    iterations, anneal = 8, 1280
+    args = ["--load_sft_pretrain", str(sft_zip), "--critic_warmup", "1", "--imitation_anneal", str(anneal),
+            "--save_per_iter", "1", "--n_envs", "1", "--n_steps", "64", "--batch_size", "64", "--eval_episodes", "1",
+            "--no_progress", "--num_timesteps", str(64 * iterations)]  # fmt: skip
+    run_dir, kills = _run_killed_at_random_moments("finetune", args, iterations, tmp_path, run_with_random_kills,
+                                                   span=3, seed=2)
+    assert kills >= 1
+    assert [row["env_steps"] for row in _rows(run_dir)] == [64 * k for k in range(iterations + 1)]
+    teacher = load_policy(sft_zip).policy.state_dict()
+    assert [_steps(path) for path in _checkpoints(run_dir)] == [64 * k for k in range(iterations + 1)]
+    for path in _checkpoints(run_dir):
+        model = MimicTRPO.load(path, device="cpu")
+        assert model.num_timesteps == _steps(path)
+        # the warm-up iteration moved the critic alone; every later one the actor too, the imitation term counted
+        # from the end of the warm-up (a resume that redid the warm-up or restarted the term would move it)
+        assert _actor_equal(model.policy.state_dict(), teacher) == (model.num_timesteps <= 64), path.name
+        if model.num_timesteps > 64:
+            assert model.imitation_start == 64 and model.imitation_optimizer.state, path.name
+    final = MimicTRPO.load(run_dir / "final_model.zip", device="cpu")
+    assert final.num_timesteps == 64 * iterations
+    assert final.imitation_weight() == pytest.approx(1.0 - (64 * iterations - 64) / anneal)
     assert not [p for p in run_dir.rglob(".*") if p.is_file()]  # no temporary file left behind
 
 

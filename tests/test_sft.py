@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 
 import gymnasium
 import numpy as np
@@ -85,6 +86,20 @@ def test_bc_trains_the_trpo_policy_in_place(walk, walk_demos, tmp_path, monkeypa
     loaded = TRPO.load(path, device="cpu")
     _state_dicts_equal(loaded.policy.state_dict(), policy.state_dict())
     assert loaded.sb3_mimic["action_mode"] == "pd_target" and loaded.sb3_mimic["format"] == policies.POLICY_FORMAT
+
+
+def test_bc_removes_the_scratch_folders_that_killed_runs_left(walk, walk_demos, tmp_path, monkeypatch, dead_pid,
+                                                             live_pid):
+    # BC's logger needs a folder: sb3_mimic_bc_<pid>_XXXX in the system's temporary folder, which a SIGKILL leaves
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    stale, running = tmp_path / f"sb3_mimic_bc_{dead_pid}_k1ll", tmp_path / f"sb3_mimic_bc_{live_pid}_l1ve"
+    unrelated = tmp_path / f"other_bc_{dead_pid}_x"
+    for folder in (stale, running, unrelated):
+        folder.mkdir()
+    train, val = walk_demos
+    sft.train_bc(_model(walk), train, val, epochs=1, batch_size=32, progress_bar=False)
+    assert not stale.exists()  # its process is gone
+    assert sorted(tmp_path.iterdir()) == sorted([running, unrelated])  # and this run's own is removed at its end
 
 
 def test_bc_keeps_the_best_validation_weights(walk, walk_demos):

@@ -112,6 +112,18 @@ def test_bad_suffix_and_render_mode(walk_rgb, expert, tmp_path: Path):
     assert not any(tmp_path.iterdir())
 
 
+def test_a_killed_writers_temporary_video_is_removed_by_the_next_write(walk_rgb, expert, tmp_path: Path, dead_pid,
+                                                                      live_pid):
+    # a video is written to .{stem}.{pid}.tmp.mp4 beside its output, then renamed; a SIGKILL leaves that file
+    stale, running = tmp_path / f".walk.{dead_pid}.tmp.mp4", tmp_path / f".walk.{live_pid}.tmp.mp4"
+    other_output = tmp_path / f".run.{dead_pid}.tmp.mp4"
+    for path in (stale, running, other_output):
+        path.write_bytes(b"cut off")
+    record_video(expert, walk_rgb, tmp_path / "walk.mp4", seconds=0.2, seed=0)
+    assert not stale.exists()  # its process is gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["walk.mp4", running.name, other_output.name])
+
+
 def test_odd_image_size_is_padded_to_even(tmp_path: Path):
     env = gymnasium.make("MimicHumanoidWalk-v0", render_mode="rgb_array", width=W + 1, height=H + 1)
     try:
