@@ -54,3 +54,15 @@ def policy_file(path: str | Path) -> Path:
         names = ", ".join(PRETRAINED_PREFIX + n for n in pretrained_names()) or "none"
         raise FileNotFoundError(f"no shipped policy {text!r}; the package ships: {names}")
     return file
+
+
+def existing_policy_file(option: str, path: str | Path) -> Path:
+    """:func:`policy_file` for a command-line ``option``'s value, checked to exist (ValueError naming both if not):
+    light, so that a missing policy fails before torch is imported."""
+    try:
+        file = policy_file(path)
+    except FileNotFoundError as err:
+        raise ValueError(f"{option}: {err}") from err
+    if not file.is_file():
+        raise ValueError(f"{option} {path}: no such file")
+    return file

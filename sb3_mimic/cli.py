@@ -336,6 +336,9 @@ def _run_finetune(args: argparse.Namespace) -> int:
     if resumed is not None:
         return resumed
     options = _run_options(args)  # its checks before importing torch (sb3_mimic.policies)
+    from sb3_mimic._resources import existing_policy_file
+
+    existing_policy_file("--load_sft_pretrain", args.load_sft_pretrain)
     from sb3_mimic.policies import PolicyLoadError, load_policy, metadata_of, resolve_policy_path
     from sb3_mimic.registration import env_spec_for
     from sb3_mimic.configs import RunConfig

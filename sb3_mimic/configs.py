@@ -12,7 +12,7 @@ from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sb3_mimic._resources import policy_file
+from sb3_mimic._resources import existing_policy_file
 from sb3_mimic._util import available_cores, check_writable
 from sb3_mimic.envs.actions import ACTION_MODES
 from sb3_mimic.experts.settings import EXPERTS, MPCSettings
@@ -214,12 +214,7 @@ class DAggerConfig(CloningConfig):
         if self.expert == "mpc":
             self.mpc_settings(clip)  # bad MPC settings fail here
         if self.init_policy:
-            try:
-                found = policy_file(self.init_policy).is_file()
-            except FileNotFoundError as err:
-                raise ValueError(f"--init_policy: {err}") from err
-            if not found:
-                raise ValueError(f"--init_policy {self.init_policy}: no such file")
+            existing_policy_file("--init_policy", self.init_policy)
 
 # ------------------------------------------------------------------------------------------------------------
 # train and finetune: the run's configuration (run.json), checked here so that a bad one fails before torch

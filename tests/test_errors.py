@@ -273,7 +273,8 @@ def test_argument_errors_come_before_torch_is_imported(tmp_path):
              "eval --expert mpc --mocap walk --mpc_noise -1", "video --expert pd --mocap walk --width 0",
              "dagger --rounds 0", "dagger --mocap wlak", "finetune --load_sft_pretrain x.zip --batch_size 0",
              "train --n_steps 1 --n_envs 1 --vec_env subproc", *missing_clip, f"dagger --resume {damaged}",
-             f"train --resume {damaged}"]
+             f"train --resume {damaged}", "finetune --load_sft_pretrain missing.zip",
+             "finetune --load_sft_pretrain pretrained:nope"]
     code = (
         "import sys, time; t = time.perf_counter(); from sb3_mimic.cli import main\n"
         f"codes = [main(a.split()) for a in {argvs!r}]\n"
@@ -289,6 +290,8 @@ def test_argument_errors_come_before_torch_is_imported(tmp_path):
     assert all("'./walk.txt' does not exist" in line for line in errors[11:17]), errors[11:17]
     assert "dagger.json has no 'config' entry" in errors[17]
     assert "run.json is not a run configuration" in errors[18] and "missing ['env_id'" in errors[18]
+    assert "--load_sft_pretrain missing.zip: no such file" in errors[19]
+    assert "no shipped policy 'pretrained:nope'; the package ships: pretrained:walk" in errors[20]
     assert heavy == "[]", heavy  # every one of these fails before torch, imitation or SB3 is imported
     assert float(seconds) < 10  # a loose bound on a shared machine; about a second alone
     assert "Traceback" not in run.stderr
