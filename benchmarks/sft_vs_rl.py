@@ -6,7 +6,8 @@ the reference pose, observations normalised inside the network, 2 x 256, 32 char
 minibatches of 1024, discount and GAE lambda 0.95:
 
 1. ``trpo``: pure TRPO from scratch (TRPO's defaults otherwise);
-2. ``ppo``: pure PPO from scratch, learning rate 5e-5, 5 epochs (the shipped walk policy's recipe);
+2. ``ppo``: pure PPO from scratch, learning rate 5e-5, 5 epochs (the PPO settings of the shipped walk policy's
+   fine-tuning);
 3. ``sft_pd``: SFT from the PD expert (``sft --expert pd``), then fine-tuning (``finetune --algo FT_ALGO``, critic
    warm-up and the annealed imitation term);
 4. ``sft_mpc``: SFT from the MPC expert with DART noise (``sft --expert mpc``), then the same fine-tuning.
@@ -33,6 +34,7 @@ import argparse
 import datetime
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -56,6 +58,8 @@ RECIPE = ["--action_mode", "residual", "--normalize", "--hidden_size", "256", "-
 BATCH = ["--vec_env", "batched", "--n_envs", "32", "--n_steps", "128", "--batch_size", "1024",
          "--gamma", "0.95", "--gae_lambda", "0.95"]
 PPO = ["--n_epochs", "5", "--learning_rate", "5e-5"]
+#: Env steps of one rollout (32 characters x 128 steps): a run ends at the first whole rollout past its budget.
+ROLLOUT = 32 * 128
 
 
 def sb3_mimic_command(*args: str) -> list[str]:
@@ -90,7 +94,14 @@ def run_contender(name: str, args: argparse.Namespace, out: Path) -> None:
         if phase == "sft" and timing.exists():
             continue
         if phase == "rl" and (run_dir / "run.json").exists():
-            argv = [*argv[:4], "--resume", str(run_dir), "--no_progress"]  # train|finetune --resume RUN_DIR
+            recorded = json.loads((run_dir / "run.json").read_text())["num_timesteps"]
+            if recorded != args.steps:
+                raise SystemExit(f"{run_dir} was started with --steps {recorded}, not {args.steps}: rerun with "
+                                 f"--steps {recorded}, or choose another --out")
+            if any((run_dir / "checkpoints").glob("*.zip")):
+                argv = [*argv[:4], "--resume", str(run_dir), "--no_progress"]  # train|finetune --resume RUN_DIR
+            else:  # killed before its first checkpoint: nothing to resume, start it again
+                shutil.rmtree(run_dir)
         print(f"== {name} ({phase}): {' '.join(argv[2:])}", flush=True)
         start = time.perf_counter()
         with (out / f"{name}.{phase}.log").open("a") as log:
@@ -174,6 +185,11 @@ def claims(results: dict[str, dict], label: dict[str, str]) -> list[str]:
                 lines.append(f"- At {seconds:g} s of time to fall: {label[best_rl]} got there, {label[name]} did not.")
                 continue
             base = reached[best_rl]
+            if row["env_steps"] == 0:
+                lines.append(f"- At {seconds:g} s of time to fall: the SFT policy of {label[name]} got there before any "
+                             f"RL, after {row['wall_time_s'] / 60:.1f} min of SFT; {label[best_rl]} after "
+                             f"{base['wall_time_s'] / 60:.1f} min and {base['env_steps'] / 1e6:.2f} M env steps.")
+                continue
             lines.append(
                 f"- \"SFT + RL 3 h vs pure RL 48 h\" and \"10-20x faster\", at the first evaluation of {seconds:g} s: "
                 f"{label[name]} after {row['wall_time_s'] / 60:.1f} min and {row['env_steps'] / 1e6:.2f} M env steps, "
@@ -221,7 +237,8 @@ def report(args: argparse.Namespace, out: Path, rates: tuple[float, float] | Non
               "|---|" + "---|" * len(names)]
     for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
         steps = frac * args.steps
-        lines.append(f"| {steps / 1e6:.2f} M | " + " | ".join(cell(at(results[n]["rows"], "env_steps", steps))
+        slack = ROLLOUT if frac == 1.0 else 0  # the run's last evaluation, one rollout past the budget
+        lines.append(f"| {steps / 1e6:.2f} M | " + " | ".join(cell(at(results[n]["rows"], "env_steps", steps + slack))
                                                             for n in names) + " |")
     longest = max((r["rows"][-1]["wall_time_s"] for r in results.values()), default=0.0)
     lines += ["", "## At equal wall time (SFT included)", "", "| wall time | " + " | ".join(label[n] for n in names)

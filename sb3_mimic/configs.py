@@ -213,7 +213,7 @@ class DAggerConfig(CloningConfig):
         clip = load_clip(self.mocap)  # unknown clips fail here
         if self.expert == "mpc":
             self.mpc_settings(clip)  # bad MPC settings fail here
-        if self.init_policy:
+        if self.init_policy and fresh:  # a resumed run with finished rounds no longer reads it
             existing_policy_file("--init_policy", self.init_policy)
 
 # ------------------------------------------------------------------------------------------------------------
