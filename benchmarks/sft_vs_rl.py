@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -138,8 +139,11 @@ def env_and_physics_rates(mocap: str, seconds: float = 5.0) -> tuple[float, floa
     return env_rate, physics / (time.perf_counter() - start)
 
 
-def at(rows: list[dict[str, float]], key: str, value: float) -> dict[str, float] | None:
-    """The last evaluation with ``rows[key] <= value``."""
+def at(rows: list[dict[str, float]], key: str, value: float, slack: float = 0.0) -> dict[str, float] | None:
+    """The last evaluation with ``rows[key] <= value``; None if the run stopped short of ``value - slack`` (an
+    unfinished contender shows no figures where it has not been)."""
+    if not rows or rows[-1][key] < value - slack - 1e-9:
+        return None
     before = [r for r in rows if r[key] <= value + 1e-9]
     return before[-1] if before else None
 
@@ -233,20 +237,22 @@ def report(args: argparse.Namespace, out: Path, rates: tuple[float, float] | Non
                   f"simulated time, one thread): {physics:.0f} steps/s; ratio {env_rate / physics:.2f} (measured "
                   "before the contenders).", ""]
     names = list(results)
+    done = {n: results[n]["rows"][-1]["env_steps"] >= args.steps for n in names}  # unfinished: stopped early
     lines += ["## At equal env steps", "", "| env steps | " + " | ".join(label[n] for n in names) + " |",
               "|---|" + "---|" * len(names)]
     for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
         steps = frac * args.steps
         slack = ROLLOUT if frac == 1.0 else 0  # the run's last evaluation, one rollout past the budget
-        lines.append(f"| {steps / 1e6:.2f} M | " + " | ".join(cell(at(results[n]["rows"], "env_steps", steps + slack))
+        lines.append(f"| {steps / 1e6:.2f} M | " + " | ".join(cell(at(results[n]["rows"], "env_steps", steps + slack,
+                                                                      slack=args.save_per_iter * ROLLOUT))
                                                             for n in names) + " |")
     longest = max((r["rows"][-1]["wall_time_s"] for r in results.values()), default=0.0)
     lines += ["", "## At equal wall time (SFT included)", "", "| wall time | " + " | ".join(label[n] for n in names)
               + " |", "|---|" + "---|" * len(names)]
     for frac in (0.25, 0.5, 0.75, 1.0):
         wall = frac * longest
-        lines.append(f"| {wall / 60:.1f} min | " + " | ".join(cell(at(results[n]["rows"], "wall_time_s", wall))
-                                                           for n in names) + " |")
+        lines.append(f"| {wall / 60:.1f} min | " + " | ".join(
+            cell(at(results[n]["rows"], "wall_time_s", wall, slack=math.inf if done[n] else 0.0)) for n in names) + " |")
     lines += ["", "## First evaluation with a mean time to fall of 5, 10 and 20 s (env steps / wall time)", "",
               "| contender | SFT | 5 s | 10 s | 20 s | best evaluation | training env steps/s |",
               "|---|---|---|---|---|---|---|"]
