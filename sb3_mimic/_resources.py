@@ -64,5 +64,5 @@ def existing_policy_file(option: str, path: str | Path) -> Path:
     except FileNotFoundError as err:
         raise ValueError(f"{option}: {err}") from err
     if not file.is_file():
-        raise ValueError(f"{option} {path}: no such file")
+        raise ValueError(f"{option} {path}: no such file (it does not exist)")
     return file
