@@ -433,14 +433,12 @@ def contact_lift(lowest: np.ndarray) -> float:
     envelope, the :data:`ENVELOPE_PERCENTILE`-th percentile of ``lowest``; the offset is minus the median of their
     lowest points (the offset that minimises their mean distance to the floor).
 
-    A share of the frames therefore stays more than 10 mm under the floor, by choice: the raw clips' contact heights
-    spread over 20-140 mm from frame to frame (walk 19 mm, dance_b 99 mm, crawl 136 mm: feet, hands and knees sink by
-    different amounts), so no single offset puts every contact frame on the floor.  Half of them end at or below it;
-    in the catalogue 1-36 % of a clip's frames sink more than 10 mm (walk 10 %, the get-up clips 30-36 %) and the
-    contact frames' 10th percentile lies 4-45 mm under the floor (``benchmarks/results/clip_floor.md``).  Raising
-    the clip until no frame penetrates (the old rule) would float the typical frame instead, by up to 111 mm
-    (crawl); the env lifts a start state that would penetrate on its own (:func:`floor_clearance`), and the
-    reference is only kinematic.
+    A share of the frames therefore stays under the floor, by choice: a clip's contact heights spread from frame to
+    frame (feet, hands and knees sink by different amounts), so no single offset puts every contact frame on it, and
+    half of them end at or below it.  Raising the clip until no frame penetrates (the old rule) would float the
+    typical frame instead; the env lifts a start state that would penetrate on its own (:func:`floor_clearance`), and
+    the reference is only kinematic.  Each clip's figures (the spread, the share of frames more than 10 mm under the
+    floor, how deep the contact frames go): ``benchmarks/results/clip_floor.md``.
 
     :param lowest: (F,) lowest point of the character's geoms in each frame, before any offset (m)
     """

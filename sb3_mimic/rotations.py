@@ -26,8 +26,13 @@ def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def quat_angle_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Angle (rad, in [0, pi]) of the rotation ``a^-1 b`` between unit quaternions, whatever their signs."""
+    # conj(a) * b written out (the reward calls this every env step: no negated copies of a)
     aw, ax, ay, az = np.moveaxis(a, -1, 0)
-    w, x, y, z = _hamilton(aw, -ax, -ay, -az, *np.moveaxis(b, -1, 0))  # conj(a) * b, without building conj(a)
+    bw, bx, by, bz = np.moveaxis(b, -1, 0)
+    w = aw * bw + ax * bx + ay * by + az * bz
+    x = aw * bx - ax * bw - ay * bz + az * by
+    y = aw * by + ax * bz - ay * bw - az * bx
+    z = aw * bz - ax * by + ay * bx - az * bw
     return 2.0 * np.arctan2(np.sqrt(x * x + y * y + z * z), np.abs(w))
 
 
