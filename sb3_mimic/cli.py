@@ -263,8 +263,24 @@ def _add_finetune(sub) -> None:
                    help="env steps over which the imitation term's weight falls linearly to 0")
     p.add_argument("--no_imitation", action="store_true", help="fine-tune with the RL loss alone (no imitation term)")
     p.add_argument("--trust_pickle", action="store_true", help=TRUST_HELP)
+    _add_termination_distance(p)
     _add_rl_common(p, resume=False)
     p.set_defaults(func=_run_finetune)
+
+
+def _add_termination_distance(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--termination_distance", type=float, metavar="M",
+                   help="also end training episodes when a body strays this far (m) from its reference (MimicKit: "
+                        "1.0); evaluations keep the plain fall rule")
+
+
+def _with_termination_distance(args: argparse.Namespace, env_kwargs: dict) -> dict:
+    """``env_kwargs`` with ``--termination_distance`` (checked) when it was given."""
+    if args.termination_distance is None:
+        return env_kwargs
+    if not (math.isfinite(args.termination_distance) and args.termination_distance > 0):
+        raise ValueError(f"--termination_distance must be a positive number of metres, got {args.termination_distance}")
+    return {**env_kwargs, "termination_distance": args.termination_distance}
 
 
 def _add_train(sub) -> None:
@@ -283,9 +299,7 @@ def _add_train(sub) -> None:
     p.add_argument("--num_layers", type=int, default=2, help="hidden layers (actor and critic)")
     p.add_argument("--normalize", action="store_true",
                    help="standardise observations inside the network, with running statistics saved in the policy")
-    p.add_argument("--termination_distance", type=float, metavar="M",
-                   help="also end training episodes when a body strays this far (m) from its reference (MimicKit: "
-                        "1.0); evaluations keep the plain fall rule")
+    _add_termination_distance(p)
     _add_rl_common(p)
     p.set_defaults(func=_run_train)
 
@@ -336,6 +350,7 @@ def _run_finetune(args: argparse.Namespace) -> int:
     if resumed is not None:
         return resumed
     options = _run_options(args)  # its checks before importing torch (sb3_mimic.policies)
+    _with_termination_distance(args, {})
     from sb3_mimic._resources import existing_policy_file
 
     existing_policy_file("--load_sft_pretrain", args.load_sft_pretrain)
@@ -353,6 +368,7 @@ def _run_finetune(args: argparse.Namespace) -> int:
         raise PolicyLoadError(f"{args.load_sft_pretrain} carries no sb3-mimic metadata; pass --mocap CLIP")
     if args.mocap:
         _warn_if_other_clip(args.load_sft_pretrain, meta, _clip_name(env_id, env_kwargs), "fine-tuning")
+    env_kwargs = _with_termination_distance(args, env_kwargs)
     arch = sft.policy_kwargs.get("net_arch", {}).get("pi", [64, 64])
     config = RunConfig(
         algo=args.algo, env_id=env_id, env_kwargs=env_kwargs, critic_warmup_iterations=args.critic_warmup,
@@ -393,10 +409,7 @@ def _run_train(args: argparse.Namespace) -> int:
     mode = {} if args.action_mode == "pd_target" else {"action_mode": args.action_mode}
     env_id, env_kwargs = (env_spec_for(args.mocap, args.action_mode) if args.mocap
                           else (args.env or DEFAULT_TRAIN_ENV, mode))
-    if args.termination_distance is not None:
-        if not (math.isfinite(args.termination_distance) and args.termination_distance > 0):
-            raise ValueError(f"--termination_distance must be a positive number of metres, got {args.termination_distance}")
-        env_kwargs = {**env_kwargs, "termination_distance": args.termination_distance}
+    env_kwargs = _with_termination_distance(args, env_kwargs)
     check_env_id(env_id)
     from sb3_mimic.configs import RunConfig
 

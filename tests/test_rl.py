@@ -655,6 +655,12 @@ def test_cli_finetune_warns_when_it_would_never_update_the_actor(sft_zip, tmp_pa
     assert main([*base, str(tmp_path / "c"), "--num_timesteps", "6000", "--mocap", "run"]) == 0
     assert "was trained on clip 'walk'; fine-tuning it on 'run'" in capsys.readouterr().err
     assert started[-1].env_id == "MimicHumanoidRun-v0"
+    # pose-deviation termination shapes the fine-tuning episodes as it does train's
+    assert main([*base, str(tmp_path / "d"), "--num_timesteps", "6000", "--termination_distance", "1.0"]) == 0
+    assert started[-1].env_kwargs == {"termination_distance": 1.0}
+    assert main([*base, str(tmp_path / "e"), "--termination_distance", "0"]) == 2
+    assert "--termination_distance must be a positive number of metres, got 0.0" in capsys.readouterr().err
+    assert len(started) == 4
 
 
 @pytest.fixture(scope="module")
