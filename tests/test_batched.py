@@ -72,3 +72,86 @@ def test_character_batch_validates_its_arguments():
     with pytest.raises(ValueError, match="render"):
         MimicHumanoidVectorEnv(2, render_mode="human")
 
+
+
+def test_references_read_from_the_tick_table_are_the_clips_own_samples():
+    """A start on the physics grid reads its references from the batch's table; every field equals what a fresh
+    sample and forward kinematics at that time give (independently computed here), through a cycle boundary,
+    and a start off the grid (computed each step) agrees with its own direct samples too."""
+    from sb3_mimic.reward import forward_kinematics
+
+    batch = CharacterBatch(3, "walk", action_mode="residual", threads=1, early_termination=False)
+    h = batch.model.opt.timestep
+    on_grid = batch.grid_time(1.2345)
+    assert on_grid == round(1.2345 * 240) / 240 and on_grid != 1.2345
+    batch.reset(np.arange(3), np.array([on_grid, 1.2345, 0.5]))
+    assert (batch._start_tick >= 0).tolist() == [True, False, True]
+    d = mujoco.MjData(batch.model)
+    for _ in range(3):  # walk lasts 1.27 s: the first character crosses into its second cycle
+        angles = batch.next_reference_angles()
+        batch.step(np.zeros((3, 28)))
+        for i, t in enumerate((batch.time[0], 1.2345 + batch.steps[1] * batch.dt, batch.time[2])):
+            qpos, qvel = batch.clip.sample(float(t))
+            d.qpos[:], d.qvel[:] = qpos, qvel
+            forward_kinematics(batch.model, d)
+            ref_qpos, ref_qvel = batch.reference_state(i)
+            np.testing.assert_array_equal(ref_qpos, qpos)
+            np.testing.assert_array_equal(ref_qvel, qvel)
+            np.testing.assert_array_equal(batch._ref.xpos[i], d.xpos[1:])
+            np.testing.assert_array_equal(batch._ref.xquat[i], d.xquat[1:])
+            np.testing.assert_array_equal(batch._ref.com_velocity[i], d.subtree_linvel[1])
+            np.testing.assert_array_equal(batch.reference_data(i).xpos, d.xpos)
+            diff = np.zeros(batch.model.nv)
+            mujoco.mj_differentiatePos(batch.model, diff, 1.0, batch.model.qpos0, qpos)
+            np.testing.assert_array_equal(angles[i], diff[batch.index.action_dofs])
+    assert batch.time[0] == (batch._start_tick[0] + 3 * batch.frame_skip) * h
+    assert batch.time[0] > batch.clip.duration
+
+
+def test_random_starts_lie_on_the_physics_grid():
+    env = MimicHumanoidEnv(motion="walk")
+    vec = MimicHumanoidVectorEnv(4, "walk", threads=1)
+    vec.reset(seed=3)
+    h = env.model.opt.timestep
+    for seed in range(5):
+        env.reset(seed=seed)
+        assert env.start_time == round(env.start_time / h) * h
+    starts = vec._chars.batch.start_time
+    np.testing.assert_array_equal(starts, np.round(starts / h) * h)
+    assert len(set(starts.tolist())) == 4
+
+
+def test_a_worker_thread_that_fails_raises_in_the_step_instead_of_hanging(monkeypatch):
+    batch = CharacterBatch(6, "walk", threads=2)
+    batch.reset(np.arange(6), np.zeros(6))
+    real = mujoco.mj_step2
+    worker = {}
+
+    def failing(m, d):
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            worker["hit"] = True
+            raise RuntimeError("physics failed")
+        return real(m, d)
+
+    monkeypatch.setattr(mujoco, "mj_step2", failing)
+    with pytest.raises(RuntimeError, match="physics failed"):
+        batch.step(np.zeros((6, 28)))
+    assert worker["hit"]
+    batch.close()
+
+
+def test_step_infos_hold_each_characters_own_figures():
+    from sb3_mimic.reward import TERMS
+
+    batch = CharacterBatch(3, "walk", threads=1)
+    batch.reset(np.arange(3), np.array([0.0, 0.4, 0.8]))
+    out = batch.step(np.random.default_rng(0).uniform(-1, 1, (3, 28)))
+    infos = out.infos()
+    assert [out.info(i) for i in range(3)] == infos
+    for i, info in enumerate(infos):
+        assert [info[f"reward_{t}"] for t in TERMS] == out.terms[i].tolist()
+        assert (info["mpjpe"], info["time"], info["phase"]) == (out.mpjpe[i], out.time[i], out.phase[i])
+        assert type(info["mpjpe"]) is float and type(info["fell"]) is bool
+        assert sum(info[f"reward_{t}"] for t in TERMS) == pytest.approx(out.reward[i], abs=1e-12)

@@ -7,6 +7,11 @@ state stays behind), and evaluated over ``--episodes`` seeded reference-state st
 ``eval`` command's defaults with ``--seed 1000``).  The JSON records those figures, the per-episode survival, the
 source file and, with ``--run_dir``, the run's configuration and the training wall time and env steps of the
 checkpoint.  ``sb3-mimic eval --model pretrained:NAME --seed 1000 --eval_episodes 20`` reproduces the figures.
+
+After a change to the env that moves its figures, measure a shipped policy again in place (its source kept, the
+previous figures and the reason recorded)::
+
+    python tools/ship_policy.py --remeasure walk --why "random starts now lie on the physics grid"
 """
 
 from __future__ import annotations
@@ -25,11 +30,18 @@ EVAL_SEED = 1000
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("policy", help="policy or checkpoint .zip written by sb3-mimic")
-    p.add_argument("name", help="name to ship it under (pretrained:NAME)")
+    p.add_argument("policy", nargs="?", help="policy or checkpoint .zip written by sb3-mimic")
+    p.add_argument("name", nargs="?", help="name to ship it under (pretrained:NAME)")
     p.add_argument("--run_dir", help="the run that trained it (its run.json and evaluations.csv are recorded)")
     p.add_argument("--episodes", type=int, default=20, help="evaluation episodes")
+    p.add_argument("--remeasure", metavar="NAME", help="evaluate the shipped NAME again, keeping its source")
+    p.add_argument("--why", help="with --remeasure: why its figures are measured again (recorded)")
     args = p.parse_args(argv)
+    if args.remeasure:
+        if args.policy or args.run_dir or not args.why:
+            p.error("--remeasure NAME takes --why REASON (and --episodes), no policy, name or --run_dir")
+    elif not (args.policy and args.name):
+        p.error("give POLICY NAME, or --remeasure NAME --why REASON")
 
     import gymnasium as gym
     import torch as th
@@ -39,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     from sb3_mimic.policies import load_policy, metadata_of, save_policy
 
     th.set_num_threads(1)
+    previous = None
+    if args.remeasure:
+        args.name, args.policy = args.remeasure, str(PRETRAINED_DIR / f"{args.remeasure}.zip")
+        previous = json.loads((PRETRAINED_DIR / f"{args.remeasure}.json").read_text())
     model = load_policy(args.policy)
     meta = metadata_of(model)
     env = gym.make(meta.env_id, **meta.env_kwargs)
@@ -67,6 +83,14 @@ def main(argv: list[str] | None = None) -> int:
             source["env_steps"] = steps
             if row is not None:
                 source["training_wall_time_s"] = row["wall_time_s"]
+    if previous is not None:
+        import datetime
+
+        source = previous["source"]
+        source.setdefault("remeasured", []).append({
+            "date": datetime.date.today().isoformat(), "why": args.why,
+            "previous_evaluation": {k: v for k, v in previous["evaluation"].items() if k != "survival_s"},
+        })
     details["shipped_as"] = f"pretrained:{args.name}"
     PRETRAINED_DIR.mkdir(exist_ok=True)
     path = save_policy(model, PRETRAINED_DIR / f"{args.name}.zip", meta.replace(details=details))

@@ -79,7 +79,8 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
 
     ## Starting State
     Reference-state initialisation: the character starts in the reference pose and velocity at a time drawn
-    uniformly from the clip with ``self.np_random``, raised clear of the floor if that frame sinks into it.
+    uniformly from the clip with ``self.np_random`` and rounded to the physics timestep (where the references
+    are tabulated), raised clear of the floor if that frame sinks into it.
     ``reset(options={"start_time": t})`` starts at time ``t`` exactly.
 
     ## Episode End
@@ -243,7 +244,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
                 raise ValueError(f"start_time must be a finite number of seconds >= 0{limit}, got {start!r}")
         else:
             end = duration if self.clip.loop else max(duration - self.dt, 0.0)
-            start = float(self.np_random.uniform(0.0, end))
+            start = self._batch.grid_time(float(self.np_random.uniform(0.0, end)))
         obs = self._batch.reset(np.zeros(1, dtype=np.int64), np.array([start]))[0]
         return obs, {"time": start, "phase": self.clip.phase(start)}
 
@@ -277,7 +278,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
     def residual_base(self) -> np.ndarray:
         """(28,) joint angles (rad, action layout) of the reference one control step ahead: the PD targets of the
         zero ``residual`` action in the current state."""
-        return self._batch.reference_angles(self._batch.time + self.dt)[0]
+        return self._batch.next_reference_angles()[0]
 
     def encode_pd_targets(self, action: np.ndarray, action_mode: str) -> np.ndarray:
         """The action in ``action_mode`` (``"pd_target"`` or ``"residual"``) that sets the same PD targets as the
@@ -297,7 +298,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
 
     @property
     def _ref(self) -> mujoco.MjData:
-        return self._batch.refs[0]
+        return self._batch.reference_data(0)
 
     def _features(self, arrays) -> PoseFeatures:
         ee = end_effectors(arrays.xpos[0, self.index.end_effector_ids - 1], arrays.xpos[0, 0], heading(arrays.xquat[0, 0]))

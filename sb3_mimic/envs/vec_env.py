@@ -54,7 +54,7 @@ class _Characters:
     def draw_starts(self, indices) -> np.ndarray:
         clip, dt = self.batch.clip, self.batch.dt
         end = clip.duration if clip.loop else max(clip.duration - dt, 0.0)
-        return np.array([float(self.rngs[i].uniform(0.0, end)) for i in indices])
+        return np.array([self.batch.grid_time(float(self.rngs[i].uniform(0.0, end))) for i in indices])
 
     def reset(self, indices=None) -> np.ndarray:
         indices = np.arange(self.n) if indices is None else np.asarray(indices)
@@ -144,7 +144,7 @@ class MimicHumanoidVecEnv(VecEnv):
         out, truncated = self._chars.step(self._actions)
         done = out.terminated | truncated
         obs = out.obs.copy()
-        infos = [self._chars.info(out, i) for i in range(self.num_envs)]
+        infos = out.infos()
         self._returns += out.reward
         ended = np.flatnonzero(done)
         if len(ended):
