@@ -222,6 +222,7 @@ class CharacterBatch:
         self._weights = pose_weights(model, self.index)
         self._fall = np.zeros(self.n, dtype=bool)
         self._behind = np.zeros(self.n, dtype=bool)
+        self._due: list[float] = [0.0] * self.n
         self.last_obs = np.zeros((self.n, OBSERVATION_SIZE), dtype=np.float32)
         self._scratch_qpos, self._scratch_diff = np.zeros(nq), np.zeros(nv)
         self.threads = min(int(threads), self.n)
@@ -380,12 +381,14 @@ class CharacterBatch:
             if skip > 1:
                 mujoco.mj_step(m, d, nstep=skip - 1)
             mujoco.mj_step1(m, d)
+            mujoco.mj_subtreeVel(m, d)  # the centre-of-mass velocity the reward reads
 
         n = self.n
+        self._due = (self.steps * self.dt - half_step).tolist()  # each clock's least value after this step
         if self._pool is None:
             for i in range(n):
                 physics(i)
-                self._result(i, half_step)
+                self._result(i)
             self._references(np.arange(n))
             return self._finish(invalid, times)
         # the workers take characters one at a time and only step them; this thread computes the references
@@ -409,7 +412,7 @@ class CharacterBatch:
                     physics(i)
                 else:
                     i = self._next_finished(finished, running)
-            self._result(i, half_step)
+            self._result(i)
         for future in running:
             future.result()
         return self._finish(invalid, times)
@@ -425,17 +428,16 @@ class CharacterBatch:
                 if failed is not None:
                     raise failed.exception() from None
 
-    def _result(self, i: int, half_step: float) -> None:
+    def _result(self, i: int) -> None:
         """Character ``i`` after its physics: divergence, the arrays of its state, its falls."""
         d = self.datas[i]
         # MuJoCo resets diverged data on its own (warning BADQPOS/BADQVEL/BADQACC), which also resets its clock:
         # a clock behind this step's end, or non-finite velocities, mean the state blew up
-        behind = d.time < self.steps[i] * self.dt - half_step or not math.isfinite(d.qvel.sum())
+        behind = d.time < self._due[i] or not math.isfinite(self._sim.qvel_of(i).sum())
         self._behind[i] = behind
         if behind:
             mujoco.mj_forward(self.model, d)
             return
-        mujoco.mj_subtreeVel(self.model, d)
         self._sim.gather(i)
         ncon = d.ncon
         self._fall[i] = self.early_termination and ncon > 0 and bool(self.fall_geoms[d.contact.geom[:ncon]].any())
@@ -493,6 +495,10 @@ class _Arrays:
         # views into each MjData's own buffers, made once: building them costs more than the copies
         self._views = [(d.qpos, d.qvel, d.xpos[1:], d.xquat[1:], d.cvel[1:], d.subtree_com[1], d.subtree_linvel[1])
                        for d in datas]
+
+    def qvel_of(self, i: int) -> np.ndarray:
+        """Character ``i``'s ``MjData.qvel`` itself (a view)."""
+        return self._views[i][1]
 
     def gather(self, i: int) -> None:
         """Copy character ``i``'s ``MjData`` fields into row ``i``."""
