@@ -264,6 +264,11 @@ def _add_finetune(sub) -> None:
     p.add_argument("--no_imitation", action="store_true", help="fine-tune with the RL loss alone (no imitation term)")
     p.add_argument("--trust_pickle", action="store_true", help=TRUST_HELP)
     _add_termination_distance(p)
+    p.add_argument("--expert_starts", metavar="DEMOS", help="start training episodes in physics states of the "
+                   "expert's rollouts recorded in DEMOS (.npz of `sft --expert mpc --save_demos`), at their clip "
+                   "times; needs --vec_env batched")
+    p.add_argument("--expert_start_share", type=float, default=0.5,
+                   help="with --expert_starts: the share of episodes that start there (the others from the reference)")
     _add_rl_common(p, resume=False)
     p.set_defaults(func=_run_finetune)
 
@@ -351,6 +356,9 @@ def _run_finetune(args: argparse.Namespace) -> int:
         return resumed
     options = _run_options(args)  # its checks before importing torch (sb3_mimic.policies)
     _with_termination_distance(args, {})
+    if args.expert_starts is not None and not Path(args.expert_starts).is_file():
+        raise ValueError(f"--expert_starts {args.expert_starts}: no such file (it does not exist); record one with "
+                         "sb3-mimic sft --expert mpc --save_demos FILE.npz")
     from sb3_mimic._resources import existing_policy_file
 
     existing_policy_file("--load_sft_pretrain", args.load_sft_pretrain)
@@ -375,7 +383,8 @@ def _run_finetune(args: argparse.Namespace) -> int:
         imitation_coef=0.0 if args.no_imitation else args.imitation_coef, imitation_anneal_steps=args.imitation_anneal,
         hidden_size=arch[0] if arch else 64, num_layers=len(arch),
         load_sft_pretrain=str(resolve_policy_path(args.load_sft_pretrain).resolve()), trust_pickle=args.trust_pickle,
-        **options,
+        expert_starts=None if args.expert_starts is None else str(Path(args.expert_starts).resolve()),
+        expert_start_share=args.expert_start_share, **options,
     )
     from sb3_mimic.rl import warmup_steps
 

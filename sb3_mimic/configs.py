@@ -265,6 +265,10 @@ class RunConfig:
     """DeepMimic's episode-length curriculum: the training episodes' limit grows linearly from
     ``curriculum_start_s`` to the env's own limit over this many env steps (0: off; ``vec_env="batched"`` only)."""
     curriculum_start_s: float = 0.5
+    expert_starts: str | None = None
+    """A demonstration file with the physics states of expert rollouts (``sft --expert mpc --save_demos``): training
+    episodes start in one of them with probability ``expert_start_share`` (``vec_env="batched"`` only)."""
+    expert_start_share: float = 0.5
     eval_episodes: int = 10
     time_budget_s: float | None = None
     """Stop once training (evaluations excluded) has taken this many wall-clock seconds in all."""
@@ -293,6 +297,10 @@ class RunConfig:
             raise ValueError("--curriculum must be a number of env steps >= 0 and --curriculum_start a positive time")
         if self.curriculum_steps and self.vec_env != "batched":
             raise ValueError("the episode-length curriculum needs --vec_env batched (it sets the batch's episode limit)")
+        if self.expert_starts is not None and self.vec_env != "batched":
+            raise ValueError("--expert_starts needs --vec_env batched (its characters start in the expert's states)")
+        if not (0.0 < self.expert_start_share <= 1.0):
+            raise ValueError(f"--expert_start_share must be in (0, 1], got {self.expert_start_share}")
         if self.vec_env not in VEC_ENVS:
             raise ValueError(f"--vec_env must be one of {', '.join(VEC_ENVS)}, got {self.vec_env!r}")
         if not (self.exploration_std > 0 and math.isfinite(self.exploration_std)):

@@ -155,7 +155,9 @@ def dart_rollouts(
     Each step records the observation and the expert's clean action, encoded in ``action_mode`` (the expert acts
     in the env's ``pd_target`` mode; ``"residual"`` labels are the same PD targets as offsets from the next
     reference pose, see :meth:`MimicHumanoidEnv.encode_pd_targets`), and executes ``clip(label + noise, -1, 1)``;
-    ``infos[k]["executed"]`` holds what was executed.
+    ``infos[k]["executed"]`` holds what was executed, and ``infos[k]["state"]`` the physics state ``(time,
+    qpos, qvel)`` the label was given in (what :func:`save_demos` keeps as start states, for fine-tuning runs
+    that start episodes where the expert went: ``finetune --expert_starts``).
 
     :param env: a ``pd_target`` :class:`MimicHumanoidEnv`, usually with its ``TimeLimit``
     :param expert: a policy with ``predict(obs, deterministic=True)`` (the MPC reads the env's state)
@@ -177,12 +179,14 @@ def dart_rollouts(
         observations, labels, infos = [obs], [], []
         done = terminal = False
         while not done:
+            state = (base.time, base.data.qpos.copy(), base.data.qvel.copy())
             clean, _ = expert.predict(obs, deterministic=True)
             labels.append(base.encode_pd_targets(clean, action_mode))
             executed = np.clip(clean + rng.normal(0.0, noise_std, clean.shape), -1.0, 1.0).astype(np.float32)
             obs, _, terminated, truncated, info = env.step(executed)
             observations.append(obs)
-            infos.append({**info, "executed": executed, "label_pd_target": np.asarray(clean, dtype=np.float32)})
+            infos.append({**info, "executed": executed, "label_pd_target": np.asarray(clean, dtype=np.float32),
+                          "state": state})
             terminal = terminated or truncated
             done = terminal or (max_steps is not None and len(labels) >= max_steps)
             bar.update(1)
@@ -202,16 +206,24 @@ def concatenate_transitions(parts: list[Transitions]) -> Transitions:
 
 
 def save_demos(path: str | Path, transitions: Transitions, metadata: DemoMetadata) -> Path:
-    """Write demonstrations and their metadata to a compressed ``.npz`` file (infos are not kept)."""
+    """Write demonstrations and their metadata to a compressed ``.npz`` file.
+
+    Infos are not kept, except the physics states of rollouts that recorded them (:func:`dart_rollouts`), which
+    :func:`load_start_states` reads back.
+    """
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_suffix(path.suffix + ".npz")
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format": DEMO_FORMAT, **metadata.__dict__}
+    states = {}
+    if len(transitions.infos) and all(isinstance(i, dict) and "state" in i for i in transitions.infos):
+        times, qpos, qvel = zip(*(i["state"] for i in transitions.infos), strict=True)
+        states = {"state_time": np.asarray(times), "state_qpos": np.stack(qpos), "state_qvel": np.stack(qvel)}
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez_compressed(
         tmp, obs=transitions.obs, acts=transitions.acts, next_obs=transitions.next_obs, dones=transitions.dones,
-        metadata=np.array(json.dumps(meta)),
+        metadata=np.array(json.dumps(meta)), **states,
     )
     tmp.replace(path)  # atomic: a crash never leaves a half-written file under the real name
     return path
@@ -252,3 +264,41 @@ def load_demos(
         )
     infos = np.array([{} for _ in range(len(arrays["obs"]))])
     return Transitions(infos=infos, **arrays), metadata
+
+
+@dataclass(frozen=True)
+class StartStates:
+    """Physics states an expert visited, with the clip time of each: where episodes may start instead of the
+    reference (``MimicHumanoidVecEnv(start_states=...)``, ``finetune --expert_starts``)."""
+
+    time: np.ndarray
+    """(K,) clip time of each state, s."""
+    qpos: np.ndarray
+    """(K, nq)"""
+    qvel: np.ndarray
+    """(K, nv)"""
+    clip: str
+    """The clip the states belong to."""
+
+    def __post_init__(self) -> None:
+        k = len(self.time)
+        if k == 0 or self.qpos.shape[0] != k or self.qvel.shape[0] != k:
+            raise ValueError("start states need matching, non-empty time, qpos and qvel arrays")
+        if not (np.isfinite(self.time).all() and np.isfinite(self.qpos).all() and np.isfinite(self.qvel).all()):
+            raise ValueError("start states must be finite")
+
+
+def load_start_states(path: str | Path, env_id: str | None = None) -> StartStates:
+    """The physics states recorded in a demonstration file (DART rollouts of ``sft --expert mpc --save_demos``).
+
+    :param env_id: if given, refuse states recorded on another env
+    """
+    _, metadata = load_demos(path, env_id=env_id)
+    with np.load(path, allow_pickle=False) as data:
+        if "state_qpos" not in data:
+            raise ValueError(
+                f"{path} holds no physics states ({metadata.kind} demonstrations); states are recorded by expert "
+                "rollouts with DART: sb3-mimic sft --expert mpc --save_demos FILE.npz"
+            )
+        return StartStates(np.array(data["state_time"]), np.array(data["state_qpos"]), np.array(data["state_qvel"]),
+                           metadata.clip)

@@ -221,9 +221,15 @@ def make_training_env(config: RunConfig):
         from sb3_mimic.envs import MimicHumanoidVecEnv
 
         spec = gym.spec(config.env_id)
+        starts = None
+        if config.expert_starts is not None:
+            from sb3_mimic.demos import load_start_states
+
+            starts = load_start_states(config.expert_starts, env_id=config.env_id)
         return MimicHumanoidVecEnv(
             n, **{**spec.kwargs, **config.env_kwargs}, threads=config.threads or None,
-            max_episode_steps=spec.max_episode_steps, seed=config.seed,
+            max_episode_steps=spec.max_episode_steps, seed=config.seed, start_states=starts,
+            start_share=config.expert_start_share,
         )
     # the "module:id" form makes worker processes import sb3_mimic, which registers the ids
     env_id = config.env_id if ":" in config.env_id else f"sb3_mimic:{config.env_id}"

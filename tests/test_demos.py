@@ -101,7 +101,39 @@ def test_dart_executes_the_label_plus_the_injected_noise_and_records_the_clean_l
     for k, action in enumerate(executed[:10]):
         obs, *_ = replay.step(action)
         np.testing.assert_allclose(obs, episode.obs[k + 1], atol=1e-6)
+    # each label's recorded physics state is the one it was observed in: its clip time is the step's, and the
+    # env put in that state at that time observes what the label was given for
+    times = [info["state"][0] for info in episode.infos]
+    np.testing.assert_allclose(np.diff(times), walk.unwrapped.dt, atol=1e-12)
+    base = replay.unwrapped
+    for k in (0, 7, 24):
+        t, qpos, qvel = episode.infos[k]["state"]
+        replay.reset(options={"start_time": t})
+        np.testing.assert_array_equal(base.set_physics_state(qpos, qvel), episode.obs[k])
     replay.close()
+
+
+def test_dart_states_are_saved_as_start_states_and_a_teacher_forcing_file_has_none(walk, tmp_path):
+    from imitation.data.rollout import flatten_trajectories
+
+    from sb3_mimic.demos import load_start_states
+
+    expert = PDExpert.for_env(walk)
+    episodes = dart_rollouts(walk, expert, 2, 0.02, seed=5, max_steps=6, progress_bar=False)
+    meta = DemoMetadata(clip="walk", env_id=WALK, action_mode="pd_target", lookahead=1, kind="rollouts")
+    path = save_demos(tmp_path / "dart.npz", flatten_trajectories(episodes), meta)
+    states = load_start_states(path, env_id=WALK)
+    recorded = [info["state"] for episode in episodes for info in episode.infos]
+    assert len(states.time) == 12 and states.clip == "walk"
+    np.testing.assert_array_equal(states.time, [t for t, _, _ in recorded])
+    np.testing.assert_array_equal(states.qpos, np.stack([q for _, q, _ in recorded]))
+    np.testing.assert_array_equal(states.qvel, np.stack([v for _, _, v in recorded]))
+    with pytest.raises(ValueError, match="MimicHumanoidWalk-v0"):
+        load_start_states(path, env_id="MimicHumanoidRun-v0")
+    tf = save_demos(tmp_path / "tf.npz", teacher_forcing(walk, expert, 5, seed=1, progress_bar=False),
+                    DemoMetadata(clip="walk", env_id=WALK, action_mode="pd_target", lookahead=1, kind="teacher_forcing"))
+    with pytest.raises(ValueError, match=r"holds no physics states .*--save_demos"):
+        load_start_states(tf)
 
 
 def test_dart_labels_for_a_residual_policy_are_the_same_pd_targets_off_the_next_reference(walk):

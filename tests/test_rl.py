@@ -221,6 +221,39 @@ def test_the_imitation_term_keeps_the_fine_tuned_actor_near_the_sft_teacher_and_
         _config(imitation_coef=1.0).validate()
 
 
+def test_fine_tuning_starts_episodes_in_the_experts_recorded_states(sft_zip, tmp_path, monkeypatch):
+    """``finetune --expert_starts``: the training env is built with the file's states (share 1: every episode)."""
+    from imitation.data.rollout import flatten_trajectories
+
+    from sb3_mimic.demos import DemoMetadata, dart_rollouts, save_demos
+    from sb3_mimic.envs import MimicHumanoidVecEnv
+    from sb3_mimic.experts import PDExpert
+
+    env = gymnasium.make("MimicHumanoidWalk-v0")
+    episodes = dart_rollouts(env, PDExpert.for_env(env), 2, 0.02, seed=4, max_steps=5, progress_bar=False)
+    demos = save_demos(tmp_path / "dart.npz", flatten_trajectories(episodes), DemoMetadata(
+        clip="walk", env_id="MimicHumanoidWalk-v0", action_mode="pd_target", lookahead=1, kind="rollouts"))
+    states = np.stack([info["state"][1] for episode in episodes for info in episode.infos])
+    env.close()
+    first_starts = []
+    reset = MimicHumanoidVecEnv.reset
+
+    def spy(self):
+        obs = reset(self)
+        first_starts.append([d.qpos.copy() for d in self.batch.datas])
+        return obs
+
+    monkeypatch.setattr(MimicHumanoidVecEnv, "reset", spy)
+    run_dir = tmp_path / "ft"
+    assert main(["finetune", "--algo", "ppo", "--load_sft_pretrain", str(sft_zip), "--critic_warmup", "0",
+                 "--num_timesteps", "64", "--vec_env", "batched", "--n_envs", "2", "--threads", "1", "--n_steps", "32",
+                 "--batch_size", "64", "--n_epochs", "1", "--eval_episodes", "1", "--expert_starts", str(demos),
+                 "--expert_start_share", "1", "--run_dir", str(run_dir), "--no_progress"]) == 0
+    config = rl.read_run_config(run_dir)
+    assert config.expert_starts == str(demos.resolve()) and config.expert_start_share == 1.0
+    assert first_starts and all(any(np.array_equal(q, s) for s in states) for q in first_starts[0])
+
+
 def test_ppo_fine_tuning_warms_up_the_critic_then_moves_the_actor_under_the_imitation_term(sft_zip, tmp_path, capsys):
     """``finetune --algo ppo``: the same SFT file, critic warm-up and imitation term as TRPO's, on SB3's PPO."""
     run_dir = tmp_path / "ppo_ft"
@@ -661,6 +694,17 @@ def test_cli_finetune_warns_when_it_would_never_update_the_actor(sft_zip, tmp_pa
     assert main([*base, str(tmp_path / "e"), "--termination_distance", "0"]) == 2
     assert "--termination_distance must be a positive number of metres, got 0.0" in capsys.readouterr().err
     assert len(started) == 4
+    # starts in the expert's states: the file must exist, and the batched env is needed
+    assert main([*base, str(tmp_path / "f"), "--expert_starts", str(tmp_path / "none.npz")]) == 2
+    assert "--expert_starts" in (err := capsys.readouterr().err) and "does not exist" in err and "--save_demos" in err
+    demos = tmp_path / "dart.npz"
+    demos.write_bytes(b"")  # only its existence is checked here; the env reads it (tests/test_vec_env.py)
+    assert main([*base, str(tmp_path / "g"), "--expert_starts", str(demos)]) == 2
+    assert "--expert_starts needs --vec_env batched" in capsys.readouterr().err
+    assert main([*base, str(tmp_path / "h"), "--num_timesteps", "6000", "--vec_env", "batched", "--expert_starts",
+                 str(demos), "--expert_start_share", "0.3"]) == 0
+    assert (started[-1].expert_starts, started[-1].expert_start_share) == (str(demos.resolve()), 0.3)
+    assert len(started) == 5
 
 
 @pytest.fixture(scope="module")

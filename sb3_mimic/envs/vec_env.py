@@ -37,7 +37,8 @@ class _Characters:
     episode limits."""
 
     def __init__(self, num_envs: int, motion, action_mode, control_frequency, sim_frequency, early_termination,
-                 threads, max_episode_steps, termination_distance=None) -> None:
+                 threads, max_episode_steps, termination_distance=None, start_states=None,
+                 start_share: float = 0.5) -> None:
         if max_episode_steps is not None and (int(max_episode_steps) != max_episode_steps or max_episode_steps < 1):
             raise ValueError(f"max_episode_steps must be a whole number >= 1 or None, got {max_episode_steps!r}")
         self.batch = CharacterBatch(num_envs, motion, action_mode, control_frequency, sim_frequency, early_termination,
@@ -45,6 +46,13 @@ class _Characters:
         self.n = num_envs
         self.max_episode_steps = max_episode_steps
         self.rngs = [seeding.np_random(None)[0] for _ in range(num_envs)]
+        if start_states is not None:
+            nq, nv = self.batch.model.nq, self.batch.model.nv
+            if start_states.qpos.shape[1:] != (nq,) or start_states.qvel.shape[1:] != (nv,):
+                raise ValueError(f"start states must be (K, {nq}) qpos and (K, {nv}) qvel of this character")
+            if not 0.0 < start_share <= 1.0:
+                raise ValueError(f"start_share must be in (0, 1], got {start_share!r}")
+        self.start_states, self.start_share = start_states, float(start_share)
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(OBSERVATION_SIZE,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(character.ACTION_SIZE,), dtype=np.float32)
 
@@ -58,7 +66,16 @@ class _Characters:
 
     def reset(self, indices=None) -> np.ndarray:
         indices = np.arange(self.n) if indices is None else np.asarray(indices)
-        return self.batch.reset(indices, self.draw_starts(indices))
+        obs = self.batch.reset(indices, self.draw_starts(indices))
+        pool = self.start_states
+        if pool is not None:  # some episodes start in a state the expert visited, at its clip time
+            for j, i in enumerate(indices):
+                rng = self.rngs[i]
+                if rng.random() < self.start_share:
+                    k = int(rng.integers(len(pool.time)))
+                    self.batch.reset(np.array([i]), pool.time[k : k + 1])
+                    obs[j] = self.batch.set_state(int(i), pool.qpos[k], pool.qvel[k])
+        return obs
 
     def step(self, actions) -> tuple[BatchStep, np.ndarray]:
         out = self.batch.step(np.asarray(actions).reshape(self.n, -1))
@@ -84,6 +101,10 @@ class MimicHumanoidVecEnv(VecEnv):
     :param max_episode_steps: episode limit (truncation), default 600 (20 s), ``None`` for none
     :param seed: seeds the characters' start times (character ``i`` with ``seed + i``)
     :param termination_distance: end an episode when a body strays this far (m) from its reference (default off)
+    :param start_states: physics states an expert visited (:class:`sb3_mimic.demos.StartStates`, from
+        :func:`~sb3_mimic.demos.load_start_states`): an episode starts in one of them, drawn uniformly, at its clip
+        time, with probability ``start_share``, and from the reference otherwise
+    :param start_share: see ``start_states``
     """
 
     def __init__(
@@ -98,9 +119,11 @@ class MimicHumanoidVecEnv(VecEnv):
         max_episode_steps: int | None = DEFAULT_MAX_EPISODE_STEPS,
         seed: int | None = None,
         termination_distance: float | None = None,
+        start_states=None,
+        start_share: float = 0.5,
     ) -> None:
         self._chars = _Characters(num_envs, motion, action_mode, control_frequency, sim_frequency, early_termination,
-                                  threads, max_episode_steps, termination_distance)
+                                  threads, max_episode_steps, termination_distance, start_states, start_share)
         self.render_mode = None
         super().__init__(num_envs, self._chars.observation_space, self._chars.action_space)
         if seed is not None:
