@@ -319,6 +319,8 @@ class CharacterBatch:
     def next_reference_angles(self) -> np.ndarray:
         """(N, 28) reference joint angles one control step on: what the next step's ``residual`` actions offset."""
         on = self._start_tick >= 0
+        if on.all():  # the usual case
+            return self._table.angles(self._ticks(1))
         out = np.empty((self.n, character.ACTION_SIZE))
         if on.any():
             out[on] = self._table.angles(self._ticks(1)[on])
@@ -330,6 +332,9 @@ class CharacterBatch:
     def _references(self, indices: np.ndarray) -> None:
         """Fill the reference arrays of characters ``indices`` at their current times."""
         on = self._start_tick[indices] >= 0
+        if on.all():  # the usual case
+            self._table.read(indices, self._ticks()[indices], self._ref)
+            return
         if on.any():
             self._table.read(indices[on], self._ticks()[indices[on]], self._ref)
         for i in indices[~on]:
@@ -539,8 +544,10 @@ class _ReferenceTable:
             getattr(into, name)[i] = getattr(self._one, name)[0]
         return joint_angles(self.model, r.qpos, self.index, out=self._diff)
 
-    def _fill(self, ticks: np.ndarray) -> np.ndarray:
-        """Compute the table's missing entries among ``ticks``; return which ticks the table holds."""
+    def _fill(self, ticks: np.ndarray) -> np.ndarray | None:
+        """Compute the table's missing entries among ``ticks``; return which ticks the table holds (None: all)."""
+        if ticks.max() < len(self._filled) and self._filled[ticks].all():
+            return None  # the usual case, once the episodes' ticks have been seen
         held = ticks < self.MAX_TICKS
         top = int(ticks[held].max(initial=-1)) + 1
         if top > len(self._filled):
@@ -555,19 +562,23 @@ class _ReferenceTable:
         for k in np.unique(ticks[held][~self._filled[ticks[held]]]):
             self._angles[k] = self.compute(float(k * self.h), self.rows, int(k))
             self._filled[k] = True
-        return held
+        return None if held.all() else held
 
     def read(self, indices: np.ndarray, ticks: np.ndarray, into: _Arrays) -> None:
         """Rows ``indices`` of ``into`` := the references at ``ticks``."""
         held = self._fill(ticks)
+        if held is not None:  # ticks beyond the table: computed each time
+            for i, k in zip(indices[~held], ticks[~held], strict=True):
+                self.compute(float(k * self.h), into, int(i))
+            indices, ticks = indices[held], ticks[held]
         for name in _Arrays.FIELDS:
-            getattr(into, name)[indices[held]] = getattr(self.rows, name)[ticks[held]]
-        for i, k in zip(indices[~held], ticks[~held], strict=True):
-            self.compute(float(k * self.h), into, int(i))
+            getattr(into, name)[indices] = getattr(self.rows, name)[ticks]
 
     def angles(self, ticks: np.ndarray) -> np.ndarray:
         """(len(ticks), 28) reference joint angles at ``ticks``."""
         held = self._fill(ticks)
+        if held is None:
+            return self._angles[ticks]
         out = np.empty((len(ticks), character.ACTION_SIZE))
         out[held] = self._angles[ticks[held]]
         for j in np.flatnonzero(~held):
