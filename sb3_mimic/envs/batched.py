@@ -224,7 +224,6 @@ class CharacterBatch:
         self._behind = np.zeros(self.n, dtype=bool)
         self._due: list[float] = [0.0] * self.n
         self.last_obs = np.zeros((self.n, OBSERVATION_SIZE), dtype=np.float32)
-        self._scratch_qpos, self._scratch_diff = np.zeros(nq), np.zeros(nv)
         self.threads = min(int(threads), self.n)
         self._pool = ThreadPoolExecutor(self.threads - 1) if self.threads > 1 else None
 
@@ -306,16 +305,6 @@ class CharacterBatch:
         self.last_obs[i] = obs
         return obs
 
-    def reference_angles(self, times: np.ndarray) -> np.ndarray:
-        """(N, 28) joint angles (rad, action layout) of the reference at each character's ``times`` (s): what the PD
-        targets of ``residual`` actions are offsets from, at the time the step ends."""
-        out = np.empty((self.n, character.ACTION_SIZE))
-        qpos, diff = self._scratch_qpos, self._scratch_diff
-        for i in range(self.n):
-            self.clip.sample(float(times[i]), qpos)
-            out[i] = joint_angles(self.model, qpos, self.index, out=diff)
-        return out
-
     def next_reference_angles(self) -> np.ndarray:
         """(N, 28) reference joint angles one control step on: what the next step's ``residual`` actions offset."""
         on = self._start_tick >= 0
@@ -324,9 +313,8 @@ class CharacterBatch:
         out = np.empty((self.n, character.ACTION_SIZE))
         if on.any():
             out[on] = self._table.angles(self._ticks(1)[on])
-        if not on.all():
-            off = np.flatnonzero(~on)
-            out[off] = self.reference_angles(self.start_time + (self.steps + 1) * self.dt)[off]
+        for i in np.flatnonzero(~on):  # off the grid: sampled each time, at the time the next step's reference has
+            out[i] = self._table.angles_at(float(self.start_time[i] + (self.steps[i] + 1) * self.dt))
         return out
 
     def _references(self, indices: np.ndarray) -> None:
@@ -544,6 +532,12 @@ class _ReferenceTable:
             getattr(into, name)[i] = getattr(self._one, name)[0]
         return joint_angles(self.model, r.qpos, self.index, out=self._diff)
 
+    def angles_at(self, t: float) -> np.ndarray:
+        """The reference's joint angles (action layout) at time ``t``: what :meth:`compute` returns, without the
+        kinematics."""
+        self.clip.sample(t, self._scratch.qpos)
+        return joint_angles(self.model, self._scratch.qpos, self.index, out=self._diff)
+
     def _fill(self, ticks: np.ndarray) -> np.ndarray | None:
         """Compute the table's missing entries among ``ticks``; return which ticks the table holds (None: all)."""
         if ticks.max() < len(self._filled) and self._filled[ticks].all():
@@ -582,7 +576,7 @@ class _ReferenceTable:
         out = np.empty((len(ticks), character.ACTION_SIZE))
         out[held] = self._angles[ticks[held]]
         for j in np.flatnonzero(~held):
-            out[j] = self.compute(float(ticks[j] * self.h), self._one, 0)
+            out[j] = self.angles_at(float(ticks[j] * self.h))
         return out
 
 
