@@ -68,6 +68,7 @@ def _add_sft(sub) -> None:
     p.add_argument("--eval_episodes", type=int, default=d.eval_episodes, help="evaluation episodes after training")
     p.add_argument("--no_eval", action="store_true", help="skip the evaluation")
     p.add_argument("--action_mode", choices=ACTION_MODES, default=d.action_mode, help="env action mode")
+    p.add_argument("--target_observation", action="store_true", help=TARGET_OBSERVATION_HELP)
     p.add_argument("--seed", type=int, default=d.seed, help="seed of demonstrations, training and evaluation")
     p.add_argument("--n_samples", type=int, default=d.n_samples, help="teacher-forced demonstrations")
     p.add_argument("--n_rollouts", type=int,
@@ -300,6 +301,7 @@ def _add_train(sub) -> None:
                                  "for dagger, while sft keeps its guide's humanoid3d_dance_a)")
     p.add_argument("--mocap", help="clip to train on (name or path), instead of --env")
     p.add_argument("--action_mode", choices=ACTION_MODES, default="pd_target", help="env action mode")
+    p.add_argument("--target_observation", action="store_true", help=TARGET_OBSERVATION_HELP)
     p.add_argument("--hidden_size", type=int, default=64, help="units per hidden layer (actor and critic)")
     p.add_argument("--num_layers", type=int, default=2, help="hidden layers (actor and critic)")
     p.add_argument("--normalize", action="store_true",
@@ -369,7 +371,8 @@ def _run_finetune(args: argparse.Namespace) -> int:
     sft = load_policy(args.load_sft_pretrain, trust_pickle=args.trust_pickle)
     meta = metadata_of(sft)
     if args.mocap:
-        env_id, env_kwargs = env_spec_for(args.mocap, meta.action_mode if meta is not None else "pd_target")
+        env_id, env_kwargs = env_spec_for(args.mocap, meta.action_mode if meta is not None else "pd_target",
+                                          _observes_target(meta))
     elif meta is not None:
         env_id, env_kwargs = meta.env_id, dict(meta.env_kwargs)
     else:
@@ -396,6 +399,16 @@ def _run_finetune(args: argparse.Namespace) -> int:
     return _run_rl(args, config)
 
 
+TARGET_OBSERVATION_HELP = ("observe the target block too: the reference's root offset, heading and body positions "
+                           "seen from the character, which DeepMimic's state leaves out (a policy can then see and "
+                           "undo a drift of its heading); the policy file records it for eval, video and finetune")
+
+
+def _observes_target(meta) -> bool:
+    """Whether a policy with metadata ``meta`` was trained with the target block (its env kwargs say so)."""
+    return bool(meta is not None and meta.env_kwargs.get("target_observation", False))
+
+
 def _warn(message: str) -> None:
     print(f"sb3-mimic: warning: {message}", file=sys.stderr)
 
@@ -416,7 +429,9 @@ def _run_train(args: argparse.Namespace) -> int:
         raise ValueError("give --env or --mocap, not both (--mocap picks the clip's env id)")
     options = _run_options(args)  # these checks and the env id's before importing torch (sb3_mimic.rl)
     mode = {} if args.action_mode == "pd_target" else {"action_mode": args.action_mode}
-    env_id, env_kwargs = (env_spec_for(args.mocap, args.action_mode) if args.mocap
+    if args.target_observation:
+        mode["target_observation"] = True
+    env_id, env_kwargs = (env_spec_for(args.mocap, args.action_mode, args.target_observation) if args.mocap
                           else (args.env or DEFAULT_TRAIN_ENV, mode))
     env_kwargs = _with_termination_distance(args, env_kwargs)
     check_env_id(env_id)
@@ -518,7 +533,7 @@ def _policy_and_env(args: argparse.Namespace, **env_overrides):
     meta = read_metadata(args.model, trust) if getattr(args, "model", None) else None
     if args.mocap:
         mode = getattr(args, "action_mode", None) or (meta.action_mode if meta is not None else "pd_target")
-        env_id, env_kwargs = env_spec_for(args.mocap, mode)
+        env_id, env_kwargs = env_spec_for(args.mocap, mode, _observes_target(meta))
     elif meta is not None:
         env_id, env_kwargs = meta.env_id, dict(meta.env_kwargs)
     else:
@@ -602,7 +617,7 @@ def _run_plot(args: argparse.Namespace) -> int:
 
 #: ``DAggerConfig`` fields that :func:`add_dagger_options` offers: how a round is collected and trained.
 DAGGER_OPTIONS = ("epochs_per_round", "beta_decay", "beta_rampdown", "mixing", "init_policy", "hidden_size", "num_layers",
-                  "batch_size", "lr", "lookahead", "action_mode")
+                  "batch_size", "lr", "lookahead", "action_mode", "target_observation")
 
 
 def add_dagger_options(p: argparse.ArgumentParser) -> None:
@@ -627,6 +642,7 @@ def add_dagger_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lookahead", type=int, default=d.lookahead, help="PD expert lookahead, control steps")
     p.add_argument("--action_mode", choices=ACTION_MODES, default=d.action_mode,
                    help="the learner's action mode (the experts label in it; the MPC plans PD targets either way)")
+    p.add_argument("--target_observation", action="store_true", help=TARGET_OBSERVATION_HELP)
 
 
 def dagger_options(args: argparse.Namespace) -> dict:

@@ -60,6 +60,8 @@ class CloningConfig:
     """``"pd"`` or ``"mpc"`` (:func:`sb3_mimic.experts.make_expert`)."""
     action_mode: str = "pd_target"
     """The learner's action mode (``"pd_target"`` or ``"residual"``; ``"torque"`` with the PD expert only)."""
+    target_observation: bool = False
+    """The learner observes the target block too (the env's ``target_observation``)."""
     lookahead: int = 1
     """Control steps (1/30 s) ahead that the PD expert targets."""
     hidden_size: int = 64

@@ -200,7 +200,7 @@ def run_dagger(config: DAggerConfig, run_dir: str | Path, resume: bool = False, 
     from datasets.utils.logging import disable_progress_bar
 
     disable_progress_bar()  # imitation saves every episode through HF datasets, each with its own bar
-    env_id, env_kwargs = env_spec_for(config.mocap, config.action_mode)
+    env_id, env_kwargs = env_spec_for(config.mocap, config.action_mode, config.target_observation)
     venv = DummyVecEnv([lambda: gym.make(env_id, **env_kwargs)])
     policy_path, optimizer_path = run_dir / "policy.zip", run_dir / "bc_optimizer.pt"
 

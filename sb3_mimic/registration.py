@@ -79,8 +79,11 @@ def register_envs() -> list[str]:
     return ids
 
 
-def env_spec_for(clip: str | Path | MotionClip, action_mode: str = "pd_target") -> tuple[str, dict[str, Any]]:
-    """The registered env id and ``gymnasium.make`` kwargs that imitate ``clip`` in ``action_mode``.
+def env_spec_for(
+    clip: str | Path | MotionClip, action_mode: str = "pd_target", target_observation: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """The registered env id and ``gymnasium.make`` kwargs that imitate ``clip`` in ``action_mode`` (observing the
+    target block with ``target_observation``).
 
     A catalogue clip read from the catalogue's own file gets its own id (``MimicHumanoidWalk-v0``); any other
     clip file gets ``MimicHumanoid-v0`` with ``motion=<path>``.
@@ -94,6 +97,8 @@ def env_spec_for(clip: str | Path | MotionClip, action_mode: str = "pd_target") 
         raise ValueError(f"unknown action_mode {action_mode!r}; choose one of {ACTION_MODES}")
     clip = load_clip(clip)
     kwargs: dict[str, Any] = {} if action_mode == "pd_target" else {"action_mode": action_mode}
+    if target_observation:
+        kwargs["target_observation"] = True
     if clip.env_id != GENERIC_ENV_ID:
         return clip.env_id, kwargs
     return GENERIC_ENV_ID, {"motion": clip.path, **kwargs}

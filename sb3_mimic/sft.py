@@ -184,7 +184,7 @@ def run_sft(config: SFTConfig, progress_bar: bool = True, log=print) -> SFTRun:
 
     config.validate()
     use_one_torch_thread()
-    env_id, env_kwargs = env_spec_for(config.mocap, config.action_mode)
+    env_id, env_kwargs = env_spec_for(config.mocap, config.action_mode, config.target_observation)
     env = gym.make(env_id, **env_kwargs)
     base = env.unwrapped
     if config.demos:
@@ -200,6 +200,13 @@ def run_sft(config: SFTConfig, progress_bar: bool = True, log=print) -> SFTRun:
     kind = "teacher_forcing+rollouts"
     if config.demos:
         demos, demo_meta = load_demos(config.demos, env_id=env_id, action_mode=config.action_mode)
+        size = env.observation_space.shape[0]
+        if demos.obs.shape[1] != size:
+            raise ValueError(
+                f"{config.demos} holds {demos.obs.shape[1]}-number observations, the env gives {size}: "
+                + ("drop --target_observation" if config.target_observation else "add --target_observation")
+                + " to match the demonstrations, or record new ones"
+            )
         log(f"Loaded {len(demos)} demonstrations from {config.demos} ({demo_meta.kind}, lookahead {demo_meta.lookahead})")
     elif config.expert == "mpc":
         kind = "dart (mpc)"

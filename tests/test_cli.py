@@ -445,3 +445,24 @@ def test_video_draws_a_progress_bar_of_its_frames(tmp_path, capsys):
     assert main(["video", "--expert", "pd", "--mocap", "walk", "--out", str(out), "--seconds", "0.2", "--width", "64",
                  "--height", "48", "--no_progress"]) == 0
     assert "video:" not in capsys.readouterr().err
+
+
+def test_a_policy_that_observes_the_target_block_carries_it_to_eval_and_finetune(tmp_path, capsys):
+    """``--target_observation``: the policy file records it, so eval (with or without --mocap) and finetune build the
+    247-number env the policy expects; demonstrations of the other size are refused with what to do."""
+    from sb3_mimic.policies import read_metadata
+
+    save, demos = tmp_path / "t.zip", tmp_path / "d.npz"
+    assert main(["sft", *TINY, "--no_eval", "--target_observation", "--save_path", str(save),
+                 "--save_demos", str(demos)]) == 0
+    meta = read_metadata(save)
+    assert meta.env_kwargs == {"target_observation": True}
+    for extra in ([], ["--mocap", "walk"]):
+        assert main(["eval", "--model", str(save), "--eval_episodes", "1", *extra]) == 0
+    assert main(["finetune", "--load_sft_pretrain", str(save), "--mocap", "walk", "--num_timesteps", "64",
+                 "--n_envs", "1", "--n_steps", "32", "--batch_size", "32", "--critic_warmup", "0", "--save_per_iter",
+                 "1", "--eval_episodes", "1", "--no_progress", "--run_dir", str(tmp_path / "ft")]) == 0
+    assert read_metadata(tmp_path / "ft" / "final_model.zip").env_kwargs == {"target_observation": True}
+    capsys.readouterr()
+    assert main(["sft", *TINY, "--demos", str(demos), "--save_path", str(tmp_path / "u.zip")]) == 2
+    assert "add --target_observation" in capsys.readouterr().err

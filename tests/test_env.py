@@ -224,7 +224,7 @@ def test_observation_table_in_docstring_matches_structure():
 
     rows = re.findall(r"^\s*\| (\d+)(?:-(\d+))? \| (\d+) \|", MimicHumanoidEnv.__doc__, flags=re.MULTILINE)
     sizes = [int(size) for _, _, size in rows]
-    assert sizes == list(MimicHumanoidEnv(motion="walk").observation_structure.values())
+    assert sizes == list(MimicHumanoidEnv(motion="walk", target_observation=True).observation_structure.values())
     for start, end, size in rows:  # each row's slice covers exactly its size
         assert (int(end or start) - int(start) + 1) == int(size)
 
@@ -326,3 +326,40 @@ def test_pose_deviation_ends_an_episode_once_a_body_strays_beyond_the_distance()
     vec.close()
     with pytest.raises(ValueError, match="termination_distance"):
         gymnasium.make("MimicHumanoidWalk-v0", termination_distance=-1.0)
+
+
+def test_the_target_block_shows_the_reference_from_the_character_and_its_difference_is_the_mpjpe():
+    """``target_observation=True`` appends 50 numbers; at a reference-state start (lifted clear of the floor only)
+    they say "no offset, no turn, the same pose", and after the body strays, the per-body difference of the target
+    and own body-position blocks has the mean length ``info["mpjpe"]`` (a rotation keeps lengths), and the root
+    offset and heading turn match the MjData of the character and of its reference."""
+    from sb3_mimic.reward import heading
+
+    env = gymnasium.make("MimicHumanoidWalk-v0", target_observation=True, early_termination=False)
+    plain = gymnasium.make("MimicHumanoidWalk-v0", early_termination=False)
+    u = env.unwrapped
+    s = u.observation_structure
+    assert list(s)[-3:] == ["target_root_offset", "target_heading", "target_body_positions"]
+    assert env.observation_space.shape == (247,) == (sum(s.values()),)
+    obs, _ = env.reset(seed=4)
+    np.testing.assert_array_equal(obs[:197], plain.reset(seed=4)[0])  # DeepMimic's part is unchanged
+    np.testing.assert_allclose(obs[197:199], 0.0, atol=1e-6)
+    assert -0.05 < obs[199] <= 0.0  # the reference sits at most the floor lift below the character
+    np.testing.assert_allclose(obs[200:202], [1.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(obs[202:247], obs[2:47], atol=1e-5)
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        action = rng.uniform(-0.5, 0.5, 28).astype(np.float32)
+        obs, _, _, _, info = env.step(action)
+        assert plain.step(action)[0] == pytest.approx(obs[:197])
+    diff = (obs[202:247] - obs[2:47]).reshape(15, 3)[1:]
+    assert info["mpjpe"] > 0.05  # the body did stray: the check below is not of zeros
+    assert np.linalg.norm(diff, axis=1).mean() == pytest.approx(info["mpjpe"], rel=1e-5)
+    sim, ref = u.data, u._ref
+    turn = heading(ref.xquat[1:2])[0] - heading(sim.xquat[1:2])[0]
+    np.testing.assert_allclose(obs[200:202], [np.cos(turn), np.sin(turn)], atol=1e-6)
+    offset = ref.xpos[1] - sim.xpos[1]
+    assert np.linalg.norm(obs[197:200]) == pytest.approx(np.linalg.norm(offset), rel=1e-5)
+    assert obs[199] == pytest.approx(offset[2], abs=1e-6)  # the heading frame turns about the vertical only
+    with pytest.raises(ValueError, match="target_observation must be True or False"):
+        gymnasium.make("MimicHumanoidWalk-v0", target_observation="yes")

@@ -154,3 +154,27 @@ def test_train_runs_on_the_batched_vec_env(tmp_path):
     assert isinstance(env, MimicHumanoidVecEnv) and env.num_envs == 4 and env.batch.threads == 2
     env.close()
     assert (run_dir / "final_model.zip").is_file()
+
+
+def test_the_vec_env_observes_the_target_block_as_the_single_env_does():
+    n, seed, steps = 2, 5, 120
+    vec = MimicHumanoidVecEnv(n, "walk", threads=2, seed=seed, target_observation=True)
+    assert vec.observation_space.shape == (247,)
+    first = vec.reset()
+    actions = _actions(n, steps, seed=1)
+    record = [vec.step(actions[k])[0] for k in range(steps)]
+    vec.close()
+    for i in range(n):
+        env = gymnasium.make("MimicHumanoidWalk-v0", target_observation=True)
+        obs, _ = env.reset(seed=seed + i)
+        np.testing.assert_array_equal(obs, first[i])
+        for k in range(steps):
+            obs, _, terminated, truncated, _ = env.step(actions[k][i])
+            if terminated or truncated:
+                obs, _ = env.reset()
+            np.testing.assert_array_equal(record[k][i], obs)
+    gym_vec = gymnasium.make_vec("MimicHumanoidWalk-v0", num_envs=2, vectorization_mode="vector_entry_point",
+                                 target_observation=True)
+    assert gym_vec.single_observation_space.shape == (247,)
+    assert gym_vec.reset(seed=0)[0].shape == (2, 247)
+    gym_vec.close()

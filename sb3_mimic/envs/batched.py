@@ -49,6 +49,18 @@ OBSERVATION_STRUCTURE: dict[str, int] = {
     "body_angular_velocities": 3 * N_BODIES,
 }
 OBSERVATION_SIZE = sum(OBSERVATION_STRUCTURE.values())
+#: Sizes of the target block appended with ``target_observation=True``: the reference the reward compares the state
+#: with, seen from the character (what DeepMimic's observation leaves out: the heading and place it should have).
+TARGET_STRUCTURE: dict[str, int] = {
+    "target_root_offset": 3,
+    "target_heading": 2,
+    "target_body_positions": 3 * N_BODIES,
+}
+
+
+def observation_structure(target_observation: bool = False) -> dict[str, int]:
+    """The observation's blocks and their sizes, in order (DeepMimic's, then the target block if asked for)."""
+    return {**OBSERVATION_STRUCTURE, **(TARGET_STRUCTURE if target_observation else {})}
 
 
 def heading_frames(root_quat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -94,6 +106,29 @@ def observations(
     ).astype(np.float32)
 
 
+def target_observations(
+    sim_xpos: np.ndarray, sim_heading: np.ndarray, rot: np.ndarray, ref_xpos: np.ndarray, ref_heading: np.ndarray,
+) -> np.ndarray:
+    """The target block of N characters, float32 (N, 50): the reference seen from each character's heading frame.
+
+    ``target_root_offset`` (3): the reference's root minus the character's, m; ``target_heading`` (2): cosine and
+    sine of the reference's heading minus the character's; ``target_body_positions`` (45): each reference body
+    relative to the reference's root, m.  The last minus the character's own ``body_positions`` block is the
+    per-body error MPJPE averages, turned into the character's heading frame.
+
+    :param sim_xpos, ref_xpos: (N, 15, 3) body positions of the characters and of their references
+    :param sim_heading, rot: the characters' :func:`heading_frames`
+    :param ref_heading: (N,) the references' headings
+    """
+    n = len(sim_heading)
+    offsets = np.concatenate((ref_xpos[:, :1] - sim_xpos[:, :1], ref_xpos - ref_xpos[:, :1]), axis=1)
+    vec = np.einsum("nbi,nij->nbj", offsets, rot)
+    turn = ref_heading - sim_heading
+    return np.concatenate(
+        (vec[:, 0], np.cos(turn)[:, None], np.sin(turn)[:, None], vec[:, 1:].reshape(n, -1)), axis=1,
+    ).astype(np.float32)
+
+
 def mpjpe(sim_xpos: np.ndarray, ref_xpos: np.ndarray) -> np.ndarray:
     """(N,) mean per-joint position error (m) of the 14 non-root bodies, root-relative."""
     diff = (sim_xpos[:, 1:] - ref_xpos[:, 1:]) - (sim_xpos[:, :1] - ref_xpos[:, :1])
@@ -110,7 +145,8 @@ class BatchStep:
     """What one step of a :class:`CharacterBatch` produced, one row per character."""
 
     obs: np.ndarray
-    """(N, 197) float32 observations (the last good one for a character whose state went non-finite)."""
+    """(N, 197) float32 observations, (N, 247) with the target block (the last good one for a character whose state
+    went non-finite)."""
     reward: np.ndarray
     """(N,) the imitation reward (0 for a non-finite state)."""
     terms: np.ndarray
@@ -161,6 +197,8 @@ class CharacterBatch:
     :param early_termination: end episodes on falls
     :param termination_distance: also end an episode as a fall when a body origin strays farther than this (m) from
         its reference (pose-deviation termination; MimicKit uses 1.0 m); ``None`` (default): off
+    :param target_observation: append the target block (:data:`TARGET_STRUCTURE`, :func:`target_observations`) to
+        each observation
     :param threads: threads that step the characters (default: one per core; 1 steps them in the caller's thread)
     :param model: an existing model to share (the single env passes its own); by default one is loaded
     """
@@ -177,6 +215,7 @@ class CharacterBatch:
         model: mujoco.MjModel | None = None,
         datas: list[mujoco.MjData] | None = None,
         termination_distance: float | None = None,
+        target_observation: bool = False,
     ) -> None:
         if int(num_characters) != num_characters or num_characters < 1:
             raise ValueError(f"num_characters must be a whole number >= 1, got {num_characters!r}")
@@ -187,6 +226,11 @@ class CharacterBatch:
                                                      and math.isfinite(termination_distance) and termination_distance > 0):
             raise ValueError(f"termination_distance must be a positive number of metres or None, got {termination_distance!r}")
         self.termination_distance = None if termination_distance is None else float(termination_distance)
+        if not isinstance(target_observation, (bool, np.bool_)):
+            raise ValueError(f"target_observation must be True or False, got {target_observation!r}")
+        self.target_observation = bool(target_observation)
+        self.observation_structure = observation_structure(self.target_observation)
+        self.observation_size = sum(self.observation_structure.values())
         threads = available_cores() if threads is None else threads
         if int(threads) != threads or threads < 1:
             raise ValueError(f"threads must be a whole number >= 1, got {threads!r}")
@@ -223,7 +267,7 @@ class CharacterBatch:
         self._fall = np.zeros(self.n, dtype=bool)
         self._behind = np.zeros(self.n, dtype=bool)
         self._due: list[float] = [0.0] * self.n
-        self.last_obs = np.zeros((self.n, OBSERVATION_SIZE), dtype=np.float32)
+        self.last_obs = np.zeros((self.n, self.observation_size), dtype=np.float32)
         self.threads = min(int(threads), self.n)
         self._pool = ThreadPoolExecutor(self.threads - 1) if self.threads > 1 else None
 
@@ -331,12 +375,22 @@ class CharacterBatch:
 
     def _observe(self, indices: np.ndarray) -> np.ndarray:
         s = self._sim
-        heading, rot = heading_frames(s.xquat[indices, 0])
-        return observations(self.phases(self.time[indices]), s.xpos[indices], s.xquat[indices], s.cvel[indices],
-                            s.subtree_com[indices], heading, rot)
+        yaw, rot = heading_frames(s.xquat[indices, 0])
+        obs = observations(self.phases(self.time[indices]), s.xpos[indices], s.xquat[indices], s.cvel[indices],
+                           s.subtree_com[indices], yaw, rot)
+        r = self._ref
+        return self._with_target(obs, s.xpos[indices], yaw, rot, r.xpos[indices], heading(r.xquat[indices, 0]))
+
+    def _with_target(self, obs: np.ndarray, sim_xpos: np.ndarray, yaw: np.ndarray, rot: np.ndarray,
+                     ref_xpos: np.ndarray, ref_yaw: np.ndarray) -> np.ndarray:
+        """``obs`` with the target block appended when the batch observes it."""
+        if not self.target_observation:
+            return obs
+        return np.concatenate((obs, target_observations(sim_xpos, yaw, rot, ref_xpos, ref_yaw)), axis=1)
 
     def observe(self) -> np.ndarray:
-        """(N, 197) observations of the current states."""
+        """(N, :attr:`observation_size`) observations of the current states (the reference arrays must be at the
+        characters' current times, as they are after :meth:`reset` and :meth:`step`)."""
         return self._observe(np.arange(self.n))
 
     # ------------------------------------------------------------------------------------------------
@@ -438,13 +492,14 @@ class CharacterBatch:
     def _finish(self, invalid: np.ndarray, times: np.ndarray) -> BatchStep:
         s, r = self._sim, self._ref
         yaw, rot = heading_frames(s.xquat[:, 0])
-        ee, ref_ee = (end_effectors(a.xpos[:, self._ee_index], a.xpos[:, 0], h)
-                      for a, h in ((s, yaw), (r, heading(r.xquat[:, 0]))))
+        ref_yaw = heading(r.xquat[:, 0])
+        ee, ref_ee = (end_effectors(a.xpos[:, self._ee_index], a.xpos[:, 0], h) for a, h in ((s, yaw), (r, ref_yaw)))
         errors = batch_errors(self._weights, self.index, s.qpos, r.qpos, r.qvel - s.qvel, ref_ee - ee,
                               r.com_velocity - s.com_velocity)
         reward, terms = batch_reward_terms(errors)
         phase = self.phases(times)
-        obs = observations(phase, s.xpos, s.xquat, s.cvel, s.subtree_com, yaw, rot)
+        obs = self._with_target(observations(phase, s.xpos, s.xquat, s.cvel, s.subtree_com, yaw, rot), s.xpos, yaw,
+                                rot, r.xpos, ref_yaw)
         error = mpjpe(s.xpos, r.xpos)
         deviated = np.zeros(self.n, dtype=bool)
         if self.termination_distance is not None:
@@ -580,4 +635,5 @@ class _ReferenceTable:
         return out
 
 
-__all__ = ["TERMS", "BatchStep", "CharacterBatch", "heading_frames", "mpjpe", "observations"]
+__all__ = ["TARGET_STRUCTURE", "TERMS", "BatchStep", "CharacterBatch", "heading_frames", "mpjpe", "observation_structure",
+           "observations", "target_observations"]

@@ -12,7 +12,7 @@ from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
 from sb3_mimic import character
 from sb3_mimic.envs.actions import ACTION_MODES, ACTION_SCALE, pd_target_action, residual_action
-from sb3_mimic.envs.batched import OBSERVATION_STRUCTURE, CharacterBatch
+from sb3_mimic.envs.batched import CharacterBatch, observation_structure
 from sb3_mimic.motion import MotionClip, load_clip
 from sb3_mimic.reward import PoseFeatures, end_effectors, heading
 
@@ -61,6 +61,16 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
     | 107-151 | 45 | linear velocity of each body origin, heading frame | m/s |
     | 152-196 | 45 | angular velocity of each body, heading frame | rad/s |
 
+    With ``target_observation=True`` the space is ``(247,)``: a target block follows, the reference the reward
+    compares the state with, seen from the character's heading frame (DeepMimic's state says nothing of the heading
+    and place the character should have, so a policy cannot see, let alone undo, a drift of its heading):
+
+    | slice | size | observation | unit |
+    |---|---|---|---|
+    | 197-199 | 3 | the reference's root position minus the character's, heading frame | m |
+    | 200-201 | 2 | cosine and sine of the reference's heading minus the character's | - |
+    | 202-246 | 45 | position of each reference body relative to the reference's root, heading frame | m |
+
     ``env.observation_structure`` gives the block sizes.
 
     ## Rewards
@@ -99,6 +109,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
     | ``sim_frequency`` | 240 | physics and PD steps per second (Hz), a multiple of ``control_frequency`` |
     | ``early_termination`` | ``True`` | end episodes on falls |
     | ``termination_distance`` | ``None`` | a fall (``info["deviated"]``) too: a body this far (m) from its reference |
+    | ``target_observation`` | ``False`` | append the target block to the observation (see above) |
     | ``render_mode`` | ``None`` | ``"rgb_array"``: images, the reference as a ghost; ``"human"``: a live viewer |
     | ``width``, ``height`` | 640, 480 | image size |
     | ``ghost_offset`` | ``(1, 0, 0)`` | ghost at reference + offset (m); the camera looks along +y: +x is beside, +y behind |
@@ -121,18 +132,20 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         height: int = 480,
         ghost_offset: tuple[float, float, float] = (1.0, 0.0, 0.0),
         termination_distance: float | None = None,
+        target_observation: bool = False,
         **kwargs: Any,
     ) -> None:
         if kwargs:
             raise TypeError(
                 f"MimicHumanoidEnv got unexpected arguments {sorted(kwargs)}; valid arguments are motion, "
                 "action_mode, control_frequency, sim_frequency, early_termination, render_mode, width, height, "
-                "ghost_offset, termination_distance"
+                "ghost_offset, termination_distance, target_observation"
             )
         if action_mode not in ACTION_MODES:
             raise ValueError(f"unknown action_mode {action_mode!r}; choose one of {ACTION_MODES}")
-        if not isinstance(early_termination, (bool, np.bool_)):
-            raise ValueError(f"early_termination must be True or False, got {early_termination!r}")
+        for label, flag in (("early_termination", early_termination), ("target_observation", target_observation)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise ValueError(f"{label} must be True or False, got {flag!r}")
         for label, value in (("width", width), ("height", height)):
             if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{label} must be a whole number of pixels >= 1, got {value!r}")
@@ -163,7 +176,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
                 raise RuntimeError(f"render_mode='human': {NO_DISPLAY}")
         utils.EzPickle.__init__(
             self, motion, action_mode, control_frequency, sim_frequency, early_termination, render_mode, width,
-            height, ghost_offset, termination_distance,
+            height, ghost_offset, termination_distance, target_observation,
         )
         self.clip: MotionClip = load_clip(motion)
         self.action_mode = action_mode
@@ -171,7 +184,8 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         self.ghost_offset = np.asarray(ghost_offset, dtype=np.float64)
         self._sim_frequency = float(sim_frequency)
         self.metadata = {**self.metadata, "render_fps": round(control_frequency)}
-        self.observation_structure = dict(OBSERVATION_STRUCTURE)
+        self.target_observation = bool(target_observation)
+        self.observation_structure = observation_structure(self.target_observation)
         size = sum(self.observation_structure.values())
         observation_space = spaces.Box(-np.inf, np.inf, shape=(size,), dtype=np.float32)
         MujocoEnv.__init__(
@@ -187,7 +201,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         # a batch of one character on this env's own model and data: the vector envs run the same code
         self._batch = CharacterBatch(
             1, self.clip, action_mode, control_frequency, sim_frequency, early_termination, threads=1, model=m,
-            datas=[self.data], termination_distance=termination_distance,
+            datas=[self.data], termination_distance=termination_distance, target_observation=self.target_observation,
         )
         self.index = self._batch.index
         self._root = int(self.index.body_ids[0])

@@ -24,7 +24,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
 from sb3_mimic import character
-from sb3_mimic.envs.batched import OBSERVATION_SIZE, BatchStep, CharacterBatch
+from sb3_mimic.envs.batched import BatchStep, CharacterBatch
 from sb3_mimic.motion import MotionClip
 from sb3_mimic.reward import TERMS
 
@@ -38,11 +38,12 @@ class _Characters:
 
     def __init__(self, num_envs: int, motion, action_mode, control_frequency, sim_frequency, early_termination,
                  threads, max_episode_steps, termination_distance=None, start_states=None,
-                 start_share: float = 0.5) -> None:
+                 start_share: float = 0.5, target_observation: bool = False) -> None:
         if max_episode_steps is not None and (int(max_episode_steps) != max_episode_steps or max_episode_steps < 1):
             raise ValueError(f"max_episode_steps must be a whole number >= 1 or None, got {max_episode_steps!r}")
         self.batch = CharacterBatch(num_envs, motion, action_mode, control_frequency, sim_frequency, early_termination,
-                                    threads, termination_distance=termination_distance)
+                                    threads, termination_distance=termination_distance,
+                                    target_observation=target_observation)
         self.n = num_envs
         self.max_episode_steps = max_episode_steps
         self.rngs = [seeding.np_random(None)[0] for _ in range(num_envs)]
@@ -53,7 +54,7 @@ class _Characters:
             if not 0.0 < start_share <= 1.0:
                 raise ValueError(f"start_share must be in (0, 1], got {start_share!r}")
         self.start_states, self.start_share = start_states, float(start_share)
-        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(OBSERVATION_SIZE,), dtype=np.float32)
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(self.batch.observation_size,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(character.ACTION_SIZE,), dtype=np.float32)
 
     def seed(self, seed: int | None) -> None:
@@ -105,6 +106,7 @@ class MimicHumanoidVecEnv(VecEnv):
         :func:`~sb3_mimic.demos.load_start_states`): an episode starts in one of them, drawn uniformly, at its clip
         time, with probability ``start_share``, and from the reference otherwise
     :param start_share: see ``start_states``
+    :param target_observation: append the target block to each observation (see the single env)
     """
 
     def __init__(
@@ -121,9 +123,11 @@ class MimicHumanoidVecEnv(VecEnv):
         termination_distance: float | None = None,
         start_states=None,
         start_share: float = 0.5,
+        target_observation: bool = False,
     ) -> None:
         self._chars = _Characters(num_envs, motion, action_mode, control_frequency, sim_frequency, early_termination,
-                                  threads, max_episode_steps, termination_distance, start_states, start_share)
+                                  threads, max_episode_steps, termination_distance, start_states, start_share,
+                                  target_observation)
         self.render_mode = None
         super().__init__(num_envs, self._chars.observation_space, self._chars.action_space)
         if seed is not None:
@@ -225,11 +229,13 @@ class MimicHumanoidVectorEnv(VectorEnv):
         max_episode_steps: int | None = DEFAULT_MAX_EPISODE_STEPS,
         render_mode: str | None = None,
         termination_distance: float | None = None,
+        target_observation: bool = False,
     ) -> None:
         if render_mode is not None:
             raise ValueError("the vector env does not render; use MimicHumanoidEnv(render_mode='rgb_array')")
         self._chars = _Characters(num_envs, motion, action_mode, control_frequency, sim_frequency, early_termination,
-                                  threads, max_episode_steps, termination_distance)
+                                  threads, max_episode_steps, termination_distance,
+                                  target_observation=target_observation)
         self.num_envs = num_envs
         self.single_observation_space = self._chars.observation_space
         self.single_action_space = self._chars.action_space

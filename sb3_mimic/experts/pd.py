@@ -15,7 +15,8 @@ import torch as th
 from sb3_mimic import _imitation  # noqa: F401  (clear error if imitation is missing)
 from sb3_mimic import character
 from sb3_mimic.envs.actions import ACTION_MODES, ACTION_SCALE, BALL_ACTIONS, JOINT_WIDTHS, joint_angles, residual_action
-from sb3_mimic.envs.mimic_humanoid import OBSERVATION_STRUCTURE, MimicHumanoidEnv
+from sb3_mimic.envs.batched import OBSERVATION_STRUCTURE
+from sb3_mimic.envs.mimic_humanoid import MimicHumanoidEnv
 from sb3_mimic.rotations import quat_conj, quat_log, quat_mul, rotate_inverse, rotvec_error
 from sb3_mimic.motion import MotionClip, load_clip
 from imitation.policies.base import NonTrainablePolicy
