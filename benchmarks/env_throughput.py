@@ -4,7 +4,8 @@ What is measured, in one run, with uniformly random actions in [-1, 1] drawn bef
 they end; the resets count in the time):
 
 1. **single env**: ``gymnasium.make(ENV)`` (default ``MimicHumanoidWalk-v0``), one character.
-2. **vector env**: ``sb3_mimic.envs.MimicHumanoidVecEnv(--n_envs)`` on 1 and on 2 physics threads.
+2. **vector env**: ``sb3_mimic.envs.MimicHumanoidVecEnv(--n_envs)`` on 1 and on 2 physics threads, and with each
+   of ``--more_n_envs`` characters on 2 threads.
 3. **raw bound**: bare ``mujoco.mj_step(model, data, nstep=frame_skip)`` of the env's model for the same simulated
    time per step, from the env's reference states (recopied every 30 calls, so that the contact load stays like an
    episode's), in one thread, and in two threads each stepping its own ``MjData`` at once (MuJoCo releases the GIL).
@@ -203,6 +204,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--env", default="MimicHumanoidWalk-v0", help="env id (default MimicHumanoidWalk-v0)")
     p.add_argument("--n_envs", type=int, default=32, help="characters of the vector env (default 32)")
+    p.add_argument("--more_n_envs", type=int, nargs="*", default=[128], metavar="N",
+                   help="other batch sizes of the vector env on 2 threads, each against the same raw bound (default "
+                        "128: a step's batch-wide Python work is nearly fixed, so its share falls as N grows)")
     p.add_argument("--seconds", type=float, default=3.0, help="seconds per subject per round (default 3)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     p.add_argument("--rollout", type=int, default=4096, help="training: env steps per iteration (default 4096)")
@@ -210,8 +214,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=RESULTS / "env_throughput.md", help="Markdown report")
     p.add_argument("--json", type=Path, default=RESULTS / "env_throughput.json", help="figures as JSON")
     args = p.parse_args(argv)
-    if args.n_envs < 1 or args.rounds < 1 or not args.seconds > 0 or args.rollout < args.n_envs:
-        p.error("--n_envs and --rounds must be at least 1, --seconds positive, --rollout at least --n_envs")
+    if min(args.n_envs, args.rounds, *args.more_n_envs) < 1 or not args.seconds > 0 or args.rollout < args.n_envs:
+        p.error("--n_envs, --more_n_envs and --rounds must be at least 1, --seconds positive, --rollout at least "
+                "--n_envs")
     return args
 
 
@@ -224,6 +229,8 @@ def main(argv=None) -> int:
         "single env": lambda: single_env(args.env, s, rng),
         "vector env, 1 thread": lambda: vector_env(clip, n, 1, s, rng),
         "vector env, 2 threads": lambda: vector_env(clip, n, 2, s, rng),
+        **{f"vector env, 2 threads, {k} characters": (lambda k=k: vector_env(clip, k, 2, s, rng))
+           for k in args.more_n_envs if k != n},
         "raw bound, 1 thread": lambda: raw_bound(args.env, 1, s, rng),
         "raw bound, 2 threads": lambda: raw_bound(args.env, 2, s, rng),
         "Humanoid-v5, AsyncVectorEnv x2": lambda: humanoid_async(s, rng),
@@ -259,6 +266,8 @@ def main(argv=None) -> int:
         "single env / raw bound (1 thread)": ratio("single env", "raw bound, 1 thread"),
         "raw bound: 2 threads / 1 thread": ratio("raw bound, 2 threads", "raw bound, 1 thread"),
         "vector env: 2 threads / 1 thread": ratio("vector env, 2 threads", "vector env, 1 thread"),
+        **{f"vector env (2 threads, {k} characters) / raw bound (2 threads)":
+           ratio(f"vector env, 2 threads, {k} characters", "raw bound, 2 threads") for k in args.more_n_envs if k != n},
     }
     checks = [
         (f"vector env >= {TARGET_OF_BOUND} of the 2-thread raw bound",
@@ -266,6 +275,9 @@ def main(argv=None) -> int:
         (f"vector env >= {TARGET_OVER_SINGLE}x the single env", ratios["vector env (2 threads) / single env"],
          TARGET_OVER_SINGLE),
     ]
+    checks += [(f"vector env with {k} characters >= {TARGET_OF_BOUND} of the 2-thread raw bound",
+                ratios[f"vector env (2 threads, {k} characters) / raw bound (2 threads)"], TARGET_OF_BOUND)
+               for k in args.more_n_envs if k != n]
     if not args.no_training:
         for algo in ("TRPO", "PPO"):
             ratios[f"{algo} batched / vector env"] = ratio(f"{algo} training, batched", "vector env, 2 threads")
