@@ -7,8 +7,10 @@ viewer needs a display; without one, the error says to write a video with ``sb3-
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -38,10 +40,15 @@ class LiveViewer:
             raise RuntimeError(NO_DISPLAY)
         import mujoco.viewer
 
+        before = set(threading.enumerate())
         try:
             self.handle = mujoco.viewer.launch_passive(model, data, show_left_ui=False, show_right_ui=False)
         except Exception as err:  # GLFW could not open a window on this display
             raise RuntimeError(f"MuJoCo's viewer could not open a window ({err}); {NO_DISPLAY}") from err
+        # the viewer's own (daemon) thread: close() waits for it, since an interpreter that exits while it still
+        # tears the window down crashes (a segfault at exit); atexit closes a viewer its owner left open
+        self._threads = [t for t in threading.enumerate() if t not in before]
+        atexit.register(self.close)
         self.model = model
         self._option, self._perturb = mujoco.MjvOption(), mujoco.MjvPerturb()
 
@@ -65,13 +72,12 @@ class LiveViewer:
         self.handle.sync()
 
     def close(self) -> None:
-        """Close the window and wait (up to 2 s) for the viewer's thread to let go of it: an interpreter that
-        exits while that thread still tears the window down can crash."""
+        """Close the window and wait (up to 10 s) for the viewer's thread to finish tearing it down: an interpreter
+        that exits while that thread still runs can crash."""
         self.handle.close()
-        deadline = time.perf_counter() + 2.0
-        while self.handle.is_running() and time.perf_counter() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.2)
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=10.0)
 
 
 def play_clip(clip, seconds: float = 60.0, speed: float = 1.0) -> float:
