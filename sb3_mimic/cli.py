@@ -423,16 +423,14 @@ def _run_train(args: argparse.Namespace) -> int:
     resumed = _maybe_resume(args)
     if resumed is not None:
         return resumed
-    from sb3_mimic.registration import check_env_id, env_spec_for
+    from sb3_mimic.registration import check_env_id, env_spec_for, policy_env_kwargs
 
     if args.mocap and args.env:
         raise ValueError("give --env or --mocap, not both (--mocap picks the clip's env id)")
     options = _run_options(args)  # these checks and the env id's before importing torch (sb3_mimic.rl)
-    mode = {} if args.action_mode == "pd_target" else {"action_mode": args.action_mode}
-    if args.target_observation:
-        mode["target_observation"] = True
     env_id, env_kwargs = (env_spec_for(args.mocap, args.action_mode, args.target_observation) if args.mocap
-                          else (args.env or DEFAULT_TRAIN_ENV, mode))
+                          else (args.env or DEFAULT_TRAIN_ENV, policy_env_kwargs(args.action_mode,
+                                                                                 args.target_observation)))
     env_kwargs = _with_termination_distance(args, env_kwargs)
     check_env_id(env_id)
     from sb3_mimic.configs import RunConfig

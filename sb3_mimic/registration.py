@@ -79,6 +79,14 @@ def register_envs() -> list[str]:
     return ids
 
 
+def policy_env_kwargs(action_mode: str = "pd_target", target_observation: bool = False) -> dict[str, Any]:
+    """The ``gymnasium.make`` kwargs that fix what a policy sees and does (defaults left out)."""
+    kwargs: dict[str, Any] = {} if action_mode == "pd_target" else {"action_mode": action_mode}
+    if target_observation:
+        kwargs["target_observation"] = True
+    return kwargs
+
+
 def env_spec_for(
     clip: str | Path | MotionClip, action_mode: str = "pd_target", target_observation: bool = False
 ) -> tuple[str, dict[str, Any]]:
@@ -96,9 +104,7 @@ def env_spec_for(
     if action_mode not in ACTION_MODES:
         raise ValueError(f"unknown action_mode {action_mode!r}; choose one of {ACTION_MODES}")
     clip = load_clip(clip)
-    kwargs: dict[str, Any] = {} if action_mode == "pd_target" else {"action_mode": action_mode}
-    if target_observation:
-        kwargs["target_observation"] = True
+    kwargs = policy_env_kwargs(action_mode, target_observation)
     if clip.env_id != GENERIC_ENV_ID:
         return clip.env_id, kwargs
     return GENERIC_ENV_ID, {"motion": clip.path, **kwargs}

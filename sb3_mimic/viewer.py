@@ -75,6 +75,7 @@ class LiveViewer:
         """Close the window and wait (up to 10 s) for the viewer's thread to finish tearing it down: an interpreter
         that exits while that thread still runs can crash."""
         self.handle.close()
+        atexit.unregister(self.close)
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout=10.0)

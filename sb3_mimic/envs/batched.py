@@ -378,15 +378,18 @@ class CharacterBatch:
         yaw, rot = heading_frames(s.xquat[indices, 0])
         obs = observations(self.phases(self.time[indices]), s.xpos[indices], s.xquat[indices], s.cvel[indices],
                            s.subtree_com[indices], yaw, rot)
-        r = self._ref
-        return self._with_target(obs, s.xpos[indices], yaw, rot, r.xpos[indices], heading(r.xquat[indices, 0]))
+        return self._with_target(obs, indices, yaw, rot)
 
-    def _with_target(self, obs: np.ndarray, sim_xpos: np.ndarray, yaw: np.ndarray, rot: np.ndarray,
-                     ref_xpos: np.ndarray, ref_yaw: np.ndarray) -> np.ndarray:
-        """``obs`` with the target block appended when the batch observes it."""
+    def _with_target(self, obs: np.ndarray, rows, yaw: np.ndarray, rot: np.ndarray,
+                     ref_yaw: np.ndarray | None = None) -> np.ndarray:
+        """``obs`` of characters ``rows`` (an index array or a slice) with the target block appended when the batch
+        observes it (``ref_yaw``: the references' headings, when already computed); otherwise ``obs`` itself."""
         if not self.target_observation:
             return obs
-        return np.concatenate((obs, target_observations(sim_xpos, yaw, rot, ref_xpos, ref_yaw)), axis=1)
+        s, r = self._sim, self._ref
+        if ref_yaw is None:
+            ref_yaw = heading(r.xquat[rows, 0])
+        return np.concatenate((obs, target_observations(s.xpos[rows], yaw, rot, r.xpos[rows], ref_yaw)), axis=1)
 
     def observe(self) -> np.ndarray:
         """(N, :attr:`observation_size`) observations of the current states (the reference arrays must be at the
@@ -498,8 +501,8 @@ class CharacterBatch:
                               r.com_velocity - s.com_velocity)
         reward, terms = batch_reward_terms(errors)
         phase = self.phases(times)
-        obs = self._with_target(observations(phase, s.xpos, s.xquat, s.cvel, s.subtree_com, yaw, rot), s.xpos, yaw,
-                                rot, r.xpos, ref_yaw)
+        obs = self._with_target(observations(phase, s.xpos, s.xquat, s.cvel, s.subtree_com, yaw, rot), slice(None),
+                                yaw, rot, ref_yaw)
         error = mpjpe(s.xpos, r.xpos)
         deviated = np.zeros(self.n, dtype=bool)
         if self.termination_distance is not None:
