@@ -96,9 +96,29 @@ def model_path() -> str:
     return str(data_path("envs", MODEL_FILE))
 
 
+#: Name of the sensor that reports whether any contact touches body ``b``'s geoms (``CONTACT_SENSOR.format(b)``).
+CONTACT_SENSOR = "contact_{}"
+#: Name of the sensor of the centre-of-mass velocity of the root's subtree (the whole character), m/s.
+COM_VELOCITY_SENSOR = "com_velocity"
+
+
 def load_model() -> mujoco.MjModel:
-    """A fresh copy of the character model (callers may change its options)."""
-    return mujoco.MjModel.from_xml_path(model_path())
+    """A fresh copy of the character model (callers may change its options).
+
+    It is the MJCF file's model with sensors added for the batched simulation, which MuJoCo evaluates in its own
+    threads at every step: per body of :data:`BODIES`, a contact sensor (``found``: the number of contacts that touch
+    one of the body's geoms, at most 1) named :data:`CONTACT_SENSOR`, and the root subtree's linear velocity named
+    :data:`COM_VELOCITY_SENSOR` (``subtree_linvel`` of the root).  Sensors do not change the physics.
+    """
+    spec = mujoco.MjSpec.from_file(model_path())
+    for body in BODIES:
+        sensor = spec.add_sensor(name=CONTACT_SENSOR.format(body), type=mujoco.mjtSensor.mjSENS_CONTACT,
+                                 objtype=mujoco.mjtObj.mjOBJ_BODY, objname=body)
+        # intprm: which data (bit field of mjtConDataField: found only), reduction (none), contacts reported (1)
+        sensor.intprm[:3] = [1 << int(mujoco.mjtConDataField.mjCONDATA_FOUND), 0, 1]
+    spec.add_sensor(name=COM_VELOCITY_SENSOR, type=mujoco.mjtSensor.mjSENS_SUBTREELINVEL,
+                    objtype=mujoco.mjtObj.mjOBJ_BODY, objname=BODIES[0])
+    return spec.compile()
 
 
 @dataclass(frozen=True)

@@ -43,16 +43,17 @@ def test_observation_against_independent_computation(walk):
 def test_observation_is_heading_invariant():
     env = MimicHumanoidEnv(motion="walk")
     obs, _ = env.reset(options={"start_time": 0.4})
-    m, d = env.model, env.data
+    qpos, qvel = env.data.qpos.copy(), env.data.qvel.copy()
     turn = np.array([np.cos(0.35), 0, 0, np.sin(0.35)])  # 0.7 rad about z
-    quat = d.qpos[3:7].copy()
-    mujoco.mju_mulQuat(d.qpos[3:7], turn, quat)
-    d.qpos[0:2] = [5.0, -2.0]
+    mujoco.mju_mulQuat(qpos[3:7], turn, env.data.qpos[3:7])
+    qpos[0:2] = [5.0, -2.0]
     rot = np.zeros(9)
     mujoco.mju_quat2Mat(rot, turn)
-    d.qvel[0:3] = rot.reshape(3, 3) @ d.qvel[0:3]  # world-frame root velocity turns with the body
-    mujoco.mj_forward(m, d)
-    np.testing.assert_allclose(env._get_obs(), obs, atol=1e-5)
+    qvel[0:3] = rot.reshape(3, 3) @ qvel[0:3]  # world-frame root velocity turns with the body
+    turned = env.set_physics_state(qpos, qvel)
+    np.testing.assert_array_equal(env.data.qpos, qpos)  # the env's data follows the batch
+    np.testing.assert_allclose(turned, obs, atol=1e-5)
+    np.testing.assert_array_equal(env._get_obs(), turned)
 
 
 
@@ -121,27 +122,6 @@ def test_random_starts_lie_on_the_physics_grid():
     assert len(set(starts.tolist())) == 4
 
 
-def test_a_worker_thread_that_fails_raises_in_the_step_instead_of_hanging(monkeypatch):
-    batch = CharacterBatch(6, "walk", threads=2)
-    batch.reset(np.arange(6), np.zeros(6))
-    real = mujoco.mj_step2
-    worker = {}
-
-    def failing(m, d):
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            worker["hit"] = True
-            raise RuntimeError("physics failed")
-        return real(m, d)
-
-    monkeypatch.setattr(mujoco, "mj_step2", failing)
-    with pytest.raises(RuntimeError, match="physics failed"):
-        batch.step(np.zeros((6, 28)))
-    assert worker["hit"]
-    batch.close()
-
-
 def test_step_infos_hold_each_characters_own_figures():
     from sb3_mimic.reward import TERMS
 
@@ -155,3 +135,72 @@ def test_step_infos_hold_each_characters_own_figures():
         assert (info["mpjpe"], info["time"], info["phase"]) == (out.mpjpe[i], out.time[i], out.phase[i])
         assert type(info["mpjpe"]) is float and type(info["fell"]) is bool
         assert sum(info[f"reward_{t}"] for t in TERMS) == pytest.approx(out.reward[i], abs=1e-12)
+
+
+def test_batch_physics_and_falls_equal_a_plain_loop_over_mujoco_data():
+    """The batch's one call into MuJoCo's threads equals stepping one MjData per character by hand (mj_step for the
+    control step, mj_step1 for the new state's kinematics, mj_subtreeVel for the centre-of-mass velocity), bit for
+    bit, over falls; and its contact sensors flag a fall exactly when MuJoCo's contact list touches a fall geom."""
+    n = 6
+    batch = CharacterBatch(n, "walk", threads=2, early_termination=True)
+    m = batch.model
+    starts = np.array([batch.grid_time(t) for t in np.linspace(0.0, 1.1, n)])
+    batch.reset(np.arange(n), starts)
+    datas = []
+    for i in range(n):
+        d = mujoco.MjData(m)
+        d.qpos[:], d.qvel[:] = batch.qpos[i], batch.qvel[i]
+        mujoco.mj_forward(m, d)
+        datas.append(d)
+    rng = np.random.default_rng(4)
+    falls = 0
+    for _ in range(40):
+        a = rng.uniform(-1.0, 1.0, (n, 28))
+        out = batch.step(a)
+        for i, d in enumerate(datas):
+            d.ctrl[:] = a[i] * np.pi
+            mujoco.mj_step(m, d, nstep=batch.frame_skip)
+            mujoco.mj_step1(m, d)
+            mujoco.mj_subtreeVel(m, d)
+            np.testing.assert_array_equal(batch.qpos[i], d.qpos)
+            np.testing.assert_array_equal(batch.qvel[i], d.qvel)
+            np.testing.assert_array_equal(batch._sim.xpos[i], d.xpos[1:])
+            np.testing.assert_array_equal(batch._sim.cvel[i], d.cvel[1:])
+            np.testing.assert_array_equal(batch._sim.com_velocity[i], d.subtree_linvel[1])
+            touched = bool(batch.fall_geoms[d.contact.geom[: d.ncon]].any())
+            assert out.fell[i] == touched
+            falls += touched
+        assert not out.nonfinite.any()
+    assert falls > 0  # random actions: characters fell, and the check saw it
+
+
+def test_a_change_to_the_model_applies_to_the_batch():
+    """The batch runs on the caller's model, not a copy: what an env's user changes (here gravity) is simulated."""
+    changed, plain = (CharacterBatch(1, "walk", threads=1, early_termination=False) for _ in range(2))
+    changed.model.opt.gravity[:] = (0.0, 0.0, 3.0)
+    for b in (changed, plain):
+        b.reset(np.arange(1), np.zeros(1))
+    d = mujoco.MjData(changed.model)
+    d.qpos[:], d.qvel[:] = changed.qpos[0], changed.qvel[0]
+    mujoco.mj_forward(changed.model, d)
+    for _ in range(3):
+        changed.step(np.zeros((1, 28)))
+        plain.step(np.zeros((1, 28)))
+        mujoco.mj_step(changed.model, d, nstep=changed.frame_skip)
+    np.testing.assert_array_equal(changed.qpos[0], d.qpos)
+    assert changed.qpos[0, 2] > plain.qpos[0, 2] + 1e-3  # pulled up, not down
+
+
+def test_batch_data_and_the_env_mirror_hold_the_whole_state():
+    env = MimicHumanoidEnv(motion="walk")
+    env.reset(seed=2)
+    env.step(np.zeros(28, dtype=np.float32))
+    batch = env._batch
+    d = batch.data(0)
+    np.testing.assert_array_equal(d.qpos, env.data.qpos)
+    np.testing.assert_array_equal(d.xpos, env.data.xpos)
+    assert d.time == env.data.time > 0 and env.data.ncon == d.ncon
+    with pytest.raises(IndexError, match="out of range"):
+        batch.data(1)
+    with pytest.raises(ValueError, match="read-only"):
+        batch.qpos[0, 0] = 1.0

@@ -150,7 +150,7 @@ def test_nan_and_out_of_range_actions_never_crash(walk):
 def test_diverged_state_ends_episode():
     env = MimicHumanoidEnv(motion="walk")
     env.reset(seed=0)
-    env.data.qvel[:] = 1e200
+    env.set_physics_state(env.data.qpos, np.full(env.model.nv, 1e200))
     obs, reward, terminated, _, info = env.step(np.zeros(28, dtype=np.float32))
     assert terminated and info["nonfinite"] and info["fell"] and reward == 0.0
     assert np.isfinite(obs).all()

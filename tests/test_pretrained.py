@@ -41,10 +41,13 @@ def test_the_shipped_figures_are_what_an_evaluation_measures_now():
 
     result = evaluate(policy_actor(model), env, shipped["episodes"], seed=shipped["seed"], on_step=on_step)
     env.close()
+    # on the CPU that measured them the figures repeat to the bit; torch picks its float32 kernels by instruction
+    # set, and 20 s of closed-loop physics amplify the last bits, so on another CPU the return and the MPJPE move in
+    # their fourth digit (seen: 0.96177 against 0.96168, 23.82 against 23.84 mm), while every episode lasts as long
     np.testing.assert_allclose(lengths, shipped["survival_s"], atol=1e-3)
     assert result.mean_survival_s == pytest.approx(shipped["mean_survival_s"], abs=1e-6)
-    assert result.normalized_return == pytest.approx(shipped["normalized_return"], rel=1e-6)
-    assert result.mpjpe_mm == pytest.approx(shipped["mpjpe_mm"], rel=1e-6)
+    assert result.normalized_return == pytest.approx(shipped["normalized_return"], rel=2e-3)
+    assert result.mpjpe_mm == pytest.approx(shipped["mpjpe_mm"], rel=1e-2)
 
 
 def test_pretrained_names_work_wherever_a_policy_file_is_taken(tmp_path, capsys):

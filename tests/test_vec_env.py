@@ -80,23 +80,23 @@ def test_episodes_start_in_the_experts_states_at_the_share_asked():
     ref = MimicHumanoidVecEnv(1, "walk", threads=1, seed=0)
     ref.reset()
     rng = np.random.default_rng(0)
-    qpos = np.stack([ref.batch.datas[0].qpos.copy() for _ in range(3)])
+    qpos = np.stack([ref.batch.qpos[0].copy() for _ in range(3)])
     qpos[:, 7:] += rng.normal(0.0, 0.05, (3, qpos.shape[1] - 7))  # joints bent away from any reference pose
     pool = StartStates(time=np.array([0.1, 0.5, 0.9]), qpos=qpos, qvel=np.zeros((3, ref.batch.model.nv)), clip="walk")
     vec = MimicHumanoidVecEnv(40, "walk", threads=2, seed=1, start_states=pool, start_share=0.25)
     vec.reset()
     from_pool = []
     for i in range(40):
-        match = [k for k in range(3) if np.array_equal(vec.batch.datas[i].qpos, qpos[k])]
+        match = [k for k in range(3) if np.array_equal(vec.batch.qpos[i], qpos[k])]
         if match:
             assert vec.batch.time[i] == pool.time[match[0]]
-            np.testing.assert_array_equal(vec.batch.datas[i].qvel, 0.0)
+            np.testing.assert_array_equal(vec.batch.qvel[i], 0.0)
         from_pool.append(bool(match))
     assert 4 <= sum(from_pool) <= 18  # 10 expected of 40 (binomial, p = 0.25: outside 4..18 once in 1,000)
     # the observation is the state's own: equal to the single env put in that state
     single = gymnasium.make("MimicHumanoidWalk-v0").unwrapped
     i = from_pool.index(True)
-    k = next(k for k in range(3) if np.array_equal(vec.batch.datas[i].qpos, qpos[k]))
+    k = next(k for k in range(3) if np.array_equal(vec.batch.qpos[i], qpos[k]))
     single.reset(options={"start_time": float(pool.time[k])})
     np.testing.assert_array_equal(single.set_physics_state(qpos[k], pool.qvel[k]), vec.batch.last_obs[i])
     with pytest.raises(ValueError, match="start_share"):

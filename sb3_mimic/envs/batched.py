@@ -1,27 +1,25 @@
 """Batched simulation: N characters of one clip stepped together, physics on every core.
 
-:class:`CharacterBatch` holds one ``MjModel`` and, per character, an ``MjData`` for the simulated body.  A step
-runs each character's physics (``mj_step2``, the remaining substeps, ``mj_step1``) in ``threads`` threads: MuJoCo
-releases the GIL inside those calls, so the physics of different characters runs at once in C.  The workers take
-characters one at a time and only step them; the calling thread meanwhile reads the references, then steps
-characters too, and between its own copies the results of those the workers finished (short calls stay in one
-thread, because every call hands the GIL over and many short hand-overs between busy threads cost more than they
-save; and no thread waits on a fixed share of the characters).  References are a function of time alone: a
-character whose start lies on the physics grid (the envs' random starts do) reads them from a table filled once
-per physics tick.  What the step returns (observations, reward terms, MPJPE, falls) is then computed as array
-operations over the whole batch by the functions of this module and of :mod:`sb3_mimic.reward`, which the single
-env (:class:`~sb3_mimic.envs.MimicHumanoidEnv`, a batch of one) uses too.
+:class:`CharacterBatch` holds one ``MjModel`` and N physics states in a persistent :class:`mujoco.batch.Batch`
+(MuJoCo 4's batched simulation: one ``MjData`` per character, stepped on a C thread pool with the GIL released).
+A step is one call into it: each character's ``frame_skip`` physics steps, then the position and velocity stages
+at the new state (what ``mj_step1`` computes, which the next step continues from), with the sensors the
+character model carries for the batch (a contact sensor per body, for falls, and the centre-of-mass velocity);
+MuJoCo copies the fields the batch functions read out into (N, ...) arrays in its own threads.  No Python runs per
+character.  References are a function of time alone: a character whose start lies on the physics grid (the envs'
+random starts do) reads them, and its start state, from a table filled once per physics tick.  What the step
+returns (observations, reward terms, MPJPE, falls) is then computed as array operations over the whole batch by
+the functions of this module and of :mod:`sb3_mimic.reward`, which the single env
+(:class:`~sb3_mimic.envs.MimicHumanoidEnv`, a batch of one) uses too.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-import queue
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import mujoco
+import mujoco.batch
 import numpy as np
 
 from sb3_mimic import character
@@ -199,8 +197,11 @@ class CharacterBatch:
         its reference (pose-deviation termination; MimicKit uses 1.0 m); ``None`` (default): off
     :param target_observation: append the target block (:data:`TARGET_STRUCTURE`, :func:`target_observations`) to
         each observation
-    :param threads: threads that step the characters (default: one per core; 1 steps them in the caller's thread)
-    :param model: an existing model to share (the single env passes its own); by default one is loaded
+    :param threads: threads that step the characters, the caller's included (default: one per core)
+    :param model: an existing model to share (the single env passes its own), from
+        :func:`sb3_mimic.character.load_model` (the batch reads its sensors); by default one is loaded
+    :param mirror: an ``MjData`` of ``model`` kept equal to character 0's whole ``MjData`` after every reset, step
+        and :meth:`set_state` (the single env's ``data``, which renderers and Gymnasium's MuJoCo API read)
     """
 
     def __init__(
@@ -213,7 +214,7 @@ class CharacterBatch:
         early_termination: bool = True,
         threads: int | None = None,
         model: mujoco.MjModel | None = None,
-        datas: list[mujoco.MjData] | None = None,
+        mirror: mujoco.MjData | None = None,
         termination_distance: float | None = None,
         target_observation: bool = False,
     ) -> None:
@@ -247,29 +248,32 @@ class CharacterBatch:
         self.frame_skip = round(float(sim_frequency) / float(control_frequency))
         self.dt = self.frame_skip * model.opt.timestep
         self.index = character.character_index(model)
-        self.datas = datas if datas is not None else [mujoco.MjData(model) for _ in range(self.n)]
-        self.refs = [mujoco.MjData(model) for _ in range(self.n)]
-        if len(self.datas) != self.n:
-            raise ValueError("datas must hold one MjData per character")
         fall_ids = [model.body(b).id for b in self.clip.info.fall_bodies]
         self.fall_geoms = np.isin(model.geom_bodyid, fall_ids)
         self.fall_geoms.flags.writeable = False
-        self._floor = FloorProbe(model)
         self._ee_index = self.index.end_effector_ids - 1  # model body id -> index among bodies 1..15
         self.start_time = np.zeros(self.n)
         self._start_tick = np.full(self.n, -1, dtype=np.int64)  # start time / timestep, -1 when off the grid
         self.steps = np.zeros(self.n, dtype=np.int64)
-        nq, nv = model.nq, model.nv
-        self._sim = _Arrays(self.n, nq, nv, self.datas)
-        self._ref = _Arrays(self.n, nq, nv, self.refs)
+        self.threads = min(int(threads), self.n)
+        # one MjData per character, stepped by MuJoCo's batch on its own threads; what the batch functions read is
+        # bound: the state rows (qpos, qvel, time, controls) and the fields MuJoCo copies out after every call
+        self._mjb = mujoco.batch.Batch(model, self.n, nthread=self.threads, persistent=True)
+        self._mjb.set_models(model)  # this model itself, not the batch's copy: changes to it (options, gains) apply
+        self._sim = _Arrays.bound(self._mjb, self.index, model)
+        self._contacts = _sensor_columns(model, [character.CONTACT_SENSOR.format(b) for b in character.BODIES])
+        self._fall_contact = np.isin(self.index.body_ids, fall_ids)  # which contact sensors are a fall's
+        self._warnings = self._mjb.warning  # (N, mjNWARNING, 2): last info and count of each MuJoCo warning
+        self._warned = np.zeros(self.n, dtype=np.int64)  # divergences counted as of the last step or reset
+        self._inputs = self._mjb.bind("qfrc_applied" if action_mode == "torque" else "ctrl")
+        if mirror is not None and mirror.qpos.shape != (model.nq,):
+            raise ValueError("mirror must be an MjData of the batch's model")
+        self.mirror = mirror
+        self._ref = _Arrays(self.n, model.nq, model.nv)
         self._table = _ReferenceTable(self)
         self._weights = pose_weights(model, self.index)
-        self._fall = np.zeros(self.n, dtype=bool)
-        self._behind = np.zeros(self.n, dtype=bool)
-        self._due: list[float] = [0.0] * self.n
+        self._scratch: dict[int, mujoco.MjData] = {}
         self.last_obs = np.zeros((self.n, self.observation_size), dtype=np.float32)
-        self.threads = min(int(threads), self.n)
-        self._pool = ThreadPoolExecutor(self.threads - 1) if self.threads > 1 else None
 
     # ------------------------------------------------------------------------------------------------
     @property
@@ -278,6 +282,26 @@ class CharacterBatch:
         grid (see :meth:`grid_time`), else ``start_time + steps * dt``."""
         return np.where(self._start_tick >= 0, self._ticks() * self.model.opt.timestep,
                         self.start_time + self.steps * self.dt)
+
+    @property
+    def qpos(self) -> np.ndarray:
+        """(N, nq) the characters' positions (a read-only view; :meth:`set_state` changes them)."""
+        return _read_only(self._sim.qpos)
+
+    @property
+    def qvel(self) -> np.ndarray:
+        """(N, nv) the characters' velocities (a read-only view)."""
+        return _read_only(self._sim.qvel)
+
+    def data(self, i: int) -> mujoco.MjData:
+        """Character ``i``'s whole ``MjData`` as of the last call, for drawing it or any ``mj_`` function (a copy,
+        refreshed by each call of this method; changing it does not change the character: see :meth:`set_state`)."""
+        if i not in range(self.n):
+            raise IndexError(f"character {i} out of range: the batch has {self.n}")
+        if i not in self._scratch:
+            self._scratch[i] = mujoco.MjData(self.model)
+        self._mjb.get_data(i, self._scratch[i])
+        return self._scratch[i]
 
     def _ticks(self, ahead: int = 0) -> np.ndarray:
         """(N,) physics ticks of the characters' times ``ahead`` control steps on (meaningless off the grid)."""
@@ -294,34 +318,33 @@ class CharacterBatch:
             return (times / self.clip.duration) % 1.0
         return np.clip(times / self.clip.duration, 0.0, 1.0)
 
+    def _mirror(self) -> None:
+        if self.mirror is not None:
+            self._mjb.get_data(0, self.mirror)
+
     # ------------------------------------------------------------------------------------------------
     def reset(self, indices: np.ndarray, start_times: np.ndarray) -> np.ndarray:
-        """Put characters ``indices`` in the reference state at ``start_times`` (s); return their observations."""
+        """Put characters ``indices`` in the reference state at ``start_times`` (s); return their observations.
+
+        A reference frame that sinks into the floor starts lifted clear of it (the reference is not moved)."""
         indices = np.asarray(indices, dtype=np.int64)
         self.start_time[indices] = start_times
         h = self.model.opt.timestep
         ticks = np.round(self.start_time[indices] / h).astype(np.int64)
         self._start_tick[indices] = np.where(ticks * h == self.start_time[indices], ticks, -1)
         self.steps[indices] = 0
-
-        def work(chunk):
-            m = self.model
-            for i in chunk:
-                d = self.datas[i]
-                mujoco.mj_resetData(m, d)
-                _, qvel = self.clip.sample(float(self.start_time[i]), d.qpos)
-                # a reference frame that sinks into the floor starts lifted clear of it (the reference is not moved;
-                # refs[i] is only scratch here)
-                d.qpos[2] += self._floor.clearance(d.qpos, self.refs[i])
-                d.qvel[:] = qvel
-                mujoco.mj_forward(m, d)
-                mujoco.mj_subtreeVel(m, d)
-                self._sim.gather(i)
-
-        work(indices)
-        self._references(indices)  # in this thread: short calls only (see the module docstring)
+        self._mjb.reset(indices, stage=mujoco.mjtStage.mjSTAGE_NONE)
+        on = self._start_tick[indices] >= 0
+        qpos, qvel = self._table.starts(ticks[on])
+        self._sim.qpos[indices[on]], self._sim.qvel[indices[on]] = qpos, qvel
+        for i in indices[~on]:  # off the grid: sampled each time
+            self._sim.qpos[i], self._sim.qvel[i] = self._table.start_at(float(self.start_time[i]))
+        self._mjb.forward(indices)
+        self._warned[indices] = self._divergences()[indices]
+        self._references(indices)
         obs = self._observe(indices)
         self.last_obs[indices] = obs
+        self._mirror()
         return obs
 
     def reference_state(self, i: int) -> tuple[np.ndarray, np.ndarray]:
@@ -330,7 +353,9 @@ class CharacterBatch:
 
     def reference_data(self, i: int) -> mujoco.MjData:
         """An ``MjData`` in character ``i``'s reference state at its current time, kinematics done (for drawing it)."""
-        r = self.refs[i]
+        if -1 - i not in self._scratch:  # negative keys: the references' data
+            self._scratch[-1 - i] = mujoco.MjData(self.model)
+        r = self._scratch[-1 - i]
         r.qpos[:], r.qvel[:] = self._ref.qpos[i], self._ref.qvel[i]
         forward_kinematics(self.model, r)
         return r
@@ -340,13 +365,11 @@ class CharacterBatch:
 
         Its clock is unchanged, so the next step's reward compares with the reference one step later.
         """
-        d = self.datas[i]
-        d.qpos[:], d.qvel[:] = qpos, qvel
-        mujoco.mj_forward(self.model, d)
-        mujoco.mj_subtreeVel(self.model, d)
-        self._sim.gather(i)
+        self._sim.qpos[i], self._sim.qvel[i] = qpos, qvel
+        self._mjb.forward(np.array([i]))
         obs = self._observe(np.array([i]))[0]
         self.last_obs[i] = obs
+        self._mirror()
         return obs
 
     def next_reference_angles(self) -> np.ndarray:
@@ -407,92 +430,31 @@ class CharacterBatch:
             a = np.nan_to_num(a, nan=0.0, posinf=1.0, neginf=-1.0)
         np.clip(a, -1.0, 1.0, out=a)
         if self.action_mode == "pd_target":
-            a *= ACTION_SCALE
+            self._inputs[:] = a * ACTION_SCALE
         elif self.action_mode == "residual":
-            a = self.next_reference_angles() + (RESIDUAL_SCALE * ACTION_SCALE) * a
+            self._inputs[:] = self.next_reference_angles() + (RESIDUAL_SCALE * ACTION_SCALE) * a
         else:
-            a = self._torques(a)
+            self._inputs[:, self.index.action_dofs] = self._torques(a)
         self.steps += 1
         times = self.time
-        m, skip, dofs = self.model, self.frame_skip, self.index.action_dofs
-        half_step = 0.5 * m.opt.timestep
+        # the physics of every character, in MuJoCo's threads: frame_skip steps, then the position and velocity
+        # stages at the new state (mj_step1, which the next step continues from), which the reward and the
+        # observation read, with the batch sensors (contacts, centre-of-mass velocity)
+        self._mjb.step(nstep=self.frame_skip, stage=mujoco.mjtStage.mjSTAGE_VEL)
+        # MuJoCo resets diverged data on its own and counts a warning (BADQPOS, BADQVEL, BADQACC): a new one since
+        # the last step or reset (a state set by hand may have diverged at once), or non-finite velocities, mean
+        # the state blew up
+        warned = self._divergences()
+        nonfinite = (warned > self._warned) | ~np.isfinite(self._sim.qvel.sum(axis=1))
+        self._warned = warned
+        if nonfinite.any():
+            self._mjb.forward(np.flatnonzero(nonfinite))
+        self._references(np.arange(self.n))
+        out = self._finish(invalid, times, nonfinite)
+        self._mirror()
+        return out
 
-        datas, servo = self.datas, self.action_mode != "torque"
-
-        def physics(i):  # only long MuJoCo calls: each releases the GIL for its whole duration
-            d = datas[i]
-            if servo:
-                d.ctrl[:] = a[i]
-            else:
-                d.qfrc_applied[dofs] = a[i]
-            # mj_step1 ran at the end of the previous step (or mj_forward at reset), so what the reward and the
-            # observation see belongs to the final state, at no extra cost
-            mujoco.mj_step2(m, d)
-            if skip > 1:
-                mujoco.mj_step(m, d, nstep=skip - 1)
-            mujoco.mj_step1(m, d)
-            mujoco.mj_subtreeVel(m, d)  # the centre-of-mass velocity the reward reads
-
-        n = self.n
-        self._due = (self.steps * self.dt - half_step).tolist()  # each clock's least value after this step
-        if self._pool is None:
-            for i in range(n):
-                physics(i)
-                self._result(i)
-            self._references(np.arange(n))
-            return self._finish(invalid, times)
-        # the workers take characters one at a time and only step them; this thread computes the references
-        # meanwhile, then takes characters too, and between its own it gathers the results of those the workers
-        # finished: the GIL's short calls stay in one thread, and no thread waits on a fixed share
-        tasks, finished = itertools.count(), queue.SimpleQueue()
-
-        def worker():
-            while (i := next(tasks)) < n:
-                physics(i)
-                finished.put(i)
-
-        running = [self._pool.submit(worker) for _ in range(self.threads - 1)]
-        self._references(np.arange(n))
-        for _ in range(n):
-            try:
-                i = finished.get_nowait()
-            except queue.Empty:
-                i = next(tasks)
-                if i < n:
-                    physics(i)
-                else:
-                    i = self._next_finished(finished, running)
-            self._result(i)
-        for future in running:
-            future.result()
-        return self._finish(invalid, times)
-
-    @staticmethod
-    def _next_finished(finished: queue.SimpleQueue, running: list) -> int:
-        """The next character a worker finished (re-raising a worker's error instead of waiting forever)."""
-        while True:
-            try:
-                return finished.get(timeout=0.05)
-            except queue.Empty:
-                failed = next((f for f in running if f.done() and f.exception() is not None), None)
-                if failed is not None:
-                    raise failed.exception() from None
-
-    def _result(self, i: int) -> None:
-        """Character ``i`` after its physics: divergence, the arrays of its state, its falls."""
-        d = self.datas[i]
-        # MuJoCo resets diverged data on its own (warning BADQPOS/BADQVEL/BADQACC), which also resets its clock:
-        # a clock behind this step's end, or non-finite velocities, mean the state blew up
-        behind = d.time < self._due[i] or not math.isfinite(self._sim.qvel_of(i).sum())
-        self._behind[i] = behind
-        if behind:
-            mujoco.mj_forward(self.model, d)
-            return
-        self._sim.gather(i)
-        ncon = d.ncon
-        self._fall[i] = self.early_termination and ncon > 0 and bool(self.fall_geoms[d.contact.geom[:ncon]].any())
-
-    def _finish(self, invalid: np.ndarray, times: np.ndarray) -> BatchStep:
+    def _finish(self, invalid: np.ndarray, times: np.ndarray, nonfinite: np.ndarray) -> BatchStep:
         s, r = self._sim, self._ref
         yaw, rot = heading_frames(s.xquat[:, 0])
         ref_yaw = heading(r.xquat[:, 0])
@@ -507,7 +469,6 @@ class CharacterBatch:
         deviated = np.zeros(self.n, dtype=bool)
         if self.termination_distance is not None:
             deviated = np.linalg.norm(s.xpos - r.xpos, axis=2).max(axis=1) > self.termination_distance
-        nonfinite = self._behind.copy()
         if nonfinite.any():
             obs[nonfinite] = self.last_obs[nonfinite]
             reward[nonfinite], terms[nonfinite], error[nonfinite] = 0.0, 0.0, np.nan
@@ -515,8 +476,15 @@ class CharacterBatch:
         clip_end = np.zeros(self.n, dtype=bool) if self.clip.loop else times >= self.clip.duration - 1e-9
         clip_end &= ~nonfinite
         deviated &= ~nonfinite
-        fell = (self._fall | deviated) & ~nonfinite | nonfinite
+        fell = deviated
+        if self.early_termination:
+            fell = fell | (s.sensordata[:, self._contacts[self._fall_contact]] > 0).any(axis=1)
+        fell = fell & ~nonfinite | nonfinite
         return BatchStep(obs, reward, terms, error, fell, clip_end, nonfinite, invalid, times, phase, deviated)
+
+    def _divergences(self) -> np.ndarray:
+        """(N,) how many times MuJoCo found each character's state diverged since its last reset."""
+        return self._warnings[:, _DIVERGED, 1].sum(axis=1)
 
     def _torques(self, a: np.ndarray) -> np.ndarray:
         tau = a * self.index.torque_limits
@@ -528,39 +496,67 @@ class CharacterBatch:
         return tau
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        """Nothing to release: MuJoCo's batch frees its threads with the object (kept for the envs' close)."""
+
+
+#: MuJoCo's warnings of a diverged state, after which it resets the data.
+_DIVERGED = [int(w) for w in (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL,
+                               mujoco.mjtWarning.mjWARN_BADQACC)]
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
+def _sensor_columns(model: mujoco.MjModel, names: list[str]) -> np.ndarray:
+    """The ``sensordata`` column of each named one-number sensor (an error naming what to do if one is missing)."""
+    try:
+        return np.array([int(model.sensor(name).adr[0]) for name in names])
+    except KeyError as err:
+        raise ValueError(f"the model has no sensor {err}: load the character with sb3_mimic.character.load_model(), "
+                         "which adds the sensors the batch reads") from None
 
 
 class _Arrays:
-    """Per-character copies of the MjData fields the batch functions read (from ``datas``, one per character)."""
+    """The fields the batch functions read of N states: ``qpos``, ``qvel``, and of the character's bodies (model
+    bodies 1..15) ``xpos``, ``xquat``, ``cvel``, with the root subtree's ``subtree_com`` and ``com_velocity``."""
 
     FIELDS = ("qpos", "qvel", "xpos", "xquat", "cvel", "subtree_com", "com_velocity")
 
-    def __init__(self, n: int, nq: int, nv: int, datas: list[mujoco.MjData]) -> None:
+    def __init__(self, n: int, nq: int, nv: int) -> None:
         self.qpos, self.qvel = np.zeros((n, nq)), np.zeros((n, nv))
         self.xpos, self.xquat = np.zeros((n, N_BODIES, 3)), np.zeros((n, N_BODIES, 4))
         self.cvel = np.zeros((n, N_BODIES, 6))
         self.subtree_com, self.com_velocity = np.zeros((n, 3)), np.zeros((n, 3))
-        # views into each MjData's own buffers, made once: building them costs more than the copies
-        self._views = [(d.qpos, d.qvel, d.xpos[1:], d.xquat[1:], d.cvel[1:], d.subtree_com[1], d.subtree_linvel[1])
-                       for d in datas]
 
-    def qvel_of(self, i: int) -> np.ndarray:
-        """Character ``i``'s ``MjData.qvel`` itself (a view)."""
-        return self._views[i][1]
+    @classmethod
+    def bound(cls, batch: mujoco.batch.Batch, index: character.CharacterIndex, model: mujoco.MjModel) -> _Arrays:
+        """Views of a MuJoCo batch's live arrays (state rows, and outputs refreshed after every call), with
+        ``sensordata`` besides."""
+        arrays = cls.__new__(cls)
+        arrays.qpos, arrays.qvel = batch.bind("qpos"), batch.bind("qvel")
+        bodies = slice(int(index.body_ids[0]), int(index.body_ids[-1]) + 1)
+        arrays.xpos, arrays.xquat = batch.bind("xpos")[:, bodies], batch.bind("xquat")[:, bodies]
+        arrays.cvel = batch.bind("cvel")[:, bodies]
+        arrays.subtree_com = batch.bind("subtree_com")[:, bodies.start]
+        arrays.sensordata = batch.bind("sensordata")
+        velocity = _sensor_columns(model, [character.COM_VELOCITY_SENSOR])[0]
+        arrays.com_velocity = arrays.sensordata[:, velocity : velocity + 3]
+        return arrays
 
-    def gather(self, i: int) -> None:
-        """Copy character ``i``'s ``MjData`` fields into row ``i``."""
-        qpos, qvel, xpos, xquat, cvel, com, com_velocity = self._views[i]
-        self.qpos[i], self.qvel[i] = qpos, qvel
-        self.xpos[i], self.xquat[i], self.cvel[i] = xpos, xquat, cvel
-        self.subtree_com[i], self.com_velocity[i] = com, com_velocity
+    def set_row(self, i: int, d: mujoco.MjData) -> None:
+        """Row ``i`` := ``d``'s fields."""
+        b = slice(1, N_BODIES + 1)
+        self.qpos[i], self.qvel[i] = d.qpos, d.qvel
+        self.xpos[i], self.xquat[i], self.cvel[i] = d.xpos[b], d.xquat[b], d.cvel[b]
+        self.subtree_com[i], self.com_velocity[i] = d.subtree_com[1], d.subtree_linvel[1]
 
 
 class _ReferenceTable:
-    """A batch's reference states at the physics ticks ``t = k * timestep``, each computed on first use.
+    """A batch's reference states at the physics ticks ``t = k * timestep``, each computed on first use, with the
+    start state of an episode begun there (the reference, lifted clear of the floor if it sinks into it).
 
     A character that starts on the grid reads its reference from here at every step, with one array lookup for
     the whole batch; the entry is what :meth:`compute` gives at that time, so both ways agree to the bit.  Ticks
@@ -573,10 +569,11 @@ class _ReferenceTable:
         self.model, self.clip, self.index = batch.model, batch.clip, batch.index
         self.h = batch.model.opt.timestep
         self._scratch = mujoco.MjData(batch.model)
-        self._one = _Arrays(1, batch.model.nq, batch.model.nv, [self._scratch])
+        self._floor = FloorProbe(batch.model)
         self._diff = np.zeros(batch.model.nv)
-        self.rows = _Arrays(0, batch.model.nq, batch.model.nv, [])
+        self.rows = _Arrays(0, batch.model.nq, batch.model.nv)
         self._angles = np.zeros((0, character.ACTION_SIZE))
+        self._lift = np.zeros(0)
         self._filled = np.zeros(0, dtype=bool)
 
     def compute(self, t: float, into: _Arrays, i: int) -> np.ndarray:
@@ -585,9 +582,7 @@ class _ReferenceTable:
         _, qvel = self.clip.sample(t, r.qpos)
         r.qvel[:] = qvel
         forward_kinematics(self.model, r)
-        self._one.gather(0)
-        for name in _Arrays.FIELDS:
-            getattr(into, name)[i] = getattr(self._one, name)[0]
+        into.set_row(i, r)
         return joint_angles(self.model, r.qpos, self.index, out=self._diff)
 
     def angles_at(self, t: float) -> np.ndarray:
@@ -596,23 +591,32 @@ class _ReferenceTable:
         self.clip.sample(t, self._scratch.qpos)
         return joint_angles(self.model, self._scratch.qpos, self.index, out=self._diff)
 
+    def start_at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """``(qpos, qvel)`` an episode starting at time ``t`` begins in: the reference's, lifted clear of the floor."""
+        qpos = np.zeros(self.model.nq)
+        _, qvel = self.clip.sample(t, qpos)
+        qpos[2] += self._floor.clearance(qpos, self._scratch)
+        return qpos, qvel
+
     def _fill(self, ticks: np.ndarray) -> np.ndarray | None:
         """Compute the table's missing entries among ``ticks``; return which ticks the table holds (None: all)."""
-        if ticks.max() < len(self._filled) and self._filled[ticks].all():
+        if len(ticks) == 0 or (ticks.max() < len(self._filled) and self._filled[ticks].all()):
             return None  # the usual case, once the episodes' ticks have been seen
         held = ticks < self.MAX_TICKS
         top = int(ticks[held].max(initial=-1)) + 1
-        if top > len(self._filled):
+        if top > len(self._filled) or len(self._filled) == 0:
             size = min(self.MAX_TICKS, max(top, 2 * len(self._filled), 256))
-            grown = _Arrays(size, self.model.nq, self.model.nv, [])
+            grown = _Arrays(size, self.model.nq, self.model.nv)
             k = len(self._filled)
             for name in _Arrays.FIELDS:
                 getattr(grown, name)[:k] = getattr(self.rows, name)
             self.rows = grown
             self._angles = np.concatenate((self._angles, np.zeros((size - k, character.ACTION_SIZE))))
+            self._lift = np.concatenate((self._lift, np.zeros(size - k)))
             self._filled = np.concatenate((self._filled, np.zeros(size - k, dtype=bool)))
         for k in np.unique(ticks[held][~self._filled[ticks[held]]]):
             self._angles[k] = self.compute(float(k * self.h), self.rows, int(k))
+            self._lift[k] = self._floor.clearance(self.rows.qpos[k], self._scratch)
             self._filled[k] = True
         return None if held.all() else held
 
@@ -625,6 +629,17 @@ class _ReferenceTable:
             indices, ticks = indices[held], ticks[held]
         for name in _Arrays.FIELDS:
             getattr(into, name)[indices] = getattr(self.rows, name)[ticks]
+
+    def starts(self, ticks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(qpos, qvel)`` (len(ticks), ...) the episodes starting at ``ticks`` begin in (see :meth:`start_at`)."""
+        held = self._fill(ticks)
+        inside = ticks if held is None else np.minimum(ticks, len(self._filled) - 1)  # rows beyond: replaced below
+        qpos, qvel = self.rows.qpos[inside], self.rows.qvel[inside]
+        qpos[:, 2] += self._lift[inside]
+        if held is not None:
+            for j in np.flatnonzero(~held):
+                qpos[j], qvel[j] = self.start_at(float(ticks[j] * self.h))
+        return qpos, qvel
 
     def angles(self, ticks: np.ndarray) -> np.ndarray:
         """(len(ticks), 28) reference joint angles at ``ticks``."""

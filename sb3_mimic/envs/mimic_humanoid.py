@@ -198,10 +198,11 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         m = self.model
         if action_mode == "torque":
             m.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_ACTUATION  # the joints' damping (DeepMimic's kd) stays
-        # a batch of one character on this env's own model and data: the vector envs run the same code
+        # a batch of one character on this env's own model, which keeps ``self.data`` equal to its state: the
+        # vector envs run the same code
         self._batch = CharacterBatch(
             1, self.clip, action_mode, control_frequency, sim_frequency, early_termination, threads=1, model=m,
-            datas=[self.data], termination_distance=termination_distance, target_observation=self.target_observation,
+            mirror=self.data, termination_distance=termination_distance, target_observation=self.target_observation,
         )
         self.index = self._batch.index
         self._root = int(self.index.body_ids[0])
@@ -214,9 +215,15 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
     # gymnasium API
 
     def _initialize_simulation(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
-        model, data = super()._initialize_simulation()
+        model = character.load_model()  # the MJCF file's model, with the sensors the batch reads
+        model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.width)
+        model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
         model.opt.timestep = 1.0 / self._sim_frequency
-        return model, data
+        return model, mujoco.MjData(model)
+
+    def set_state(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
+        """Gymnasium's ``MujocoEnv.set_state``: :meth:`set_physics_state`, without the observation."""
+        self.set_physics_state(qpos, qvel)
 
     def _set_action_space(self) -> spaces.Box:
         # MuJoCo 4 gives the orientation actuators an unset (0, 0) ctrlrange per control: set our own
