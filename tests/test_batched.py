@@ -153,7 +153,7 @@ def test_batch_physics_and_falls_equal_a_plain_loop_over_mujoco_data():
         mujoco.mj_forward(m, d)
         datas.append(d)
     rng = np.random.default_rng(4)
-    falls = 0
+    falls = resets = 0
     for _ in range(40):
         a = rng.uniform(-1.0, 1.0, (n, 28))
         out = batch.step(a)
@@ -171,7 +171,17 @@ def test_batch_physics_and_falls_equal_a_plain_loop_over_mujoco_data():
             assert out.fell[i] == touched
             falls += touched
         assert not out.nonfinite.any()
-    assert falls > 0  # random actions: characters fell, and the check saw it
+        ended = np.flatnonzero(out.fell)
+        if len(ended):  # a reset of a character that has run equals a fresh start of its MjData
+            batch.reset(ended, batch.start_time[ended])
+            for i in ended:
+                d = datas[i]
+                mujoco.mj_resetData(m, d)
+                d.qpos[:], d.qvel[:] = batch.qpos[i], batch.qvel[i]
+                mujoco.mj_forward(m, d)
+                np.testing.assert_array_equal(batch._sim.xpos[i], d.xpos[1:])
+            resets += len(ended)
+    assert falls > 0 and resets > 0  # random actions: characters fell, the check saw it, and they started again
 
 
 def test_a_change_to_the_model_applies_to_the_batch():

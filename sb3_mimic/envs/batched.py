@@ -74,6 +74,19 @@ def heading_frames(root_quat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return yaw, rot
 
 
+_NEXT, _AFTER = np.array([1, 2, 0]), np.array([2, 0, 1])  # the cross product's index pairs
+_TURN_SIGNS = np.array([1.0, 1.0, -1.0, -1.0])
+
+
+def _to_heading(v: np.ndarray, c: np.ndarray, s: np.ndarray, out: np.ndarray) -> None:
+    """``out[..., :] = v @ rot`` for the heading frames' turns about z, ``c, s`` (N, 1) the cosines and sines of the
+    headings: the same products and sums as the matrix product, whose other terms are exact zeros."""
+    x, y = v[..., 0], v[..., 1]
+    out[..., 0] = x * c + y * s
+    out[..., 1] = y * c - x * s
+    out[..., 2] = v[..., 2]
+
+
 def observations(
     phase: np.ndarray, xpos: np.ndarray, xquat: np.ndarray, cvel: np.ndarray, subtree_com: np.ndarray,
     heading: np.ndarray, rot: np.ndarray,
@@ -85,23 +98,30 @@ def observations(
     :param subtree_com: (N, 3) centre of mass of the root's subtree (``cvel``'s linear part is taken there)
     :param heading, rot: from :func:`heading_frames`
     """
-    n = len(phase)
-    ang = cvel[:, :, :3]
-    arm = xpos - subtree_com[:, None, :]
-    lin = cvel[:, :, 3:] + np.cross(ang, arm)  # linear velocity of each body origin
-    vec = np.einsum("nbi,nij->nbj", np.concatenate((xpos - xpos[:, :1], lin, ang), axis=1), rot)
+    n, nb = len(phase), N_BODIES
+    # positions relative to the root, linear velocities of the body origins (cvel's, moved from the centre of mass
+    # by ang x arm) and angular velocities, turned into the heading frame together
+    vec = np.empty((n, 3 * nb, 3))
+    np.subtract(xpos, xpos[:, :1], out=vec[:, :nb])
+    ang, arm = cvel[:, :, :3], xpos - subtree_com[:, None, :]
+    cross = ang[:, :, _NEXT] * arm[:, :, _AFTER] - ang[:, :, _AFTER] * arm[:, :, _NEXT]  # np.cross(ang, arm)
+    np.add(cvel[:, :, 3:], cross, out=vec[:, nb : 2 * nb])
+    vec[:, 2 * nb :] = ang
+    turned = np.empty_like(vec)
+    _to_heading(vec, rot[:, 0, :1], rot[:, 1, :1], turned)
+    obs = np.empty((n, OBSERVATION_SIZE), dtype=np.float32)
+    obs[:, 0], obs[:, 1] = phase, xpos[:, 0, 2]
+    at = np.cumsum([0, *OBSERVATION_STRUCTURE.values()])  # where each block starts
+    obs[:, at[2] : at[3]] = turned[:, :nb].reshape(n, -1)
+    obs[:, at[4] : at[5]] = turned[:, nb : 2 * nb].reshape(n, -1)
+    obs[:, at[5] :] = turned[:, 2 * nb :].reshape(n, -1)
     # body orientations in the heading frame: conj(heading quaternion) * q, with w >= 0
-    hc, hs = np.cos(0.5 * heading), np.sin(0.5 * heading)
-    w, x, y, z = (xquat[..., k] for k in range(4))
-    hc, hs = hc[:, None], hs[:, None]
-    quat = np.stack((hc * w + hs * z, hc * x + hs * y, hc * y - hs * x, hc * z - hs * w), axis=-1)
+    # (hc w + hs z, hc x + hs y, hc y - hs x, hc z - hs w)
+    hc, hs = np.cos(0.5 * heading)[:, None, None], np.sin(0.5 * heading)[:, None, None]
+    quat = hc * xquat + (hs * xquat[:, :, ::-1]) * _TURN_SIGNS
     quat *= np.copysign(1.0, quat[..., :1])
-    nb = N_BODIES
-    return np.concatenate(
-        (phase[:, None], xpos[:, 0, 2:3], vec[:, :nb].reshape(n, -1), quat.reshape(n, -1), vec[:, nb : 2 * nb].reshape(n, -1),
-         vec[:, 2 * nb :].reshape(n, -1)),
-        axis=1,
-    ).astype(np.float32)
+    obs[:, at[3] : at[4]] = quat.reshape(n, -1)
+    return obs
 
 
 def target_observations(
@@ -260,16 +280,19 @@ class CharacterBatch:
         # bound: the state rows (qpos, qvel, time, controls) and the fields MuJoCo copies out after every call
         self._mjb = mujoco.batch.Batch(model, self.n, nthread=self.threads, persistent=True)
         self._mjb.set_models(model)  # this model itself, not the batch's copy: changes to it (options, gains) apply
-        self._sim = _Arrays.bound(self._mjb, self.index, model)
+        self._sim = _BatchArrays(self._mjb, self.index, model)
         self._contacts = _sensor_columns(model, [character.CONTACT_SENSOR.format(b) for b in character.BODIES])
         self._fall_contact = np.isin(self.index.body_ids, fall_ids)  # which contact sensors are a fall's
+        self._mjb.reset(stage=mujoco.mjtStage.mjSTAGE_NONE)
+        self._state = self._mjb.state  # (N, nstate) each character's mjSTATE_INTEGRATION row, live
+        self._reset_state = self._state[0].copy()
         self._warnings = self._mjb.warning  # (N, mjNWARNING, 2): last info and count of each MuJoCo warning
         self._warned = np.zeros(self.n, dtype=np.int64)  # divergences counted as of the last step or reset
         self._inputs = self._mjb.bind("qfrc_applied" if action_mode == "torque" else "ctrl")
         if mirror is not None and mirror.qpos.shape != (model.nq,):
             raise ValueError("mirror must be an MjData of the batch's model")
         self.mirror = mirror
-        self._ref = _Arrays(self.n, model.nq, model.nv)
+        self._ref = _Arrays(self.n, model.nq, model.nv, self._ee_index)
         self._table = _ReferenceTable(self)
         self._weights = pose_weights(model, self.index)
         self._scratch: dict[int, mujoco.MjData] = {}
@@ -333,16 +356,16 @@ class CharacterBatch:
         ticks = np.round(self.start_time[indices] / h).astype(np.int64)
         self._start_tick[indices] = np.where(ticks * h == self.start_time[indices], ticks, -1)
         self.steps[indices] = 0
-        self._mjb.reset(indices, stage=mujoco.mjtStage.mjSTAGE_NONE)
+        self._state[indices] = self._reset_state  # what mj_resetData leaves (time, controls, warm start: 0)
         on = self._start_tick[indices] >= 0
         qpos, qvel = self._table.starts(ticks[on])
         self._sim.qpos[indices[on]], self._sim.qvel[indices[on]] = qpos, qvel
         for i in indices[~on]:  # off the grid: sampled each time
             self._sim.qpos[i], self._sim.qvel[i] = self._table.start_at(float(self.start_time[i]))
-        self._mjb.forward(indices)
+        self._mjb.forward(indices, stage=mujoco.mjtStage.mjSTAGE_VEL)
         self._warned[indices] = self._divergences()[indices]
         self._references(indices)
-        obs = self._observe(indices)
+        obs = self._table.start_observations(ticks, on, lambda rows: self._observe(indices[rows]))
         self.last_obs[indices] = obs
         self._mirror()
         return obs
@@ -366,7 +389,7 @@ class CharacterBatch:
         Its clock is unchanged, so the next step's reward compares with the reference one step later.
         """
         self._sim.qpos[i], self._sim.qvel[i] = qpos, qvel
-        self._mjb.forward(np.array([i]))
+        self._mjb.forward(np.array([i]), stage=mujoco.mjtStage.mjSTAGE_VEL)
         obs = self._observe(np.array([i]))[0]
         self.last_obs[i] = obs
         self._mirror()
@@ -411,7 +434,7 @@ class CharacterBatch:
             return obs
         s, r = self._sim, self._ref
         if ref_yaw is None:
-            ref_yaw = heading(r.xquat[rows, 0])
+            ref_yaw = r.heading[rows]
         return np.concatenate((obs, target_observations(s.xpos[rows], yaw, rot, r.xpos[rows], ref_yaw)), axis=1)
 
     def observe(self) -> np.ndarray:
@@ -457,9 +480,9 @@ class CharacterBatch:
     def _finish(self, invalid: np.ndarray, times: np.ndarray, nonfinite: np.ndarray) -> BatchStep:
         s, r = self._sim, self._ref
         yaw, rot = heading_frames(s.xquat[:, 0])
-        ref_yaw = heading(r.xquat[:, 0])
-        ee, ref_ee = (end_effectors(a.xpos[:, self._ee_index], a.xpos[:, 0], h) for a, h in ((s, yaw), (r, ref_yaw)))
-        errors = batch_errors(self._weights, self.index, s.qpos, r.qpos, r.qvel - s.qvel, ref_ee - ee,
+        ref_yaw = r.heading
+        ee = end_effectors(s.xpos[:, self._ee_index], s.xpos[:, 0], yaw)
+        errors = batch_errors(self._weights, self.index, s.qpos, r.qpos, r.qvel - s.qvel, r.end_effectors - ee,
                               r.com_velocity - s.com_velocity)
         reward, terms = batch_reward_terms(errors)
         phase = self.phases(times)
@@ -520,38 +543,44 @@ def _sensor_columns(model: mujoco.MjModel, names: list[str]) -> np.ndarray:
 
 
 class _Arrays:
-    """The fields the batch functions read of N states: ``qpos``, ``qvel``, and of the character's bodies (model
-    bodies 1..15) ``xpos``, ``xquat``, ``cvel``, with the root subtree's ``subtree_com`` and ``com_velocity``."""
+    """Reference states, N of them, in one (N, width) array (so that one row copy moves a whole state), with views
+    per field: ``qpos``, ``qvel``; of the character's bodies (model bodies 1..15) ``xpos``, ``xquat``, ``cvel``; the
+    root subtree's ``subtree_com`` and ``com_velocity``; and what the reward reads of them, the root's ``heading``
+    and the ``end_effectors`` (:func:`sb3_mimic.reward.end_effectors`)."""
 
-    FIELDS = ("qpos", "qvel", "xpos", "xquat", "cvel", "subtree_com", "com_velocity")
-
-    def __init__(self, n: int, nq: int, nv: int) -> None:
-        self.qpos, self.qvel = np.zeros((n, nq)), np.zeros((n, nv))
-        self.xpos, self.xquat = np.zeros((n, N_BODIES, 3)), np.zeros((n, N_BODIES, 4))
-        self.cvel = np.zeros((n, N_BODIES, 6))
-        self.subtree_com, self.com_velocity = np.zeros((n, 3)), np.zeros((n, 3))
-
-    @classmethod
-    def bound(cls, batch: mujoco.batch.Batch, index: character.CharacterIndex, model: mujoco.MjModel) -> _Arrays:
-        """Views of a MuJoCo batch's live arrays (state rows, and outputs refreshed after every call), with
-        ``sensordata`` besides."""
-        arrays = cls.__new__(cls)
-        arrays.qpos, arrays.qvel = batch.bind("qpos"), batch.bind("qvel")
-        bodies = slice(int(index.body_ids[0]), int(index.body_ids[-1]) + 1)
-        arrays.xpos, arrays.xquat = batch.bind("xpos")[:, bodies], batch.bind("xquat")[:, bodies]
-        arrays.cvel = batch.bind("cvel")[:, bodies]
-        arrays.subtree_com = batch.bind("subtree_com")[:, bodies.start]
-        arrays.sensordata = batch.bind("sensordata")
-        velocity = _sensor_columns(model, [character.COM_VELOCITY_SENSOR])[0]
-        arrays.com_velocity = arrays.sensordata[:, velocity : velocity + 3]
-        return arrays
+    def __init__(self, n: int, nq: int, nv: int, ee_index: np.ndarray) -> None:
+        shapes = {"qpos": (nq,), "qvel": (nv,), "xpos": (N_BODIES, 3), "xquat": (N_BODIES, 4), "cvel": (N_BODIES, 6),
+                  "subtree_com": (3,), "com_velocity": (3,), "heading": (), "end_effectors": (len(ee_index), 3)}
+        sizes = [math.prod(shape) for shape in shapes.values()]
+        self.packed = np.zeros((n, sum(sizes)))
+        self._ee_index = ee_index
+        for (name, shape), start, size in zip(shapes.items(), np.cumsum([0, *sizes]), sizes, strict=False):
+            setattr(self, name, self.packed[:, start : start + size].reshape(n, *shape))
 
     def set_row(self, i: int, d: mujoco.MjData) -> None:
-        """Row ``i`` := ``d``'s fields."""
+        """Row ``i`` := ``d``'s fields (its kinematics done)."""
         b = slice(1, N_BODIES + 1)
         self.qpos[i], self.qvel[i] = d.qpos, d.qvel
         self.xpos[i], self.xquat[i], self.cvel[i] = d.xpos[b], d.xquat[b], d.cvel[b]
         self.subtree_com[i], self.com_velocity[i] = d.subtree_com[1], d.subtree_linvel[1]
+        self.heading[i] = heading(self.xquat[i, 0])
+        self.end_effectors[i] = end_effectors(self.xpos[i, self._ee_index], self.xpos[i, 0], self.heading[i])
+
+
+class _BatchArrays:
+    """Views of a MuJoCo batch's live arrays, with the field names of :class:`_Arrays`: the state rows (``qpos``,
+    ``qvel``) and outputs that MuJoCo refreshes after every call (the bodies' ``xpos``, ``xquat``, ``cvel``, the
+    root's ``subtree_com``, and ``sensordata`` with ``com_velocity`` in it)."""
+
+    def __init__(self, batch: mujoco.batch.Batch, index: character.CharacterIndex, model: mujoco.MjModel) -> None:
+        self.qpos, self.qvel = batch.bind("qpos"), batch.bind("qvel")
+        bodies = slice(int(index.body_ids[0]), int(index.body_ids[-1]) + 1)
+        self.xpos, self.xquat = batch.bind("xpos")[:, bodies], batch.bind("xquat")[:, bodies]
+        self.cvel = batch.bind("cvel")[:, bodies]
+        self.subtree_com = batch.bind("subtree_com")[:, bodies.start]
+        self.sensordata = batch.bind("sensordata")
+        velocity = _sensor_columns(model, [character.COM_VELOCITY_SENSOR])[0]
+        self.com_velocity = self.sensordata[:, velocity : velocity + 3]
 
 
 class _ReferenceTable:
@@ -571,10 +600,13 @@ class _ReferenceTable:
         self._scratch = mujoco.MjData(batch.model)
         self._floor = FloorProbe(batch.model)
         self._diff = np.zeros(batch.model.nv)
-        self.rows = _Arrays(0, batch.model.nq, batch.model.nv)
+        self._ee_index = batch._ee_index
+        self.rows = _Arrays(0, batch.model.nq, batch.model.nv, self._ee_index)
         self._angles = np.zeros((0, character.ACTION_SIZE))
         self._lift = np.zeros(0)
         self._filled = np.zeros(0, dtype=bool)
+        self._obs = np.zeros((0, batch.observation_size), dtype=np.float32)  # an episode's first observation
+        self._obs_known = np.zeros(0, dtype=bool)
 
     def compute(self, t: float, into: _Arrays, i: int) -> np.ndarray:
         """Write the reference at time ``t`` into row ``i`` of ``into``; return its joint angles (action layout)."""
@@ -606,13 +638,14 @@ class _ReferenceTable:
         top = int(ticks[held].max(initial=-1)) + 1
         if top > len(self._filled) or len(self._filled) == 0:
             size = min(self.MAX_TICKS, max(top, 2 * len(self._filled), 256))
-            grown = _Arrays(size, self.model.nq, self.model.nv)
+            grown = _Arrays(size, self.model.nq, self.model.nv, self._ee_index)
             k = len(self._filled)
-            for name in _Arrays.FIELDS:
-                getattr(grown, name)[:k] = getattr(self.rows, name)
+            grown.packed[:k] = self.rows.packed
             self.rows = grown
             self._angles = np.concatenate((self._angles, np.zeros((size - k, character.ACTION_SIZE))))
             self._lift = np.concatenate((self._lift, np.zeros(size - k)))
+            self._obs = np.concatenate((self._obs, np.zeros((size - k, self._obs.shape[1]), dtype=np.float32)))
+            self._obs_known = np.concatenate((self._obs_known, np.zeros(size - k, dtype=bool)))
             self._filled = np.concatenate((self._filled, np.zeros(size - k, dtype=bool)))
         for k in np.unique(ticks[held][~self._filled[ticks[held]]]):
             self._angles[k] = self.compute(float(k * self.h), self.rows, int(k))
@@ -627,8 +660,7 @@ class _ReferenceTable:
             for i, k in zip(indices[~held], ticks[~held], strict=True):
                 self.compute(float(k * self.h), into, int(i))
             indices, ticks = indices[held], ticks[held]
-        for name in _Arrays.FIELDS:
-            getattr(into, name)[indices] = getattr(self.rows, name)[ticks]
+        into.packed[indices] = self.rows.packed[ticks]
 
     def starts(self, ticks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(qpos, qvel)`` (len(ticks), ...) the episodes starting at ``ticks`` begin in (see :meth:`start_at`)."""
@@ -640,6 +672,23 @@ class _ReferenceTable:
             for j in np.flatnonzero(~held):
                 qpos[j], qvel[j] = self.start_at(float(ticks[j] * self.h))
         return qpos, qvel
+
+    def start_observations(self, ticks: np.ndarray, on: np.ndarray, observe) -> np.ndarray:
+        """The first observations of episodes started at ``ticks`` (where ``on``; elsewhere off the grid), from
+        ``observe(rows)`` (what the batch computes for those rows now) the first time a tick starts an episode and
+        from this table after: the start state, and so its observation, is a function of the tick alone."""
+        rows = np.flatnonzero(on)
+        kept = rows[ticks[rows] < len(self._obs_known)]
+        known = np.zeros(len(ticks), dtype=bool)
+        known[kept] = self._obs_known[ticks[kept]]
+        obs = np.empty((len(ticks), self._obs.shape[1]), dtype=np.float32)
+        obs[known] = self._obs[ticks[known]]
+        if not known.all():
+            fresh = np.flatnonzero(~known)
+            obs[fresh] = observe(fresh)
+            store = np.intersect1d(fresh, kept)
+            self._obs[ticks[store]], self._obs_known[ticks[store]] = obs[store], True
+        return obs
 
     def angles(self, ticks: np.ndarray) -> np.ndarray:
         """(len(ticks), 28) reference joint angles at ``ticks``."""
