@@ -11,7 +11,7 @@ import pytest
 from stable_baselines3 import PPO
 
 import sb3_mimic
-from sb3_mimic.envs import MimicHumanoidVecEnv, MimicHumanoidVectorEnv
+from sb3_mimic.envs import MimicHumanoidEnv, MimicHumanoidVecEnv, MimicHumanoidVectorEnv
 from sb3_mimic.reward import TERMS
 
 STEPS = 600
@@ -178,3 +178,37 @@ def test_the_vec_env_observes_the_target_block_as_the_single_env_does():
     assert gym_vec.single_observation_space.shape == (247,)
     assert gym_vec.reset(seed=0)[0].shape == (2, 247)
     gym_vec.close()
+
+
+@pytest.mark.parametrize("kind", ["sb3", "gymnasium"])
+def test_one_character_renders_as_the_single_env_draws_it(kind):
+    """``render_mode="rgb_array"``: the image of character ``render_index`` is the single env's image of the same
+    state (character i is the single env seeded with seed + i), ghost included."""
+    single = MimicHumanoidEnv(motion="walk", render_mode="rgb_array", width=160, height=120)
+    single.reset(seed=7 + 2)
+    if kind == "sb3":
+        vec = MimicHumanoidVecEnv(3, "walk", threads=1, seed=7, render_mode="rgb_array", render_index=2, width=160,
+                                  height=120)
+        vec.reset()
+    else:
+        vec = MimicHumanoidVectorEnv(3, "walk", threads=1, render_mode="rgb_array", render_index=2, width=160,
+                                     height=120)
+        vec.reset(seed=7)
+    action = np.random.default_rng(0).uniform(-0.2, 0.2, 28).astype(np.float32)
+    for _ in range(5):
+        single.step(action)
+        if kind == "sb3":
+            vec.step_async(np.tile(action, (3, 1)))
+            vec.step_wait()
+        else:
+            vec.step(np.tile(action, (3, 1)))
+    expected = single.render()
+    image = vec.render() if kind == "sb3" else vec.render()[0]
+    assert image.shape == (120, 160, 3) and image.std() > 0
+    np.testing.assert_array_equal(image, expected)
+    vec.close()
+    single.close()
+    with pytest.raises(ValueError, match="render_mode"):
+        MimicHumanoidVecEnv(2, render_mode="human")
+    with pytest.raises(ValueError, match="render_index"):
+        MimicHumanoidVecEnv(2, render_mode="rgb_array", render_index=2)

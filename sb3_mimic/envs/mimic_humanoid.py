@@ -13,10 +13,10 @@ from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 from sb3_mimic import character
 from sb3_mimic.envs.actions import ACTION_MODES, ACTION_SCALE, pd_target_action, residual_action
 from sb3_mimic.envs.batched import CharacterBatch, observation_structure
+from sb3_mimic.envs.rendering import CharacterRenderer
 from sb3_mimic.motion import MotionClip, load_clip
 from sb3_mimic.reward import PoseFeatures, end_effectors, heading
 
-GHOST_RGBA = (1.0, 0.55, 0.15, 0.35)
 
 
 
@@ -357,34 +357,8 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
             self._viewer.show(self._ref, self.ghost_offset)
             return None
         if self._renderer is None:
-            try:
-                self._renderer = mujoco.Renderer(self.model, self.height, self.width)
-            except mujoco.FatalError as err:
-                raise RuntimeError(
-                    f"MuJoCo could not create an OpenGL context ({err}). For headless rendering set the environment "
-                    "variable MUJOCO_GL=egl (or osmesa) before mujoco is first imported."
-                ) from err
-            self._camera = mujoco.MjvCamera()
-            self._camera.type = mujoco.mjtCamera.mjCAMERA_FREE
-            self._camera.distance, self._camera.azimuth, self._camera.elevation = 4.0, 90.0, -12.0
-            self._scene_option = mujoco.MjvOption()
-            self._perturb = mujoco.MjvPerturb()
-        # follow the character alone (the ghost may walk on after a fall), horizontally only: a fixed aim height
-        # keeps the floor still under a walking or jumping body and a fallen one in the lower half of the image
-        root = self.data.xpos[self._root]
-        self._camera.lookat[:] = (root[0], root[1], 0.8)
-        self._renderer.update_scene(self.data, self._camera, self._scene_option)
-        scene = self._renderer.scene
-        first = scene.ngeom
-        mujoco.mjv_addGeoms(
-            self.model, self._ref, self._scene_option, self._perturb, mujoco.mjtCatBit.mjCAT_DYNAMIC, scene
-        )
-        for i in range(first, scene.ngeom):
-            geom = scene.geoms[i]
-            geom.rgba[:] = GHOST_RGBA
-            geom.transparent = 1  # set by mjv_addGeoms from the model colour: blend the ghost
-            geom.pos[:] = geom.pos + self.ghost_offset
-        return self._renderer.render()
+            self._renderer = CharacterRenderer(self.model, self.width, self.height)
+        return self._renderer.render(self.data, self._ref, self.ghost_offset, self._root)
 
     def close(self) -> None:
         if self._renderer is not None:

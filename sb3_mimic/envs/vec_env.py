@@ -30,6 +30,8 @@ from sb3_mimic.reward import TERMS
 
 #: 20 s at 30 Hz, as registered for the single env.
 DEFAULT_MAX_EPISODE_STEPS = 600
+#: Where the ghost (the reference) is drawn beside the character, m: the single env's default.
+GHOST_OFFSET = np.array([1.0, 0.0, 0.0])
 
 
 class _Characters:
@@ -56,6 +58,38 @@ class _Characters:
         self.start_states, self.start_share = start_states, float(start_share)
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(self.batch.observation_size,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(character.ACTION_SIZE,), dtype=np.float32)
+
+    def set_rendering(self, render_mode: str | None, render_index: int, width: int, height: int) -> None:
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"unsupported render_mode {render_mode!r}: the vector env renders images of one character "
+                             "(None or 'rgb_array'); for a live window use MimicHumanoidEnv(render_mode='human')")
+        if isinstance(render_index, bool) or not isinstance(render_index, (int, np.integer)) or \
+                not 0 <= render_index < self.n:
+            raise ValueError(f"render_index must be a character index in [0, {self.n}), got {render_index!r}")
+        for label, value in (("width", width), ("height", height)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{label} must be a whole number of pixels >= 1, got {value!r}")
+        self.render_mode, self.render_index, self._size = render_mode, int(render_index), (int(width), int(height))
+        self._renderer = None
+        if render_mode is not None:
+            vis = self.batch.model.vis.global_
+            vis.offwidth, vis.offheight = max(vis.offwidth, self._size[0]), max(vis.offheight, self._size[1])
+
+    def image(self) -> np.ndarray:
+        """An image of character :attr:`render_index`, its reference beside it as a ghost (as the single env draws)."""
+        from sb3_mimic.envs.rendering import CharacterRenderer
+
+        if self._renderer is None:
+            self._renderer = CharacterRenderer(self.batch.model, *self._size)
+        i = self.render_index
+        return self._renderer.render(self.batch.data(i), self.batch.reference_data(i), GHOST_OFFSET,
+                                     int(self.batch.index.body_ids[0]))
+
+    def close(self) -> None:
+        if getattr(self, "_renderer", None) is not None:
+            self._renderer.close()
+            self._renderer = None
+        self.batch.close()
 
     def seed(self, seed: int | None) -> None:
         self.rngs = [seeding.np_random(None if seed is None else seed + i)[0] for i in range(self.n)]
@@ -107,6 +141,10 @@ class MimicHumanoidVecEnv(VecEnv):
         time, with probability ``start_share``, and from the reference otherwise
     :param start_share: see ``start_states``
     :param target_observation: append the target block to each observation (see the single env)
+    :param render_mode: ``"rgb_array"``: ``render()`` (SB3's, through :meth:`get_images`) returns an image of
+        character ``render_index`` with its reference as a ghost, as the single env draws it; ``None`` (default)
+    :param render_index: the character drawn
+    :param width, height: image size, pixels
     """
 
     def __init__(
@@ -124,11 +162,16 @@ class MimicHumanoidVecEnv(VecEnv):
         start_states=None,
         start_share: float = 0.5,
         target_observation: bool = False,
+        render_mode: str | None = None,
+        render_index: int = 0,
+        width: int = 640,
+        height: int = 480,
     ) -> None:
         self._chars = _Characters(num_envs, motion, action_mode, control_frequency, sim_frequency, early_termination,
                                   threads, max_episode_steps, termination_distance, start_states, start_share,
                                   target_observation)
-        self.render_mode = None
+        self._chars.set_rendering(render_mode, render_index, width, height)
+        self.render_mode = render_mode
         super().__init__(num_envs, self._chars.observation_space, self._chars.action_space)
         if seed is not None:
             self._chars.seed(seed)
@@ -186,7 +229,7 @@ class MimicHumanoidVecEnv(VecEnv):
         return obs, out.reward.astype(np.float32), done, infos
 
     def close(self) -> None:
-        self._chars.batch.close()
+        self._chars.close()
 
     # the VecEnv interface for attributes and methods: the characters share the clip and the settings
     def get_attr(self, attr_name: str, indices=None) -> list[Any]:
@@ -206,7 +249,10 @@ class MimicHumanoidVecEnv(VecEnv):
         return [False for _ in self._get_indices(indices)]
 
     def get_images(self) -> list[np.ndarray]:
-        raise NotImplementedError("render one character with sb3-mimic video or MimicHumanoidEnv(render_mode='rgb_array')")
+        """One image: character ``render_index`` with its reference as a ghost (``render()`` returns it as is)."""
+        if self.render_mode != "rgb_array":
+            raise ValueError("make the vector env with render_mode='rgb_array' to render a character")
+        return [self._chars.image()]
 
 
 class MimicHumanoidVectorEnv(VectorEnv):
@@ -215,7 +261,7 @@ class MimicHumanoidVectorEnv(VectorEnv):
     one is in ``infos["final_obs"]`` (and its info in ``infos["final_info"]``).  Arguments as
     :class:`MimicHumanoidVecEnv`."""
 
-    metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": ["rgb_array"]}
 
     def __init__(
         self,
@@ -230,18 +276,20 @@ class MimicHumanoidVectorEnv(VectorEnv):
         render_mode: str | None = None,
         termination_distance: float | None = None,
         target_observation: bool = False,
+        render_index: int = 0,
+        width: int = 640,
+        height: int = 480,
     ) -> None:
-        if render_mode is not None:
-            raise ValueError("the vector env does not render; use MimicHumanoidEnv(render_mode='rgb_array')")
         self._chars = _Characters(num_envs, motion, action_mode, control_frequency, sim_frequency, early_termination,
                                   threads, max_episode_steps, termination_distance,
                                   target_observation=target_observation)
+        self._chars.set_rendering(render_mode, render_index, width, height)
         self.num_envs = num_envs
         self.single_observation_space = self._chars.observation_space
         self.single_action_space = self._chars.action_space
         self.observation_space = gymnasium.vector.utils.batch_space(self.single_observation_space, num_envs)
         self.action_space = gymnasium.vector.utils.batch_space(self.single_action_space, num_envs)
-        self.render_mode = None
+        self.render_mode = render_mode
 
     @property
     def clip(self) -> MotionClip:
@@ -277,5 +325,9 @@ class MimicHumanoidVectorEnv(VectorEnv):
             obs[ended] = self._chars.reset(ended)
         return obs, out.reward.copy(), terminated, truncated, infos
 
+    def render(self) -> tuple[np.ndarray, ...] | None:
+        """With ``render_mode="rgb_array"``: a one-image tuple, character ``render_index`` with its ghost."""
+        return None if self.render_mode is None else (self._chars.image(),)
+
     def close_extras(self, **kwargs) -> None:
-        self._chars.batch.close()
+        self._chars.close()
