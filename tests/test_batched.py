@@ -214,3 +214,37 @@ def test_batch_data_and_the_env_mirror_hold_the_whole_state():
         batch.data(1)
     with pytest.raises(ValueError, match="read-only"):
         batch.qpos[0, 0] = 1.0
+
+
+@pytest.mark.parametrize("target_observation", [False, True])
+def test_an_episodes_first_observation_from_the_tick_cache_is_a_fresh_one(target_observation):
+    """The first observation of an episode is looked up per start tick after its first computation: every later
+    start at that tick gets what computing it from the state gives (``observe``), through steps in between."""
+    batch = CharacterBatch(4, "walk", threads=2, target_observation=target_observation)
+    starts = np.array([batch.grid_time(t) for t in (0.2, 0.2, 0.7, 0.9)])
+    first = batch.reset(np.arange(4), starts)  # computed (0.2 twice in one call)
+    np.testing.assert_array_equal(first[0], first[1])
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        batch.step(rng.uniform(-1, 1, (4, 28)))
+        again = batch.reset(np.array([3, 0]), starts[[2, 0]])  # cached now, in the order asked for
+        np.testing.assert_array_equal(again, batch.observe()[[3, 0]])
+        np.testing.assert_array_equal(again, first[[2, 0]])
+    with pytest.raises(ValueError, match="more than once"):
+        batch.reset(np.array([1, 1]), starts[:2])
+
+
+def test_an_error_mujoco_raises_in_the_step_reaches_the_caller_with_the_clocks_unchanged():
+    batch = CharacterBatch(3, "walk", threads=2)
+    batch.reset(np.arange(3), np.zeros(3))
+    batch.step(np.zeros((3, 28)))
+    before = batch.time.copy()
+    mujoco.set_mjcb_control(lambda m, d: None)  # a Python physics callback: MuJoCo's batch refuses to run it
+    try:
+        with pytest.raises(ValueError):
+            batch.step(np.zeros((3, 28)))
+    finally:
+        mujoco.set_mjcb_control(None)
+    np.testing.assert_array_equal(batch.time, before)
+    batch.step(np.zeros((3, 28)))
+    np.testing.assert_array_equal(batch.time, before + batch.dt)

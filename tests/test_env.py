@@ -156,6 +156,14 @@ def test_diverged_state_ends_episode():
     assert np.isfinite(obs).all()
     env.reset(seed=1)
     assert np.isfinite(env.step(np.zeros(28, dtype=np.float32))[0]).all()
+    for seed in (2, 3):  # a character that diverged once is caught again
+        env.reset(seed=seed)
+        env.set_physics_state(env.data.qpos, np.full(env.model.nv, 1e200))
+        _, reward, terminated, _, info = env.step(np.zeros(28, dtype=np.float32))
+        assert terminated and info["nonfinite"] and reward == 0.0
+        env.reset(seed=seed)
+        *_, terminated, _, info = env.step(np.zeros(28, dtype=np.float32))
+        assert not info["nonfinite"]  # and a clean episode after it is not
 
 
 @pytest.mark.parametrize(

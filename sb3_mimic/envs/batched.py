@@ -287,7 +287,6 @@ class CharacterBatch:
         self._state = self._mjb.state  # (N, nstate) each character's mjSTATE_INTEGRATION row, live
         self._reset_state = self._state[0].copy()
         self._warnings = self._mjb.warning  # (N, mjNWARNING, 2): last info and count of each MuJoCo warning
-        self._warned = np.zeros(self.n, dtype=np.int64)  # divergences counted as of the last step or reset
         self._inputs = self._mjb.bind("qfrc_applied" if action_mode == "torque" else "ctrl")
         if mirror is not None and mirror.qpos.shape != (model.nq,):
             raise ValueError("mirror must be an MjData of the batch's model")
@@ -349,26 +348,32 @@ class CharacterBatch:
     def reset(self, indices: np.ndarray, start_times: np.ndarray) -> np.ndarray:
         """Put characters ``indices`` in the reference state at ``start_times`` (s); return their observations.
 
-        A reference frame that sinks into the floor starts lifted clear of it (the reference is not moved)."""
-        indices = np.asarray(indices, dtype=np.int64)
-        self.start_time[indices] = start_times
+        A reference frame that sinks into the floor starts lifted clear of it (the reference is not moved).  The
+        observations come in the order of ``indices``, which must not name a character twice."""
+        given = np.asarray(indices, dtype=np.int64)
+        indices, order = np.unique(given, return_inverse=True)  # MuJoCo's batch takes sorted characters
+        if len(indices) != len(given):
+            raise ValueError(f"reset names a character more than once: {given.tolist()}")
+        times = np.empty(len(indices))
+        times[order] = np.broadcast_to(np.asarray(start_times, dtype=np.float64), given.shape)
+        self.start_time[indices] = times
         h = self.model.opt.timestep
         ticks = np.round(self.start_time[indices] / h).astype(np.int64)
         self._start_tick[indices] = np.where(ticks * h == self.start_time[indices], ticks, -1)
         self.steps[indices] = 0
         self._state[indices] = self._reset_state  # what mj_resetData leaves (time, controls, warm start: 0)
+        self._warnings[indices] = 0  # as mj_resetData clears them
         on = self._start_tick[indices] >= 0
         qpos, qvel = self._table.starts(ticks[on])
         self._sim.qpos[indices[on]], self._sim.qvel[indices[on]] = qpos, qvel
         for i in indices[~on]:  # off the grid: sampled each time
             self._sim.qpos[i], self._sim.qvel[i] = self._table.start_at(float(self.start_time[i]))
         self._mjb.forward(indices, stage=mujoco.mjtStage.mjSTAGE_VEL)
-        self._warned[indices] = self._divergences()[indices]
         self._references(indices)
         obs = self._table.start_observations(ticks, on, lambda rows: self._observe(indices[rows]))
         self.last_obs[indices] = obs
         self._mirror()
-        return obs
+        return obs[order]
 
     def reference_state(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Reference ``(qpos, qvel)`` of character ``i`` at its current time (copies)."""
@@ -376,6 +381,8 @@ class CharacterBatch:
 
     def reference_data(self, i: int) -> mujoco.MjData:
         """An ``MjData`` in character ``i``'s reference state at its current time, kinematics done (for drawing it)."""
+        if i not in range(self.n):
+            raise IndexError(f"character {i} out of range: the batch has {self.n}")
         if -1 - i not in self._scratch:  # negative keys: the references' data
             self._scratch[-1 - i] = mujoco.MjData(self.model)
         r = self._scratch[-1 - i]
@@ -458,18 +465,20 @@ class CharacterBatch:
             self._inputs[:] = self.next_reference_angles() + (RESIDUAL_SCALE * ACTION_SCALE) * a
         else:
             self._inputs[:, self.index.action_dofs] = self._torques(a)
-        self.steps += 1
-        times = self.time
         # the physics of every character, in MuJoCo's threads: frame_skip steps, then the position and velocity
         # stages at the new state (mj_step1, which the next step continues from), which the reward and the
-        # observation read, with the batch sensors (contacts, centre-of-mass velocity)
+        # observation read, with the batch sensors (contacts, centre-of-mass velocity); if MuJoCo raises, the
+        # clocks stay where they were
         self._mjb.step(nstep=self.frame_skip, stage=mujoco.mjtStage.mjSTAGE_VEL)
-        # MuJoCo resets diverged data on its own and counts a warning (BADQPOS, BADQVEL, BADQACC): a new one since
-        # the last step or reset (a state set by hand may have diverged at once), or non-finite velocities, mean
-        # the state blew up
-        warned = self._divergences()
-        nonfinite = (warned > self._warned) | ~np.isfinite(self._sim.qvel.sum(axis=1))
-        self._warned = warned
+        self.steps += 1
+        times = self.time
+        # MuJoCo resets diverged data on its own and counts a warning (BADQPOS, BADQVEL, BADQACC): one counted
+        # since the last step (a state set by hand may have diverged at once), or non-finite velocities, mean the
+        # state blew up; the counts start again from 0 for the next step
+        diverged = self._warnings[:, _DIVERGED, 1]
+        nonfinite = (diverged.sum(axis=1) > 0) | ~np.isfinite(self._sim.qvel.sum(axis=1))
+        if nonfinite.any():
+            self._warnings[:, _DIVERGED, 1] = 0
         if nonfinite.any():
             self._mjb.forward(np.flatnonzero(nonfinite))
         self._references(np.arange(self.n))
@@ -504,10 +513,6 @@ class CharacterBatch:
             fell = fell | (s.sensordata[:, self._contacts[self._fall_contact]] > 0).any(axis=1)
         fell = fell & ~nonfinite | nonfinite
         return BatchStep(obs, reward, terms, error, fell, clip_end, nonfinite, invalid, times, phase, deviated)
-
-    def _divergences(self) -> np.ndarray:
-        """(N,) how many times MuJoCo found each character's state diverged since its last reset."""
-        return self._warnings[:, _DIVERGED, 1].sum(axis=1)
 
     def _torques(self, a: np.ndarray) -> np.ndarray:
         tau = a * self.index.torque_limits
@@ -592,7 +597,7 @@ class _ReferenceTable:
     beyond :data:`MAX_TICKS` are computed each time.
     """
 
-    MAX_TICKS = 24_000  # 100 s at 240 Hz, about 40 MB
+    MAX_TICKS = 24_000  # 100 s at 240 Hz: about 90 MB with the first observations
 
     def __init__(self, batch: CharacterBatch) -> None:
         self.model, self.clip, self.index = batch.model, batch.clip, batch.index

@@ -284,6 +284,7 @@ class MimicHumanoidVectorEnv(VectorEnv):
                                   threads, max_episode_steps, termination_distance,
                                   target_observation=target_observation)
         self._chars.set_rendering(render_mode, render_index, width, height)
+        self.metadata = {**self.metadata, "render_fps": round(control_frequency)}
         self.num_envs = num_envs
         self.single_observation_space = self._chars.observation_space
         self.single_action_space = self._chars.action_space
