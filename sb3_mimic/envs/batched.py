@@ -61,17 +61,15 @@ def observation_structure(target_observation: bool = False) -> dict[str, int]:
     return {**OBSERVATION_STRUCTURE, **(TARGET_STRUCTURE if target_observation else {})}
 
 
-def heading_frames(root_quat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The root's heading (rad, :func:`sb3_mimic.reward.heading`) and the world-to-heading-frame matrices.
+def heading_frames(root_quat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The root's heading (rad, :func:`sb3_mimic.reward.heading`) and its cosine and sine, which turn world vectors
+    into the heading frame (``x_h = c x + s y``, ``y_h = c y - s x``, z unchanged).
 
     :param root_quat: (N, 4) root orientations
-    :return: ``heading`` (N,) and ``rot`` (N, 3, 3) with ``v_heading = v_world @ rot[i]``
+    :return: ``heading`` (N,), ``cos`` and ``sin`` (N, 1)
     """
     yaw = heading(root_quat)
-    c, s = np.cos(yaw), np.sin(yaw)
-    rot = np.zeros((len(yaw), 3, 3))
-    rot[:, 0, 0], rot[:, 0, 1], rot[:, 1, 0], rot[:, 1, 1], rot[:, 2, 2] = c, -s, s, c, 1.0
-    return yaw, rot
+    return yaw, np.cos(yaw)[:, None], np.sin(yaw)[:, None]
 
 
 _NEXT, _AFTER = np.array([1, 2, 0]), np.array([2, 0, 1])  # the cross product's index pairs
@@ -79,8 +77,8 @@ _TURN_SIGNS = np.array([1.0, 1.0, -1.0, -1.0])
 
 
 def _to_heading(v: np.ndarray, c: np.ndarray, s: np.ndarray, out: np.ndarray) -> None:
-    """``out[..., :] = v @ rot`` for the heading frames' turns about z, ``c, s`` (N, 1) the cosines and sines of the
-    headings: the same products and sums as the matrix product, whose other terms are exact zeros."""
+    """``out`` := vectors ``v`` (N, K, 3) in the heading frames, ``c, s`` (N, 1) from :func:`heading_frames` (what
+    the product with the turn matrix gives, whose other terms are exact zeros)."""
     x, y = v[..., 0], v[..., 1]
     out[..., 0] = x * c + y * s
     out[..., 1] = y * c - x * s
@@ -89,14 +87,14 @@ def _to_heading(v: np.ndarray, c: np.ndarray, s: np.ndarray, out: np.ndarray) ->
 
 def observations(
     phase: np.ndarray, xpos: np.ndarray, xquat: np.ndarray, cvel: np.ndarray, subtree_com: np.ndarray,
-    heading: np.ndarray, rot: np.ndarray,
+    heading: np.ndarray, c: np.ndarray, s: np.ndarray,
 ) -> np.ndarray:
     """DeepMimic's observation of N characters (see the env's table), float32 (N, 197).
 
     :param phase: (N,) clip phase
     :param xpos, xquat, cvel: (N, 15, ...) the character's bodies (model bodies 1..15, in ``character.BODIES`` order)
     :param subtree_com: (N, 3) centre of mass of the root's subtree (``cvel``'s linear part is taken there)
-    :param heading, rot: from :func:`heading_frames`
+    :param heading, c, s: from :func:`heading_frames`
     """
     n, nb = len(phase), N_BODIES
     # positions relative to the root, linear velocities of the body origins (cvel's, moved from the centre of mass
@@ -108,7 +106,7 @@ def observations(
     np.add(cvel[:, :, 3:], cross, out=vec[:, nb : 2 * nb])
     vec[:, 2 * nb :] = ang
     turned = np.empty_like(vec)
-    _to_heading(vec, rot[:, 0, :1], rot[:, 1, :1], turned)
+    _to_heading(vec, c, s, turned)
     obs = np.empty((n, OBSERVATION_SIZE), dtype=np.float32)
     obs[:, 0], obs[:, 1] = phase, xpos[:, 0, 2]
     at = np.cumsum([0, *OBSERVATION_STRUCTURE.values()])  # where each block starts
@@ -125,7 +123,8 @@ def observations(
 
 
 def target_observations(
-    sim_xpos: np.ndarray, sim_heading: np.ndarray, rot: np.ndarray, ref_xpos: np.ndarray, ref_heading: np.ndarray,
+    sim_xpos: np.ndarray, sim_heading: np.ndarray, c: np.ndarray, s: np.ndarray, ref_xpos: np.ndarray,
+    ref_heading: np.ndarray,
 ) -> np.ndarray:
     """The target block of N characters, float32 (N, 50): the reference seen from each character's heading frame.
 
@@ -135,12 +134,13 @@ def target_observations(
     per-body error MPJPE averages, turned into the character's heading frame.
 
     :param sim_xpos, ref_xpos: (N, 15, 3) body positions of the characters and of their references
-    :param sim_heading, rot: the characters' :func:`heading_frames`
+    :param sim_heading, c, s: the characters' :func:`heading_frames`
     :param ref_heading: (N,) the references' headings
     """
     n = len(sim_heading)
     offsets = np.concatenate((ref_xpos[:, :1] - sim_xpos[:, :1], ref_xpos - ref_xpos[:, :1]), axis=1)
-    vec = np.einsum("nbi,nij->nbj", offsets, rot)
+    vec = np.empty_like(offsets)
+    _to_heading(offsets, c, s, vec)
     turn = ref_heading - sim_heading
     return np.concatenate(
         (vec[:, 0], np.cos(turn)[:, None], np.sin(turn)[:, None], vec[:, 1:].reshape(n, -1)), axis=1,
@@ -428,12 +428,12 @@ class CharacterBatch:
 
     def _observe(self, indices: np.ndarray) -> np.ndarray:
         s = self._sim
-        yaw, rot = heading_frames(s.xquat[indices, 0])
+        yaw, c, sin = heading_frames(s.xquat[indices, 0])
         obs = observations(self.phases(self.time[indices]), s.xpos[indices], s.xquat[indices], s.cvel[indices],
-                           s.subtree_com[indices], yaw, rot)
-        return self._with_target(obs, indices, yaw, rot)
+                           s.subtree_com[indices], yaw, c, sin)
+        return self._with_target(obs, indices, yaw, c, sin)
 
-    def _with_target(self, obs: np.ndarray, rows, yaw: np.ndarray, rot: np.ndarray,
+    def _with_target(self, obs: np.ndarray, rows, yaw: np.ndarray, c: np.ndarray, sin: np.ndarray,
                      ref_yaw: np.ndarray | None = None) -> np.ndarray:
         """``obs`` of characters ``rows`` (an index array or a slice) with the target block appended when the batch
         observes it (``ref_yaw``: the references' headings, when already computed); otherwise ``obs`` itself."""
@@ -442,7 +442,7 @@ class CharacterBatch:
         s, r = self._sim, self._ref
         if ref_yaw is None:
             ref_yaw = r.heading[rows]
-        return np.concatenate((obs, target_observations(s.xpos[rows], yaw, rot, r.xpos[rows], ref_yaw)), axis=1)
+        return np.concatenate((obs, target_observations(s.xpos[rows], yaw, c, sin, r.xpos[rows], ref_yaw)), axis=1)
 
     def observe(self) -> np.ndarray:
         """(N, :attr:`observation_size`) observations of the current states (the reference arrays must be at the
@@ -488,15 +488,15 @@ class CharacterBatch:
 
     def _finish(self, invalid: np.ndarray, times: np.ndarray, nonfinite: np.ndarray) -> BatchStep:
         s, r = self._sim, self._ref
-        yaw, rot = heading_frames(s.xquat[:, 0])
+        yaw, c, sin = heading_frames(s.xquat[:, 0])
         ref_yaw = r.heading
         ee = end_effectors(s.xpos[:, self._ee_index], s.xpos[:, 0], yaw)
         errors = batch_errors(self._weights, self.index, s.qpos, r.qpos, r.qvel - s.qvel, r.end_effectors - ee,
                               r.com_velocity - s.com_velocity)
         reward, terms = batch_reward_terms(errors)
         phase = self.phases(times)
-        obs = self._with_target(observations(phase, s.xpos, s.xquat, s.cvel, s.subtree_com, yaw, rot), slice(None),
-                                yaw, rot, ref_yaw)
+        obs = self._with_target(observations(phase, s.xpos, s.xquat, s.cvel, s.subtree_com, yaw, c, sin),
+                                slice(None), yaw, c, sin, ref_yaw)
         error = mpjpe(s.xpos, r.xpos)
         deviated = np.zeros(self.n, dtype=bool)
         if self.termination_distance is not None:
