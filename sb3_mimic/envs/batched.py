@@ -72,6 +72,7 @@ def heading_frames(root_quat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     return yaw, np.cos(yaw)[:, None], np.sin(yaw)[:, None]
 
 
+_BLOCK_STARTS = np.cumsum([0, *OBSERVATION_STRUCTURE.values()]).tolist()  # where each observation block starts
 _NEXT, _AFTER = np.array([1, 2, 0]), np.array([2, 0, 1])  # the cross product's index pairs
 _TURN_SIGNS = np.array([1.0, 1.0, -1.0, -1.0])
 
@@ -109,7 +110,7 @@ def observations(
     _to_heading(vec, c, s, turned)
     obs = np.empty((n, OBSERVATION_SIZE), dtype=np.float32)
     obs[:, 0], obs[:, 1] = phase, xpos[:, 0, 2]
-    at = np.cumsum([0, *OBSERVATION_STRUCTURE.values()])  # where each block starts
+    at = _BLOCK_STARTS
     obs[:, at[2] : at[3]] = turned[:, :nb].reshape(n, -1)
     obs[:, at[4] : at[5]] = turned[:, nb : 2 * nb].reshape(n, -1)
     obs[:, at[5] :] = turned[:, 2 * nb :].reshape(n, -1)
@@ -281,8 +282,8 @@ class CharacterBatch:
         self._mjb = mujoco.batch.Batch(model, self.n, nthread=self.threads, persistent=True)
         self._mjb.set_models(model)  # this model itself, not the batch's copy: changes to it (options, gains) apply
         self._sim = _BatchArrays(self._mjb, self.index, model)
-        self._contacts = _sensor_columns(model, [character.CONTACT_SENSOR.format(b) for b in character.BODIES])
-        self._fall_contact = np.isin(self.index.body_ids, fall_ids)  # which contact sensors are a fall's
+        # the contact sensors of the clip's fall bodies
+        self._fall_sensors = _sensor_columns(model, [character.CONTACT_SENSOR.format(b) for b in self.clip.info.fall_bodies])
         self._mjb.reset(stage=mujoco.mjtStage.mjSTAGE_NONE)
         self._state = self._mjb.state  # (N, nstate) each character's mjSTATE_INTEGRATION row, live
         self._reset_state = self._state[0].copy()
@@ -433,16 +434,14 @@ class CharacterBatch:
                            s.subtree_com[indices], yaw, c, sin)
         return self._with_target(obs, indices, yaw, c, sin)
 
-    def _with_target(self, obs: np.ndarray, rows, yaw: np.ndarray, c: np.ndarray, sin: np.ndarray,
-                     ref_yaw: np.ndarray | None = None) -> np.ndarray:
+    def _with_target(self, obs: np.ndarray, rows, yaw: np.ndarray, c: np.ndarray, sin: np.ndarray) -> np.ndarray:
         """``obs`` of characters ``rows`` (an index array or a slice) with the target block appended when the batch
-        observes it (``ref_yaw``: the references' headings, when already computed); otherwise ``obs`` itself."""
+        observes it; otherwise ``obs`` itself."""
         if not self.target_observation:
             return obs
         s, r = self._sim, self._ref
-        if ref_yaw is None:
-            ref_yaw = r.heading[rows]
-        return np.concatenate((obs, target_observations(s.xpos[rows], yaw, c, sin, r.xpos[rows], ref_yaw)), axis=1)
+        target = target_observations(s.xpos[rows], yaw, c, sin, r.xpos[rows], r.heading[rows])
+        return np.concatenate((obs, target), axis=1)
 
     def observe(self) -> np.ndarray:
         """(N, :attr:`observation_size`) observations of the current states (the reference arrays must be at the
@@ -479,7 +478,6 @@ class CharacterBatch:
         nonfinite = (diverged.sum(axis=1) > 0) | ~np.isfinite(self._sim.qvel.sum(axis=1))
         if nonfinite.any():
             self._warnings[:, _DIVERGED, 1] = 0
-        if nonfinite.any():
             self._mjb.forward(np.flatnonzero(nonfinite))
         self._references(np.arange(self.n))
         out = self._finish(invalid, times, nonfinite)
@@ -489,14 +487,13 @@ class CharacterBatch:
     def _finish(self, invalid: np.ndarray, times: np.ndarray, nonfinite: np.ndarray) -> BatchStep:
         s, r = self._sim, self._ref
         yaw, c, sin = heading_frames(s.xquat[:, 0])
-        ref_yaw = r.heading
         ee = end_effectors(s.xpos[:, self._ee_index], s.xpos[:, 0], yaw)
         errors = batch_errors(self._weights, self.index, s.qpos, r.qpos, r.qvel - s.qvel, r.end_effectors - ee,
                               r.com_velocity - s.com_velocity)
         reward, terms = batch_reward_terms(errors)
         phase = self.phases(times)
         obs = self._with_target(observations(phase, s.xpos, s.xquat, s.cvel, s.subtree_com, yaw, c, sin),
-                                slice(None), yaw, c, sin, ref_yaw)
+                                slice(None), yaw, c, sin)
         error = mpjpe(s.xpos, r.xpos)
         deviated = np.zeros(self.n, dtype=bool)
         if self.termination_distance is not None:
@@ -510,7 +507,7 @@ class CharacterBatch:
         deviated &= ~nonfinite
         fell = deviated
         if self.early_termination:
-            fell = fell | (s.sensordata[:, self._contacts[self._fall_contact]] > 0).any(axis=1)
+            fell = fell | (s.sensordata[:, self._fall_sensors] > 0).any(axis=1)
         fell = fell & ~nonfinite | nonfinite
         return BatchStep(obs, reward, terms, error, fell, clip_end, nonfinite, invalid, times, phase, deviated)
 
@@ -541,7 +538,7 @@ def _read_only(a: np.ndarray) -> np.ndarray:
 def _sensor_columns(model: mujoco.MjModel, names: list[str]) -> np.ndarray:
     """The ``sensordata`` column of each named one-number sensor (an error naming what to do if one is missing)."""
     try:
-        return np.array([int(model.sensor(name).adr[0]) for name in names])
+        return np.array([int(model.sensor(name).adr[0]) for name in names], dtype=np.int64)
     except KeyError as err:
         raise ValueError(f"the model has no sensor {err}: load the character with sb3_mimic.character.load_model(), "
                          "which adds the sensors the batch reads") from None
@@ -641,7 +638,7 @@ class _ReferenceTable:
             return None  # the usual case, once the episodes' ticks have been seen
         held = ticks < self.MAX_TICKS
         top = int(ticks[held].max(initial=-1)) + 1
-        if top > len(self._filled) or len(self._filled) == 0:
+        if top > len(self._filled):
             size = min(self.MAX_TICKS, max(top, 2 * len(self._filled), 256))
             grown = _Arrays(size, self.model.nq, self.model.nv, self._ee_index)
             k = len(self._filled)
@@ -670,13 +667,16 @@ class _ReferenceTable:
     def starts(self, ticks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(qpos, qvel)`` (len(ticks), ...) the episodes starting at ``ticks`` begin in (see :meth:`start_at`)."""
         held = self._fill(ticks)
-        inside = ticks if held is None else np.minimum(ticks, len(self._filled) - 1)  # rows beyond: replaced below
-        qpos, qvel = self.rows.qpos[inside], self.rows.qvel[inside]
-        qpos[:, 2] += self._lift[inside]
-        if held is not None:
-            for j in np.flatnonzero(~held):
-                qpos[j], qvel[j] = self.start_at(float(ticks[j] * self.h))
-        return qpos, qvel
+        if held is not None:  # ticks beyond the table: sampled each time
+            starts = [self.start_at(float(k * self.h)) for k in ticks[~held]]
+            qpos, qvel = np.empty((len(ticks), self.model.nq)), np.empty((len(ticks), self.model.nv))
+            qpos[held], qvel[held] = self.starts(ticks[held])
+            if starts:
+                qpos[~held], qvel[~held] = (np.array(column) for column in zip(*starts, strict=True))
+            return qpos, qvel
+        qpos = self.rows.qpos[ticks]
+        qpos[:, 2] += self._lift[ticks]
+        return qpos, self.rows.qvel[ticks]
 
     def start_observations(self, ticks: np.ndarray, on: np.ndarray, observe) -> np.ndarray:
         """The first observations of episodes started at ``ticks`` (where ``on``; elsewhere off the grid), from

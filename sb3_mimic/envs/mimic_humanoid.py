@@ -13,7 +13,7 @@ from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 from sb3_mimic import character
 from sb3_mimic.envs.actions import ACTION_MODES, ACTION_SCALE, pd_target_action, residual_action
 from sb3_mimic.envs.batched import CharacterBatch, observation_structure
-from sb3_mimic.envs.rendering import CharacterRenderer
+from sb3_mimic.envs.rendering import GHOST_OFFSET, CharacterRenderer, check_image_size
 from sb3_mimic.motion import MotionClip, load_clip
 from sb3_mimic.reward import PoseFeatures, end_effectors, heading
 
@@ -130,7 +130,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         render_mode: str | None = None,
         width: int = 640,
         height: int = 480,
-        ghost_offset: tuple[float, float, float] = (1.0, 0.0, 0.0),
+        ghost_offset: tuple[float, float, float] = GHOST_OFFSET,
         termination_distance: float | None = None,
         target_observation: bool = False,
         **kwargs: Any,
@@ -146,9 +146,7 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
         for label, flag in (("early_termination", early_termination), ("target_observation", target_observation)):
             if not isinstance(flag, (bool, np.bool_)):
                 raise ValueError(f"{label} must be True or False, got {flag!r}")
-        for label, value in (("width", width), ("height", height)):
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{label} must be a whole number of pixels >= 1, got {value!r}")
+        check_image_size(width, height)
         offset = np.asarray(ghost_offset, dtype=object)
         if offset.shape != (3,) or not all(
             isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))

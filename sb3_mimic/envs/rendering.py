@@ -8,6 +8,16 @@ import numpy as np
 
 from sb3_mimic.viewer import GHOST_RGBA
 
+#: Where the ghost (the reference) is drawn, m from the reference: beside it, as the camera looks along +y.
+GHOST_OFFSET = (1.0, 0.0, 0.0)
+
+
+def check_image_size(width, height) -> None:
+    """ValueError unless ``width`` and ``height`` are whole numbers of pixels >= 1."""
+    for label, value in (("width", width), ("height", height)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{label} must be a whole number of pixels >= 1, got {value!r}")
+
 
 class CharacterRenderer:
     """An offscreen renderer of ``model`` that follows the character (horizontally, at a fixed aim height) and draws

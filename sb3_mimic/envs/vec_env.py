@@ -25,13 +25,12 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
 from sb3_mimic import character
 from sb3_mimic.envs.batched import BatchStep, CharacterBatch
+from sb3_mimic.envs.rendering import GHOST_OFFSET, CharacterRenderer, check_image_size
 from sb3_mimic.motion import MotionClip
 from sb3_mimic.reward import TERMS
 
 #: 20 s at 30 Hz, as registered for the single env.
 DEFAULT_MAX_EPISODE_STEPS = 600
-#: Where the ghost (the reference) is drawn beside the character, m: the single env's default.
-GHOST_OFFSET = np.array([1.0, 0.0, 0.0])
 
 
 class _Characters:
@@ -56,6 +55,7 @@ class _Characters:
             if not 0.0 < start_share <= 1.0:
                 raise ValueError(f"start_share must be in (0, 1], got {start_share!r}")
         self.start_states, self.start_share = start_states, float(start_share)
+        self._renderer: CharacterRenderer | None = None
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(self.batch.observation_size,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(character.ACTION_SIZE,), dtype=np.float32)
 
@@ -66,27 +66,22 @@ class _Characters:
         if isinstance(render_index, bool) or not isinstance(render_index, (int, np.integer)) or \
                 not 0 <= render_index < self.n:
             raise ValueError(f"render_index must be a character index in [0, {self.n}), got {render_index!r}")
-        for label, value in (("width", width), ("height", height)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{label} must be a whole number of pixels >= 1, got {value!r}")
+        check_image_size(width, height)
         self.render_mode, self.render_index, self._size = render_mode, int(render_index), (int(width), int(height))
-        self._renderer = None
         if render_mode is not None:
             vis = self.batch.model.vis.global_
             vis.offwidth, vis.offheight = max(vis.offwidth, self._size[0]), max(vis.offheight, self._size[1])
 
     def image(self) -> np.ndarray:
         """An image of character :attr:`render_index`, its reference beside it as a ghost (as the single env draws)."""
-        from sb3_mimic.envs.rendering import CharacterRenderer
-
         if self._renderer is None:
             self._renderer = CharacterRenderer(self.batch.model, *self._size)
         i = self.render_index
-        return self._renderer.render(self.batch.data(i), self.batch.reference_data(i), GHOST_OFFSET,
+        return self._renderer.render(self.batch.data(i), self.batch.reference_data(i), np.asarray(GHOST_OFFSET),
                                      int(self.batch.index.body_ids[0]))
 
     def close(self) -> None:
-        if getattr(self, "_renderer", None) is not None:
+        if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
         self.batch.close()
