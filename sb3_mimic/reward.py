@@ -26,7 +26,8 @@ import mujoco
 import numpy as np
 
 from sb3_mimic.character import CharacterIndex
-from sb3_mimic.rotations import quat_angle_between
+from sb3_mimic._jit import flat_rows, jit
+from sb3_mimic.rotations import angle_between
 
 #: Weight and error scale of each term, in the order of :data:`TERMS`.
 TERMS: tuple[str, ...] = ("pose", "velocity", "end_effector", "root", "com")
@@ -67,8 +68,8 @@ def reward_terms(errors: tuple[float, ...]) -> tuple[float, dict[str, float]]:
     :return: ``(reward, {"pose": ..., "velocity": ..., "end_effector": ..., "root": ..., "com": ...})``; the
         terms add up to the reward
     """
-    terms = {t: WEIGHTS[t] * math.exp(-SCALES[t] * e) for t, e in zip(TERMS, errors, strict=True)}
-    return sum(terms.values()), terms
+    reward, terms = batch_reward_terms(np.asarray(errors, dtype=np.float64)[None])
+    return float(reward[0]), dict(zip(TERMS, terms[0].tolist(), strict=True))
 
 
 def imitation_reward(
@@ -123,6 +124,11 @@ class PoseWeights:
     root_position: np.ndarray
     """(3,) weights of the squared root position difference in the root error."""
 
+    def kernel_arrays(self, index: CharacterIndex) -> tuple[np.ndarray, ...]:
+        """The weight and address arrays :func:`errors_into` takes first, in its order."""
+        return (self.quat, self.hinge, self.root_position, index.velocity_weights,
+                np.ascontiguousarray(self.quat_qpos[:, 0]), self.hinge_qpos)
+
 
 def pose_weights(model: mujoco.MjModel, index: CharacterIndex) -> PoseWeights:
     """:class:`PoseWeights` of ``model`` from the per-dof weights of ``index``."""
@@ -136,28 +142,91 @@ def pose_weights(model: mujoco.MjModel, index: CharacterIndex) -> PoseWeights:
     )
 
 
+@jit
+def errors_into(quat_weights, hinge_weights, root_weights, velocity_weights, quat_qpos, hinge_qpos, sim_qpos,
+                ref_qpos, dv, dee, dcom, out):  # pragma: no cover - compiled
+    """The five errors of one state pair into ``out`` (5,): what :func:`batch_errors` computes per row (a compiled
+    function, which the batched simulation's step kernel calls too).
+
+    :param quat_weights, hinge_weights, root_weights, quat_qpos, hinge_qpos: :class:`PoseWeights`' arrays, with
+        ``quat_qpos`` each quaternion's first address
+    :param velocity_weights: :attr:`~sb3_mimic.character.CharacterIndex.velocity_weights`
+    """
+    # orientation errors: the angle of q_sim^-1 q_ref per quaternion, angle differences per hinge
+    pose_q = root_q = 0.0
+    for j in range(len(quat_qpos)):
+        a, b = sim_qpos[quat_qpos[j] :], ref_qpos[quat_qpos[j] :]
+        angle = angle_between(a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3])
+        pose_q += angle * angle * quat_weights[0, j]
+        root_q += angle * angle * quat_weights[1, j]
+    pose_h = root_h = 0.0
+    for j in range(len(hinge_qpos)):
+        d = ref_qpos[hinge_qpos[j]] - sim_qpos[hinge_qpos[j]]
+        pose_h += d * d * hinge_weights[0, j]
+        root_h += d * d * hinge_weights[1, j]
+    root_p = 0.0
+    for k in range(3):
+        d = ref_qpos[k] - sim_qpos[k]
+        root_p += d * d * root_weights[k]
+    vel = vel_root = 0.0
+    for k in range(len(dv)):
+        vel += dv[k] * dv[k] * velocity_weights[0, k]
+        vel_root += dv[k] * dv[k] * velocity_weights[1, k]
+    ee = 0.0
+    for k in range(dee.shape[0]):
+        for i in range(3):
+            ee += dee[k, i] * dee[k, i]
+    out[0] = pose_q + pose_h
+    out[1] = vel
+    out[2] = ee / dee.shape[0]
+    out[3] = root_q + root_h + root_p + vel_root
+    out[4] = 0.1 * (dcom[0] * dcom[0] + dcom[1] * dcom[1] + dcom[2] * dcom[2])
+
+
+@jit
+def _batch_errors(qw, hw, rw, vw, quat_qpos, hinge_qpos, sim_qpos, ref_qpos, dv, dee, dcom, out):  # pragma: no cover
+    for i in range(len(out)):
+        errors_into(qw, hw, rw, vw, quat_qpos, hinge_qpos, sim_qpos[i], ref_qpos[i], dv[i], dee[i], dcom[i], out[i])
+
+
 def batch_errors(
     weights: PoseWeights, index: CharacterIndex, sim_qpos: np.ndarray, ref_qpos: np.ndarray, dv: np.ndarray,
     dee: np.ndarray, dcom: np.ndarray,
 ) -> np.ndarray:
     """The five unscaled errors, (..., 5) in :data:`TERMS` order, of any batch of state pairs (leading axes
-    broadcast): the one implementation of the reward's errors, which the env, the vector envs and the MPC use.
+    broadcast): the one implementation of the reward's errors (:func:`errors_into`), which the env, the vector envs
+    and the MPC use.
 
     :param sim_qpos, ref_qpos: (..., nq) simulated and reference positions
     :param dv: (..., nv) ``ref.qvel - sim.qvel``
     :param dee: (..., 4, 3) reference minus simulated end effectors (:func:`end_effectors`)
     :param dcom: (..., 3) reference minus simulated centre-of-mass velocity
     """
-    # orientation errors: the angle of q_sim^-1 q_ref per quaternion, angle differences per hinge
-    angle2 = quat_angle_between(sim_qpos[..., weights.quat_qpos], ref_qpos[..., weights.quat_qpos]) ** 2
-    hinge2 = (ref_qpos[..., weights.hinge_qpos] - sim_qpos[..., weights.hinge_qpos]) ** 2
-    droot = ref_qpos[..., :3] - sim_qpos[..., :3]
-    pose = angle2 @ weights.quat[0] + hinge2 @ weights.hinge[0]
-    root_position = angle2 @ weights.quat[1] + hinge2 @ weights.hinge[1] + (droot * droot) @ weights.root_position
-    vel = (dv * dv) @ index.velocity_weights.T  # (..., 2): velocity error, velocity part of the root error
-    ee = np.einsum("...ij,...ij->...", dee, dee) / dee.shape[-2]
-    com = 0.1 * np.einsum("...i,...i->...", dcom, dcom)
-    return np.stack((pose, vel[..., 0], ee, root_position + vel[..., 1], com), axis=-1)
+    lead, (sim_qpos, ref_qpos, dv, dee, dcom) = flat_rows((sim_qpos, ref_qpos, dv, dee, dcom), (1, 1, 1, 2, 1))
+    out = np.empty((len(sim_qpos), len(TERMS)))
+    _batch_errors(*weights.kernel_arrays(index), sim_qpos, ref_qpos, dv, dee, dcom, out)
+    return out.reshape(*lead, len(TERMS))
+
+
+@jit
+def heading_of(w, x, y, z):  # pragma: no cover - compiled
+    """:func:`heading` of one root orientation, from its components (a compiled function, which the batched
+    simulation's step kernel calls too)."""
+    # the root's x axis (f) in world coordinates: a column of the rotation matrix
+    fx, fy, fz = 1.0 - 2.0 * (y * y + z * z), 2.0 * (w * z + x * y), 2.0 * (x * z - w * y)
+    t = (abs(fz) - _SIN_45) / (1.0 - _SIN_45)
+    if t <= 0.0:  # up to 45 degrees from horizontal: DeepMimic's heading (r = 0)
+        return math.atan2(fy, fx)
+    t = min(t, 1.0)
+    lx, ly = 2.0 * (x * y - w * z), 1.0 - 2.0 * (x * x + z * z)  # the root's y axis (l)
+    r = t * t * (3.0 - 2.0 * t)
+    return math.atan2(fy - r * lx, fx + r * ly)
+
+
+@jit
+def _headings(q, out):  # pragma: no cover - compiled
+    for i in range(len(out)):
+        out[i] = heading_of(q[i, 0], q[i, 1], q[i, 2], q[i, 3])
 
 
 def heading(root_quat: np.ndarray) -> np.ndarray:
@@ -189,14 +258,29 @@ def heading(root_quat: np.ndarray) -> np.ndarray:
     :param root_quat: (..., 4) root orientations (w, x, y, z), unit quaternions
     :return: (...) headings in [-pi, pi]
     """
-    w, x, y, z = (root_quat[..., k] for k in range(4))
-    # the root's x axis (f) and y axis (l) in world coordinates: columns of the rotation matrix
-    fx, fy, fz = 1.0 - 2.0 * (y * y + z * z), 2.0 * (w * z + x * y), 2.0 * (x * z - w * y)
-    lx, ly = 2.0 * (x * y - w * z), 1.0 - 2.0 * (x * x + z * z)
-    start = math.sqrt(0.5)  # sin 45 deg
-    t = np.clip((np.abs(fz) - start) / (1.0 - start), 0.0, 1.0)
-    r = t * t * (3.0 - 2.0 * t)  # 0 (exactly) up to 45 degrees from horizontal
-    return np.arctan2(fy - r * lx, fx + r * ly)
+    lead, (q,) = flat_rows((root_quat,), (1,))
+    out = np.empty(len(q))
+    _headings(q, out)
+    return out.reshape(lead)[()]
+
+
+@jit
+def end_effectors_into(points, ids, root, c, s, out):  # pragma: no cover - compiled
+    """:func:`end_effectors` of one state into ``out`` (K, 3), from world positions ``points[ids]``, the root
+    position and the cosine and sine of its heading (a compiled function, which the step kernel calls too)."""
+    for k in range(len(ids)):
+        p = points[ids[k]]
+        rx, ry = p[0] - root[0], p[1] - root[1]
+        out[k, 0] = c * rx + s * ry
+        out[k, 1] = c * ry - s * rx
+        out[k, 2] = p[2]
+
+
+@jit
+def _end_effectors(points, root, yaw, out):  # pragma: no cover - compiled
+    ids = np.arange(points.shape[1])
+    for i in range(len(out)):
+        end_effectors_into(points[i], ids, root[i], math.cos(yaw[i]), math.sin(yaw[i]), out[i])
 
 
 def end_effectors(ee_world: np.ndarray, root: np.ndarray, yaw: np.ndarray) -> np.ndarray:
@@ -205,17 +289,38 @@ def end_effectors(ee_world: np.ndarray, root: np.ndarray, yaw: np.ndarray) -> np
 
     :param ee_world: (..., 4, 3) world positions; :param root: (..., 3) root position; :param yaw: (...) heading
     """
-    c, s = np.cos(yaw)[..., None], np.sin(yaw)[..., None]
-    rel = ee_world - root[..., None, :]
-    return np.stack((c * rel[..., 0] + s * rel[..., 1], c * rel[..., 1] - s * rel[..., 0], ee_world[..., 2]), axis=-1)
+    lead, (points, root, yaw) = flat_rows((ee_world, root, yaw), (2, 1, 0))
+    out = np.empty_like(points)
+    _end_effectors(points, root, yaw, out)
+    return out.reshape(*lead, *points.shape[1:])
 
 
 _WEIGHT_ROW = np.array([WEIGHTS[t] for t in TERMS])
 _SCALE_ROW = np.array([SCALES[t] for t in TERMS])
+_SIN_45 = math.sqrt(0.5)
+
+
+@jit
+def reward_into(errors, terms):  # pragma: no cover - compiled
+    """The reward of one row of errors (5,), its weighted terms into ``terms`` (5,) (a compiled function, which the
+    step kernel calls too)."""
+    total = 0.0
+    for k in range(len(errors)):
+        terms[k] = _WEIGHT_ROW[k] * math.exp(-_SCALE_ROW[k] * errors[k])
+        total += terms[k]
+    return total
+
+
+@jit
+def _batch_rewards(errors, terms, rewards):  # pragma: no cover - compiled
+    for i in range(len(rewards)):
+        rewards[i] = reward_into(errors[i], terms[i])
 
 
 def batch_reward_terms(errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rewards (N,) and weighted terms (N, 5) of the errors of :func:`batch_errors` (what :func:`reward_terms`
     gives per row)."""
-    terms = _WEIGHT_ROW * np.exp(-_SCALE_ROW * errors)
-    return terms.sum(axis=1), terms
+    errors = np.ascontiguousarray(errors, dtype=np.float64)
+    terms, rewards = np.empty_like(errors), np.empty(len(errors))
+    _batch_rewards(errors, terms, rewards)
+    return rewards, terms

@@ -1,12 +1,17 @@
 """Quaternion helpers, vectorised over leading axes; quaternions are (w, x, y, z).
 
 The one home of quaternion arithmetic: the reward's orientation errors (:func:`sb3_mimic.reward.batch_errors`)
-and the PD expert's joint errors use it.  Plain numpy, so both import it without importing anything else.
+and the PD expert's joint errors use it.  Plain numpy, and one compiled scalar function (:func:`angle_between`)
+that the reward's kernel calls.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+from sb3_mimic._jit import flat_rows, jit
 
 
 def _hamilton(aw, ax, ay, az, bw, bx, by, bz) -> tuple[np.ndarray, ...]:
@@ -24,16 +29,31 @@ def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.stack(_hamilton(*np.moveaxis(a, -1, 0), *np.moveaxis(b, -1, 0)), axis=-1)
 
 
-def quat_angle_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Angle (rad, in [0, pi]) of the rotation ``a^-1 b`` between unit quaternions, whatever their signs."""
-    # conj(a) * b written out (the reward calls this every env step: no negated copies of a)
-    aw, ax, ay, az = np.moveaxis(a, -1, 0)
-    bw, bx, by, bz = np.moveaxis(b, -1, 0)
+@jit
+def angle_between(aw, ax, ay, az, bw, bx, by, bz):  # pragma: no cover - compiled
+    """The angle of :func:`quat_angle_between` for one pair, from the components (a compiled scalar function, which
+    the reward's kernel calls too)."""
+    # conj(a) * b written out
     w = aw * bw + ax * bx + ay * by + az * bz
     x = aw * bx - ax * bw - ay * bz + az * by
     y = aw * by + ax * bz - ay * bw - az * bx
     z = aw * bz - ax * by + ay * bx - az * bw
-    return 2.0 * np.arctan2(np.sqrt(x * x + y * y + z * z), np.abs(w))
+    return 2.0 * math.atan2(math.sqrt(x * x + y * y + z * z), abs(w))
+
+
+@jit
+def _angles_between(a, b, out):  # pragma: no cover - compiled
+    for i in range(a.shape[0]):
+        out[i] = angle_between(a[i, 0], a[i, 1], a[i, 2], a[i, 3], b[i, 0], b[i, 1], b[i, 2], b[i, 3])
+
+
+def quat_angle_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angle (rad, in [0, pi]) of the rotation ``a^-1 b`` between unit quaternions, whatever their signs (leading
+    axes broadcast)."""
+    lead, (a, b) = flat_rows((a, b), (1, 1))
+    out = np.empty(len(a))
+    _angles_between(a, b, out)
+    return out.reshape(lead)[()]
 
 
 def quat_conj(q: np.ndarray) -> np.ndarray:

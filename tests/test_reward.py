@@ -5,12 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import sb3_mimic.envs.batched
-import sb3_mimic.envs.mimic_humanoid
-import sb3_mimic.reward
 from sb3_mimic import character
 from sb3_mimic.envs import MimicHumanoidEnv
-from sb3_mimic.reward import TERMS, PoseFeatures, heading, imitation_errors, imitation_reward, reward_terms
+from sb3_mimic.reward import (
+    SCALES,
+    TERMS,
+    WEIGHTS,
+    PoseFeatures,
+    end_effectors,
+    heading,
+    imitation_errors,
+    imitation_reward,
+    reward_terms,
+)
 
 
 def test_reward_is_one_at_reference_state():
@@ -116,22 +123,22 @@ def test_heading_turns_with_the_world():
     np.testing.assert_allclose(wrapped(heading(turned) - heading(q) - turn), 0.0, atol=1e-9)
 
 
-def test_first_step_reward_on_roll_keeps_the_end_effector_term_with_the_root_x_axis_vertical(monkeypatch):
+def test_first_step_reward_on_roll_keeps_the_end_effector_term_with_the_root_x_axis_vertical():
     env = MimicHumanoidEnv(motion="roll")
     start = env.clip.duration / 2  # a start of benchmarks/heading.py, the root's x axis pointing up
-
-    def first_step():
-        env.reset(options={"start_time": start})
-        _, reward, _, _, info = env.step(env.pd_target_action(env.clip.sample(env.time + env.dt)[0]))
-        return reward, info["reward_end_effector"]
-
     env.reset(options={"start_time": start})
     w, x, y, z = env.reference_state()[0][3:7]
     assert 2.0 * (x * z - w * y) > 0.99  # the z component of the root's x axis
-    reward, end_effector = first_step()
-    with monkeypatch.context() as patch:  # DeepMimic's heading wherever the env uses one
-        for module in (sb3_mimic.reward, sb3_mimic.envs.batched, sb3_mimic.envs.mimic_humanoid):
-            patch.setattr(module, "heading", deepmimic_heading)
-        old_reward, old_end_effector = first_step()
+    _, reward, _, _, info = env.step(env.pd_target_action(env.clip.sample(env.time + env.dt)[0]))
+    sim, ref, ee_ids = env.data, env._ref, env.index.end_effector_ids
+
+    def term(yaw_of) -> float:  # the end-effector term with the heading yaw_of for the character and its reference
+        dee = (end_effectors(ref.xpos[ee_ids], ref.xpos[1], yaw_of(ref.xquat[1]))
+               - end_effectors(sim.xpos[ee_ids], sim.xpos[1], yaw_of(sim.xquat[1])))
+        return WEIGHTS["end_effector"] * np.exp(-SCALES["end_effector"] * np.sum(dee * dee) / len(ee_ids))
+
+    assert info["reward_end_effector"] == pytest.approx(term(heading), rel=1e-9)  # the env's term is this formula
+    old_end_effector = term(deepmimic_heading)
+    old_reward = reward - info["reward_end_effector"] + old_end_effector
     assert old_reward < 0.8 and old_end_effector < 0.01  # headings tens of degrees apart: the term is lost
-    assert reward > 0.85 and end_effector > 0.12
+    assert reward > 0.85 and info["reward_end_effector"] > 0.12

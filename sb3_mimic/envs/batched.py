@@ -8,9 +8,14 @@ character model carries for the batch (a contact sensor per body, for falls, and
 MuJoCo copies the fields the batch functions read out into (N, ...) arrays in its own threads.  No Python runs per
 character.  References are a function of time alone: a character whose start lies on the physics grid (the envs'
 random starts do) reads them, and its start state, from a table filled once per physics tick.  What the step
-returns (observations, reward terms, MPJPE, falls) is then computed as array operations over the whole batch by
-the functions of this module and of :mod:`sb3_mimic.reward`, which the single env
-(:class:`~sb3_mimic.envs.MimicHumanoidEnv`, a batch of one) uses too.
+returns (observations, reward terms, MPJPE, falls) is then computed for the whole batch by one call of a compiled
+kernel (:mod:`sb3_mimic._jit`) built from the row functions of this module (:func:`observation_into`,
+:func:`target_into`, :func:`mpjpe_of`) and of :mod:`sb3_mimic.reward` (:func:`~sb3_mimic.reward.heading_of`,
+:func:`~sb3_mimic.reward.end_effectors_into`, :func:`~sb3_mimic.reward.errors_into`,
+:func:`~sb3_mimic.reward.reward_into`): the one implementation of each, which the numpy-facing functions
+(:func:`observations`, :func:`~sb3_mimic.reward.batch_errors`, ...), the single env
+(:class:`~sb3_mimic.envs.MimicHumanoidEnv`, a batch of one) and the MPC call too.  A reset writes the start states
+and leaves their kinematics to the next step (which computes them anyway) or to the first reader that needs them.
 """
 
 from __future__ import annotations
@@ -23,17 +28,20 @@ import mujoco.batch
 import numpy as np
 
 from sb3_mimic import character
+from sb3_mimic._jit import jit
 from sb3_mimic._util import available_cores
 from sb3_mimic.envs.actions import ACTION_MODES, ACTION_SCALE, BALL_ACTIONS, RESIDUAL_SCALE, joint_angles
 from sb3_mimic.motion import FloorProbe, MotionClip, load_clip
 from sb3_mimic.reward import (
     TERMS,
-    batch_errors,
-    batch_reward_terms,
     end_effectors,
+    end_effectors_into,
+    errors_into,
     forward_kinematics,
     heading,
+    heading_of,
     pose_weights,
+    reward_into,
 )
 
 N_BODIES = len(character.BODIES)
@@ -73,17 +81,78 @@ def heading_frames(root_quat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 _BLOCK_STARTS = np.cumsum([0, *OBSERVATION_STRUCTURE.values()]).tolist()  # where each observation block starts
-_NEXT, _AFTER = np.array([1, 2, 0]), np.array([2, 0, 1])  # the cross product's index pairs
-_TURN_SIGNS = np.array([1.0, 1.0, -1.0, -1.0])
+_POSITIONS, _ROTATIONS, _LINEAR, _ANGULAR = _BLOCK_STARTS[2:6]
 
 
-def _to_heading(v: np.ndarray, c: np.ndarray, s: np.ndarray, out: np.ndarray) -> None:
-    """``out`` := vectors ``v`` (N, K, 3) in the heading frames, ``c, s`` (N, 1) from :func:`heading_frames` (what
-    the product with the turn matrix gives, whose other terms are exact zeros)."""
-    x, y = v[..., 0], v[..., 1]
-    out[..., 0] = x * c + y * s
-    out[..., 1] = y * c - x * s
-    out[..., 2] = v[..., 2]
+@jit
+def observation_into(phase, xpos, xquat, cvel, com, yaw, c, s, out):  # pragma: no cover - compiled
+    """One character's observation into ``out`` (float32, at least 197): :func:`observations` of one row (a compiled
+    function, which the step kernel calls too)."""
+    out[0], out[1] = phase, xpos[0, 2]
+    hc, hs = math.cos(0.5 * yaw), math.sin(0.5 * yaw)
+    for b in range(xpos.shape[0]):
+        # position relative to the root, turned into the heading frame (x_h = c x + s y, y_h = c y - s x)
+        x, y = xpos[b, 0] - xpos[0, 0], xpos[b, 1] - xpos[0, 1]
+        k = _POSITIONS + 3 * b
+        out[k], out[k + 1], out[k + 2] = x * c + y * s, y * c - x * s, xpos[b, 2] - xpos[0, 2]
+        # angular velocity, and the linear velocity of the body origin: cvel's, taken at the centre of mass of the
+        # root's subtree, moved to the origin by ang x arm
+        ax, ay, az = cvel[b, 0], cvel[b, 1], cvel[b, 2]
+        rx, ry, rz = xpos[b, 0] - com[0], xpos[b, 1] - com[1], xpos[b, 2] - com[2]
+        vx, vy = cvel[b, 3] + (ay * rz - az * ry), cvel[b, 4] + (az * rx - ax * rz)
+        k = _LINEAR + 3 * b
+        out[k], out[k + 1], out[k + 2] = vx * c + vy * s, vy * c - vx * s, cvel[b, 5] + (ax * ry - ay * rx)
+        k = _ANGULAR + 3 * b
+        out[k], out[k + 1], out[k + 2] = ax * c + ay * s, ay * c - ax * s, az
+        # orientation in the heading frame: conj(heading quaternion) * q, with w >= 0
+        w, qx, qy, qz = xquat[b, 0], xquat[b, 1], xquat[b, 2], xquat[b, 3]
+        tw, tx, ty, tz = hc * w + hs * qz, hc * qx + hs * qy, hc * qy - hs * qx, hc * qz - hs * w
+        sign = math.copysign(1.0, tw)
+        k = _ROTATIONS + 4 * b
+        out[k], out[k + 1], out[k + 2], out[k + 3] = tw * sign, tx * sign, ty * sign, tz * sign
+
+
+@jit
+def target_into(sim_xpos, c, s, sim_yaw, ref_xpos, ref_yaw, out):  # pragma: no cover - compiled
+    """One character's target block into ``out`` (float32, 50): :func:`target_observations` of one row."""
+    x, y = ref_xpos[0, 0] - sim_xpos[0, 0], ref_xpos[0, 1] - sim_xpos[0, 1]
+    out[0], out[1], out[2] = x * c + y * s, y * c - x * s, ref_xpos[0, 2] - sim_xpos[0, 2]
+    out[3], out[4] = math.cos(ref_yaw - sim_yaw), math.sin(ref_yaw - sim_yaw)
+    for b in range(ref_xpos.shape[0]):
+        x, y = ref_xpos[b, 0] - ref_xpos[0, 0], ref_xpos[b, 1] - ref_xpos[0, 1]
+        k = 5 + 3 * b
+        out[k], out[k + 1], out[k + 2] = x * c + y * s, y * c - x * s, ref_xpos[b, 2] - ref_xpos[0, 2]
+
+
+@jit
+def mpjpe_of(sim_xpos, ref_xpos):  # pragma: no cover - compiled
+    """:func:`mpjpe` of one character."""
+    total = 0.0
+    for b in range(1, sim_xpos.shape[0]):
+        squares = 0.0
+        for i in range(3):
+            d = (sim_xpos[b, i] - ref_xpos[b, i]) - (sim_xpos[0, i] - ref_xpos[0, i])
+            squares += d * d
+        total += math.sqrt(squares)
+    return total / (sim_xpos.shape[0] - 1)
+
+
+@jit
+def _observation_rows(phase, xpos, xquat, cvel, com, yaw, c, s, out):  # pragma: no cover - compiled
+    for i in range(len(out)):
+        observation_into(phase[i], xpos[i], xquat[i], cvel[i], com[i], yaw[i], c[i], s[i], out[i])
+
+
+@jit
+def _target_rows(sim_xpos, c, s, sim_yaw, ref_xpos, ref_yaw, out):  # pragma: no cover - compiled
+    for i in range(len(out)):
+        target_into(sim_xpos[i], c[i], s[i], sim_yaw[i], ref_xpos[i], ref_yaw[i], out[i])
+
+
+@jit
+def _mpjpe_rows(sim_xpos, ref_xpos, out):  # pragma: no cover - compiled
+    for i in range(len(out)):
+        out[i] = mpjpe_of(sim_xpos[i], ref_xpos[i])
 
 
 def observations(
@@ -97,29 +166,9 @@ def observations(
     :param subtree_com: (N, 3) centre of mass of the root's subtree (``cvel``'s linear part is taken there)
     :param heading, c, s: from :func:`heading_frames`
     """
-    n, nb = len(phase), N_BODIES
-    # positions relative to the root, linear velocities of the body origins (cvel's, moved from the centre of mass
-    # by ang x arm) and angular velocities, turned into the heading frame together
-    vec = np.empty((n, 3 * nb, 3))
-    np.subtract(xpos, xpos[:, :1], out=vec[:, :nb])
-    ang, arm = cvel[:, :, :3], xpos - subtree_com[:, None, :]
-    cross = ang[:, :, _NEXT] * arm[:, :, _AFTER] - ang[:, :, _AFTER] * arm[:, :, _NEXT]  # np.cross(ang, arm)
-    np.add(cvel[:, :, 3:], cross, out=vec[:, nb : 2 * nb])
-    vec[:, 2 * nb :] = ang
-    turned = np.empty_like(vec)
-    _to_heading(vec, c, s, turned)
-    obs = np.empty((n, OBSERVATION_SIZE), dtype=np.float32)
-    obs[:, 0], obs[:, 1] = phase, xpos[:, 0, 2]
-    at = _BLOCK_STARTS
-    obs[:, at[2] : at[3]] = turned[:, :nb].reshape(n, -1)
-    obs[:, at[4] : at[5]] = turned[:, nb : 2 * nb].reshape(n, -1)
-    obs[:, at[5] :] = turned[:, 2 * nb :].reshape(n, -1)
-    # body orientations in the heading frame: conj(heading quaternion) * q, with w >= 0
-    # (hc w + hs z, hc x + hs y, hc y - hs x, hc z - hs w)
-    hc, hs = np.cos(0.5 * heading)[:, None, None], np.sin(0.5 * heading)[:, None, None]
-    quat = hc * xquat + (hs * xquat[:, :, ::-1]) * _TURN_SIGNS
-    quat *= np.copysign(1.0, quat[..., :1])
-    obs[:, at[3] : at[4]] = quat.reshape(n, -1)
+    obs = np.empty((len(phase), OBSERVATION_SIZE), dtype=np.float32)
+    _observation_rows(np.asarray(phase, dtype=np.float64), xpos, xquat, cvel, subtree_com, heading, c[:, 0], s[:, 0],
+                      obs)
     return obs
 
 
@@ -138,20 +187,57 @@ def target_observations(
     :param sim_heading, c, s: the characters' :func:`heading_frames`
     :param ref_heading: (N,) the references' headings
     """
-    n = len(sim_heading)
-    offsets = np.concatenate((ref_xpos[:, :1] - sim_xpos[:, :1], ref_xpos - ref_xpos[:, :1]), axis=1)
-    vec = np.empty_like(offsets)
-    _to_heading(offsets, c, s, vec)
-    turn = ref_heading - sim_heading
-    return np.concatenate(
-        (vec[:, 0], np.cos(turn)[:, None], np.sin(turn)[:, None], vec[:, 1:].reshape(n, -1)), axis=1,
-    ).astype(np.float32)
+    out = np.empty((len(sim_heading), sum(TARGET_STRUCTURE.values())), dtype=np.float32)
+    _target_rows(sim_xpos, c[:, 0], s[:, 0], sim_heading, ref_xpos, np.asarray(ref_heading, dtype=np.float64), out)
+    return out
 
 
 def mpjpe(sim_xpos: np.ndarray, ref_xpos: np.ndarray) -> np.ndarray:
     """(N,) mean per-joint position error (m) of the 14 non-root bodies, root-relative."""
-    diff = (sim_xpos[:, 1:] - ref_xpos[:, 1:]) - (sim_xpos[:, :1] - ref_xpos[:, :1])
-    return np.sqrt(np.einsum("nbi,nbi->nb", diff, diff)).sum(axis=1) / diff.shape[1]
+    out = np.empty(len(sim_xpos))
+    _mpjpe_rows(sim_xpos, ref_xpos, out)
+    return out
+
+
+@jit
+def _step_rows(phase, xpos, xquat, cvel, com, qpos, qvel, com_velocity, sensordata, fall_columns, ee_ids, ref_qpos,
+               ref_qvel, ref_xpos, ref_ee, ref_com_velocity, ref_heading, quat_weights, hinge_weights, root_weights,
+               velocity_weights, quat_qpos, hinge_qpos, target, distance, obs, terms, rewards, errors_mpjpe, deviated,
+               touched):  # pragma: no cover - compiled
+    """What a step gives each character, from the batch's arrays: the observation (and target block), the reward and
+    its terms, MPJPE, whether a body strayed beyond ``distance`` (if positive) and whether a fall body touches."""
+    ee, dee = np.empty(ref_ee.shape[1:]), np.empty(ref_ee.shape[1:])
+    dv, dcom, errors = np.empty(qvel.shape[1]), np.empty(3), np.empty(terms.shape[1])
+    for i in range(len(phase)):
+        yaw = heading_of(xquat[i, 0, 0], xquat[i, 0, 1], xquat[i, 0, 2], xquat[i, 0, 3])
+        c, s = math.cos(yaw), math.sin(yaw)
+        observation_into(phase[i], xpos[i], xquat[i], cvel[i], com[i], yaw, c, s, obs[i])
+        if target:
+            target_into(xpos[i], c, s, yaw, ref_xpos[i], ref_heading[i], obs[i, OBSERVATION_SIZE:])
+        end_effectors_into(xpos[i], ee_ids, xpos[i, 0], c, s, ee)
+        for k in range(ee.shape[0]):
+            for j in range(3):
+                dee[k, j] = ref_ee[i, k, j] - ee[k, j]
+        for k in range(len(dv)):
+            dv[k] = ref_qvel[i, k] - qvel[i, k]
+        for j in range(3):
+            dcom[j] = ref_com_velocity[i, j] - com_velocity[i, j]
+        errors_into(quat_weights, hinge_weights, root_weights, velocity_weights, quat_qpos, hinge_qpos, qpos[i],
+                    ref_qpos[i], dv, dee, dcom, errors)
+        rewards[i] = reward_into(errors, terms[i])
+        errors_mpjpe[i] = mpjpe_of(xpos[i], ref_xpos[i])
+        if distance > 0.0:
+            farthest = 0.0
+            for b in range(xpos.shape[1]):
+                d = 0.0
+                for j in range(3):
+                    d += (xpos[i, b, j] - ref_xpos[i, b, j]) * (xpos[i, b, j] - ref_xpos[i, b, j])
+                farthest = max(farthest, math.sqrt(d))
+            deviated[i] = farthest > distance
+        touched[i] = False
+        for k in fall_columns:
+            if sensordata[i, k] > 0:
+                touched[i] = True
 
 
 #: The keys of a step's ``info``, in order.
@@ -276,6 +362,11 @@ class CharacterBatch:
         self.start_time = np.zeros(self.n)
         self._start_tick = np.full(self.n, -1, dtype=np.int64)  # start time / timestep, -1 when off the grid
         self.steps = np.zeros(self.n, dtype=np.int64)
+        self._tick = np.zeros(self.n, dtype=np.int64)  # start_tick + steps * frame_skip, kept by reset and step
+        self._on_grid = False  # every character started on the physics grid
+        # characters reset since the last step, whose kinematics (MuJoCo's forward) and reference arrays are brought
+        # up to date only when something reads them (the next step computes them anyway)
+        self._stale = np.zeros(self.n, dtype=bool)
         self.threads = min(int(threads), self.n)
         # one MjData per character, stepped by MuJoCo's batch on its own threads; what the batch functions read is
         # bound: the state rows (qpos, qvel, time, controls) and the fields MuJoCo copies out after every call
@@ -295,6 +386,7 @@ class CharacterBatch:
         self._ref = _Arrays(self.n, model.nq, model.nv, self._ee_index)
         self._table = _ReferenceTable(self)
         self._weights = pose_weights(model, self.index)
+        self._kernel_weights = self._weights.kernel_arrays(self.index)
         self._scratch: dict[int, mujoco.MjData] = {}
         self.last_obs = np.zeros((self.n, self.observation_size), dtype=np.float32)
 
@@ -303,8 +395,9 @@ class CharacterBatch:
     def time(self) -> np.ndarray:
         """(N,) reference time of each character's current state, s: ``tick * timestep`` for a start on the physics
         grid (see :meth:`grid_time`), else ``start_time + steps * dt``."""
-        return np.where(self._start_tick >= 0, self._ticks() * self.model.opt.timestep,
-                        self.start_time + self.steps * self.dt)
+        if self._on_grid:  # the usual case
+            return self._tick * self.model.opt.timestep
+        return np.where(self._start_tick >= 0, self._tick * self.model.opt.timestep, self.start_time + self.steps * self.dt)
 
     @property
     def qpos(self) -> np.ndarray:
@@ -323,12 +416,13 @@ class CharacterBatch:
             raise IndexError(f"character {i} out of range: the batch has {self.n}")
         if i not in self._scratch:
             self._scratch[i] = mujoco.MjData(self.model)
+        self._refresh()
         self._mjb.get_data(i, self._scratch[i])
         return self._scratch[i]
 
     def _ticks(self, ahead: int = 0) -> np.ndarray:
         """(N,) physics ticks of the characters' times ``ahead`` control steps on (meaningless off the grid)."""
-        return self._start_tick + (self.steps + ahead) * self.frame_skip
+        return self._tick + ahead * self.frame_skip if ahead else self._tick
 
     def grid_time(self, t: float) -> float:
         """``t`` (s) rounded to the physics grid (a multiple of the timestep): starts drawn there, as the envs' random
@@ -343,7 +437,16 @@ class CharacterBatch:
 
     def _mirror(self) -> None:
         if self.mirror is not None:
+            self._refresh()
             self._mjb.get_data(0, self.mirror)
+
+    def _refresh(self) -> None:
+        """Bring the kinematics and reference arrays of the characters reset since the last step up to date."""
+        if self._stale.any():
+            rows = np.flatnonzero(self._stale)
+            self._stale[rows] = False
+            self._mjb.forward(rows, stage=mujoco.mjtStage.mjSTAGE_VEL)
+            self._references(rows)
 
     # ------------------------------------------------------------------------------------------------
     def reset(self, indices: np.ndarray, start_times: np.ndarray) -> np.ndarray:
@@ -351,33 +454,42 @@ class CharacterBatch:
 
         A reference frame that sinks into the floor starts lifted clear of it (the reference is not moved).  The
         observations come in the order of ``indices``, which must not name a character twice."""
-        given = np.asarray(indices, dtype=np.int64)
-        indices, order = np.unique(given, return_inverse=True)  # MuJoCo's batch takes sorted characters
-        if len(indices) != len(given):
-            raise ValueError(f"reset names a character more than once: {given.tolist()}")
-        times = np.empty(len(indices))
-        times[order] = np.broadcast_to(np.asarray(start_times, dtype=np.float64), given.shape)
+        given = np.asarray(indices, dtype=np.int64).reshape(-1)
+        times = np.asarray(start_times, dtype=np.float64)
+        if times.shape != given.shape:
+            times = np.broadcast_to(times, given.shape)
+        if len(given) > 1 and not (given[1:] > given[:-1]).all():  # MuJoCo's batch takes characters in order
+            indices, order = np.unique(given, return_inverse=True)
+            if len(indices) != len(given):
+                raise ValueError(f"reset names a character more than once: {given.tolist()}")
+            times = times[np.argsort(order)]
+        else:
+            indices, order = given, None
         self.start_time[indices] = times
         h = self.model.opt.timestep
-        ticks = np.round(self.start_time[indices] / h).astype(np.int64)
-        self._start_tick[indices] = np.where(ticks * h == self.start_time[indices], ticks, -1)
+        ticks = np.round(times / h).astype(np.int64)
+        on = ticks * h == times
+        self._start_tick[indices] = np.where(on, ticks, -1)
+        self._tick[indices] = ticks
+        self._on_grid = bool((self._start_tick >= 0).all())
         self.steps[indices] = 0
         self._state[indices] = self._reset_state  # what mj_resetData leaves (time, controls, warm start: 0)
         self._warnings[indices] = 0  # as mj_resetData clears them
-        on = self._start_tick[indices] >= 0
-        qpos, qvel = self._table.starts(ticks[on])
-        self._sim.qpos[indices[on]], self._sim.qvel[indices[on]] = qpos, qvel
-        for i in indices[~on]:  # off the grid: sampled each time
-            self._sim.qpos[i], self._sim.qvel[i] = self._table.start_at(float(self.start_time[i]))
-        self._mjb.forward(indices, stage=mujoco.mjtStage.mjSTAGE_VEL)
-        self._references(indices)
+        if on.all():
+            self._sim.qpos[indices], self._sim.qvel[indices] = self._table.starts(ticks)
+        else:
+            self._sim.qpos[indices[on]], self._sim.qvel[indices[on]] = self._table.starts(ticks[on])
+            for i in indices[~on]:  # off the grid: sampled each time
+                self._sim.qpos[i], self._sim.qvel[i] = self._table.start_at(float(self.start_time[i]))
+        self._stale[indices] = True
         obs = self._table.start_observations(ticks, on, lambda rows: self._observe(indices[rows]))
         self.last_obs[indices] = obs
         self._mirror()
-        return obs[order]
+        return obs if order is None else obs[order]
 
     def reference_state(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Reference ``(qpos, qvel)`` of character ``i`` at its current time (copies)."""
+        self._refresh()
         return self._ref.qpos[i].copy(), self._ref.qvel[i].copy()
 
     def reference_data(self, i: int) -> mujoco.MjData:
@@ -387,6 +499,7 @@ class CharacterBatch:
         if -1 - i not in self._scratch:  # negative keys: the references' data
             self._scratch[-1 - i] = mujoco.MjData(self.model)
         r = self._scratch[-1 - i]
+        self._refresh()
         r.qpos[:], r.qvel[:] = self._ref.qpos[i], self._ref.qvel[i]
         forward_kinematics(self.model, r)
         return r
@@ -397,7 +510,7 @@ class CharacterBatch:
         Its clock is unchanged, so the next step's reward compares with the reference one step later.
         """
         self._sim.qpos[i], self._sim.qvel[i] = qpos, qvel
-        self._mjb.forward(np.array([i]), stage=mujoco.mjtStage.mjSTAGE_VEL)
+        self._stale[i] = True  # its forward runs before the observation
         obs = self._observe(np.array([i]))[0]
         self.last_obs[i] = obs
         self._mirror()
@@ -415,8 +528,13 @@ class CharacterBatch:
             out[i] = self._table.angles_at(float(self.start_time[i] + (self.steps[i] + 1) * self.dt))
         return out
 
-    def _references(self, indices: np.ndarray) -> None:
-        """Fill the reference arrays of characters ``indices`` at their current times."""
+    def _references(self, indices: np.ndarray | None = None) -> None:
+        """Fill the reference arrays of characters ``indices`` (default all) at their current times."""
+        if indices is None:
+            if self._on_grid:  # the usual case
+                self._table.read(slice(None), self._tick, self._ref)
+                return
+            indices = np.arange(self.n)
         on = self._start_tick[indices] >= 0
         if on.all():  # the usual case
             self._table.read(indices, self._ticks()[indices], self._ref)
@@ -428,6 +546,7 @@ class CharacterBatch:
             self._table.compute(t, self._ref, i)
 
     def _observe(self, indices: np.ndarray) -> np.ndarray:
+        self._refresh()
         s = self._sim
         yaw, c, sin = heading_frames(s.xquat[indices, 0])
         obs = observations(self.phases(self.time[indices]), s.xpos[indices], s.xquat[indices], s.cvel[indices],
@@ -469,46 +588,40 @@ class CharacterBatch:
         # observation read, with the batch sensors (contacts, centre-of-mass velocity); if MuJoCo raises, the
         # clocks stay where they were
         self._mjb.step(nstep=self.frame_skip, stage=mujoco.mjtStage.mjSTAGE_VEL)
+        self._stale[:] = False  # the step computed every character's kinematics, and the references follow
         self.steps += 1
+        self._tick += self.frame_skip
         times = self.time
         # MuJoCo resets diverged data on its own and counts a warning (BADQPOS, BADQVEL, BADQACC): one counted
         # since the last step (a state set by hand may have diverged at once), or non-finite velocities, mean the
         # state blew up; the counts start again from 0 for the next step
-        diverged = self._warnings[:, _DIVERGED, 1]
-        nonfinite = (diverged.sum(axis=1) > 0) | ~np.isfinite(self._sim.qvel.sum(axis=1))
+        nonfinite = self._warnings[:, _DIVERGED, 1].any(axis=1) | ~np.isfinite(self._sim.qvel.sum(axis=1))
         if nonfinite.any():
             self._warnings[:, _DIVERGED, 1] = 0
             self._mjb.forward(np.flatnonzero(nonfinite))
-        self._references(np.arange(self.n))
+        self._references()
         out = self._finish(invalid, times, nonfinite)
         self._mirror()
         return out
 
     def _finish(self, invalid: np.ndarray, times: np.ndarray, nonfinite: np.ndarray) -> BatchStep:
-        s, r = self._sim, self._ref
-        yaw, c, sin = heading_frames(s.xquat[:, 0])
-        ee = end_effectors(s.xpos[:, self._ee_index], s.xpos[:, 0], yaw)
-        errors = batch_errors(self._weights, self.index, s.qpos, r.qpos, r.qvel - s.qvel, r.end_effectors - ee,
-                              r.com_velocity - s.com_velocity)
-        reward, terms = batch_reward_terms(errors)
+        s, r, n = self._sim, self._ref, self.n
         phase = self.phases(times)
-        obs = self._with_target(observations(phase, s.xpos, s.xquat, s.cvel, s.subtree_com, yaw, c, sin),
-                                slice(None), yaw, c, sin)
-        error = mpjpe(s.xpos, r.xpos)
-        deviated = np.zeros(self.n, dtype=bool)
-        if self.termination_distance is not None:
-            deviated = np.linalg.norm(s.xpos - r.xpos, axis=2).max(axis=1) > self.termination_distance
-        if nonfinite.any():
+        obs = np.empty((n, self.observation_size), dtype=np.float32)
+        reward, terms, error = np.empty(n), np.empty((n, len(TERMS))), np.empty(n)
+        deviated, touched = np.zeros(n, dtype=bool), np.empty(n, dtype=bool)
+        _step_rows(phase, s.xpos, s.xquat, s.cvel, s.subtree_com, s.qpos, s.qvel, s.com_velocity, s.sensordata,
+                   self._fall_sensors, self._ee_index, r.qpos, r.qvel, r.xpos, r.end_effectors, r.com_velocity,
+                   r.heading, *self._kernel_weights, self.target_observation, self.termination_distance or 0.0,
+                   obs, terms, reward, error, deviated, touched)
+        clip_end = np.zeros(n, dtype=bool) if self.clip.loop else times >= self.clip.duration - 1e-9
+        if nonfinite.any():  # a diverged state counts as a fall and nothing else; its observation is the last good one
             obs[nonfinite] = self.last_obs[nonfinite]
             reward[nonfinite], terms[nonfinite], error[nonfinite] = 0.0, 0.0, np.nan
+            clip_end &= ~nonfinite
+            deviated &= ~nonfinite
+        fell = (deviated | touched if self.early_termination else deviated) | nonfinite
         self.last_obs[:] = obs
-        clip_end = np.zeros(self.n, dtype=bool) if self.clip.loop else times >= self.clip.duration - 1e-9
-        clip_end &= ~nonfinite
-        deviated &= ~nonfinite
-        fell = deviated
-        if self.early_termination:
-            fell = fell | (s.sensordata[:, self._fall_sensors] > 0).any(axis=1)
-        fell = fell & ~nonfinite | nonfinite
         return BatchStep(obs, reward, terms, error, fell, clip_end, nonfinite, invalid, times, phase, deviated)
 
     def _torques(self, a: np.ndarray) -> np.ndarray:
@@ -525,8 +638,10 @@ class CharacterBatch:
 
 
 #: MuJoCo's warnings of a diverged state, after which it resets the data.
-_DIVERGED = [int(w) for w in (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL,
-                               mujoco.mjtWarning.mjWARN_BADQACC)]
+_DIVERGED: slice | list[int] = sorted(int(w) for w in (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL,
+                                                        mujoco.mjtWarning.mjWARN_BADQACC))
+if _DIVERGED == list(range(_DIVERGED[0], _DIVERGED[-1] + 1)):  # consecutive (they are): a slice, not a fancy index
+    _DIVERGED = slice(_DIVERGED[0], _DIVERGED[-1] + 1)
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
@@ -546,13 +661,13 @@ def _sensor_columns(model: mujoco.MjModel, names: list[str]) -> np.ndarray:
 
 class _Arrays:
     """Reference states, N of them, in one (N, width) array (so that one row copy moves a whole state), with views
-    per field: ``qpos``, ``qvel``; of the character's bodies (model bodies 1..15) ``xpos``, ``xquat``, ``cvel``; the
-    root subtree's ``subtree_com`` and ``com_velocity``; and what the reward reads of them, the root's ``heading``
-    and the ``end_effectors`` (:func:`sb3_mimic.reward.end_effectors`)."""
+    per field: ``qpos``, ``qvel``, the ``xpos`` of the character's bodies (model bodies 1..15), the root subtree's
+    ``com_velocity``, and what the reward reads of them, the root's ``heading`` and the ``end_effectors``
+    (:func:`sb3_mimic.reward.end_effectors`)."""
 
     def __init__(self, n: int, nq: int, nv: int, ee_index: np.ndarray) -> None:
-        shapes = {"qpos": (nq,), "qvel": (nv,), "xpos": (N_BODIES, 3), "xquat": (N_BODIES, 4), "cvel": (N_BODIES, 6),
-                  "subtree_com": (3,), "com_velocity": (3,), "heading": (), "end_effectors": (len(ee_index), 3)}
+        shapes = {"qpos": (nq,), "qvel": (nv,), "xpos": (N_BODIES, 3), "com_velocity": (3,), "heading": (),
+                  "end_effectors": (len(ee_index), 3)}
         sizes = [math.prod(shape) for shape in shapes.values()]
         self.packed = np.zeros((n, sum(sizes)))
         self._ee_index = ee_index
@@ -561,11 +676,9 @@ class _Arrays:
 
     def set_row(self, i: int, d: mujoco.MjData) -> None:
         """Row ``i`` := ``d``'s fields (its kinematics done)."""
-        b = slice(1, N_BODIES + 1)
         self.qpos[i], self.qvel[i] = d.qpos, d.qvel
-        self.xpos[i], self.xquat[i], self.cvel[i] = d.xpos[b], d.xquat[b], d.cvel[b]
-        self.subtree_com[i], self.com_velocity[i] = d.subtree_com[1], d.subtree_linvel[1]
-        self.heading[i] = heading(self.xquat[i, 0])
+        self.xpos[i], self.com_velocity[i] = d.xpos[1 : N_BODIES + 1], d.subtree_linvel[1]
+        self.heading[i] = heading(d.xquat[1])
         self.end_effectors[i] = end_effectors(self.xpos[i, self._ee_index], self.xpos[i, 0], self.heading[i])
 
 
@@ -583,6 +696,15 @@ class _BatchArrays:
         self.sensordata = batch.bind("sensordata")
         velocity = _sensor_columns(model, [character.COM_VELOCITY_SENSOR])[0]
         self.com_velocity = self.sensordata[:, velocity : velocity + 3]
+
+
+@jit
+def _all_filled(filled, ticks):  # pragma: no cover - compiled
+    """Whether ``filled[k]`` holds for every tick ``k`` of ``ticks`` (ticks beyond ``filled`` are not)."""
+    for k in ticks:
+        if k >= len(filled) or not filled[k]:
+            return False
+    return True
 
 
 class _ReferenceTable:
@@ -634,7 +756,7 @@ class _ReferenceTable:
 
     def _fill(self, ticks: np.ndarray) -> np.ndarray | None:
         """Compute the table's missing entries among ``ticks``; return which ticks the table holds (None: all)."""
-        if len(ticks) == 0 or (ticks.max() < len(self._filled) and self._filled[ticks].all()):
+        if _all_filled(self._filled, ticks):
             return None  # the usual case, once the episodes' ticks have been seen
         held = ticks < self.MAX_TICKS
         top = int(ticks[held].max(initial=-1)) + 1
@@ -655,14 +777,18 @@ class _ReferenceTable:
             self._filled[k] = True
         return None if held.all() else held
 
-    def read(self, indices: np.ndarray, ticks: np.ndarray, into: _Arrays) -> None:
-        """Rows ``indices`` of ``into`` := the references at ``ticks``."""
+    def read(self, indices: np.ndarray | slice, ticks: np.ndarray, into: _Arrays) -> None:
+        """Rows ``indices`` (an index array, or ``slice(None)``: all) of ``into`` := the references at ``ticks``."""
         held = self._fill(ticks)
         if held is not None:  # ticks beyond the table: computed each time
+            indices = np.arange(len(into.packed))[indices]
             for i, k in zip(indices[~held], ticks[~held], strict=True):
                 self.compute(float(k * self.h), into, int(i))
             indices, ticks = indices[held], ticks[held]
-        into.packed[indices] = self.rows.packed[ticks]
+        if isinstance(indices, slice):
+            np.take(self.rows.packed, ticks, axis=0, out=into.packed)
+        else:
+            into.packed[indices] = self.rows.packed[ticks]
 
     def starts(self, ticks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(qpos, qvel)`` (len(ticks), ...) the episodes starting at ``ticks`` begin in (see :meth:`start_at`)."""

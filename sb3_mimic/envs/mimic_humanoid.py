@@ -319,19 +319,19 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
     def _ref(self) -> mujoco.MjData:
         return self._batch.reference_data(0)
 
-    def _features(self, arrays) -> PoseFeatures:
-        ee = end_effectors(arrays.xpos[0, self.index.end_effector_ids - 1], arrays.xpos[0, 0], heading(arrays.xquat[0, 0]))
+    def _features(self, arrays, yaw: float) -> PoseFeatures:
+        ee = end_effectors(arrays.xpos[0, self.index.end_effector_ids - 1], arrays.xpos[0, 0], yaw)
         return PoseFeatures(arrays.qpos[0].copy(), arrays.qvel[0].copy(), ee, arrays.com_velocity[0].copy())
 
     @property
     def _sim_features(self) -> PoseFeatures:
         """The reward's features of the current state (copies)."""
-        return self._features(self._batch._sim)
+        return self._features(self._batch._sim, heading(self._batch._sim.xquat[0, 0]))
 
     @property
     def _ref_features(self) -> PoseFeatures:
         """The reward's features of the current reference (copies)."""
-        return self._features(self._batch._ref)
+        return self._features(self._batch._ref, self._batch._ref.heading[0])
 
     def _get_obs(self) -> np.ndarray:
         return self._batch.observe()[0]
