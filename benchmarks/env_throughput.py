@@ -7,8 +7,9 @@ they end; the resets count in the time):
 2. **vector env**: ``sb3_mimic.envs.MimicHumanoidVecEnv(--n_envs)`` on 1 and on 2 physics threads, and with each
    of ``--more_n_envs`` characters on 2 threads.
 3. **raw bound**: bare ``mujoco.mj_step(model, data, nstep=frame_skip)`` of the env's model for the same simulated
-   time per step, from the env's reference states (recopied every 30 calls, so that the contact load stays like an
-   episode's), in one thread, and in two threads each stepping its own ``MjData`` at once (MuJoCo releases the GIL).
+   time per step, from states the vector env's characters step from under random actions (recorded once per run,
+   controls included: the same contact and solver load), set with ``mj_setState`` before each step; in one
+   thread, and in two threads each stepping its own ``MjData`` at once (MuJoCo releases the GIL).
 4. **peers**: gymnasium's ``Humanoid-v5`` in ``gymnasium.vector.AsyncVectorEnv`` with 2 worker processes, and
    EnvPool's ``Humanoid-v4`` on 2 threads (if ``envpool`` imports; it is a peer, not a dependency). Their step is
    5 physics steps of another model: compare them in steps/s only as a rough reference.
@@ -17,14 +18,19 @@ they end; the resets count in the time):
    rollout size per iteration (``--rollout`` env steps: ``n_steps = rollout / n_envs``), after one warm-up
    iteration.
 
-Subjects are interleaved in ``--rounds`` rounds of ``--seconds`` each; a figure is the median over the rounds and
-a ratio the median of the per-round ratios, so that machine noise (single-thread speed moves by a third within a
-minute here) touches every figure alike. PASS/FAIL lines show the batched-simulation issue's targets; the exit
-status is 0 whatever the figures.
+Subjects are interleaved in ``--rounds`` rounds. In each round every env subject (1-4) is set up once and warmed
+up for 0.5 s untimed (its reference tables filled, the compiled kernels loaded, worker processes started), then
+all of them are stepped in turn, ``--slices`` times over, for ``--seconds / --slices`` each: subjects compared in
+a ratio are measured seconds apart, so that the machine's noise (the speed of one core moves by a third within a
+minute here, and by as much between neighbouring seconds) touches both alike. An env subject's figure in a round
+is the median over its slices; a ratio of two env subjects is the median of their ratios slice by slice, over
+all rounds. The training subjects (5) run once per round after the env subjects; their ratios are medians of
+per-round ratios. A figure is the median over the rounds. PASS/FAIL lines show the batched-simulation issue's
+targets; the exit status is 0 whatever the figures.
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/env_throughput.py                 # about 4 minutes on 2 cores
+    .venv/bin/python benchmarks/env_throughput.py                 # about 5 minutes on 2 cores
     .venv/bin/python benchmarks/env_throughput.py --rounds 2 --seconds 1 --no_training
 """
 
@@ -56,20 +62,30 @@ from sb3_mimic.envs import MimicHumanoidVecEnv  # noqa: E402
 from _machine import report_header  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-RECOPY_EVERY = 30
+WARMUP_S = 0.5
 TARGET_OF_BOUND, TARGET_OVER_SINGLE = 0.8, 2.0
 TARGET_TRAIN_OF_VEC, TARGET_TRAIN_OVER_SUBPROC = 0.5, 3.0
 
 
-def timed_loop(step, seconds: float) -> float:
-    """Calls ``step()`` (which returns the env steps it took) for ``seconds``; returns steps per second."""
-    steps, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        steps += step()
-    return steps / elapsed
+class Subject:
+    """A subject of the env measurements: set up once per round, warmed up, then stepped in slices of time."""
+
+    def __init__(self, step, close) -> None:
+        self._step, self._close = step, close
+        self.run(WARMUP_S)  # untimed: the reference tables, the compiled kernels, the worker processes
+
+    def run(self, seconds: float) -> float:
+        """Calls ``step()`` (which returns the env steps it took) for ``seconds``; returns steps per second."""
+        steps, start = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < seconds:
+            steps += self._step()
+        return steps / elapsed
+
+    def close(self) -> None:
+        self._close()
 
 
-def single_env(env_id: str, seconds: float, rng) -> float:
+def single_env(env_id: str, rng) -> Subject:
     env = gymnasium.make(env_id)
     env.reset(seed=0)
     actions = rng.uniform(-1, 1, (4096, 28)).astype(np.float32)
@@ -82,12 +98,10 @@ def single_env(env_id: str, seconds: float, rng) -> float:
             env.reset()
         return 1
 
-    rate = timed_loop(step, seconds)
-    env.close()
-    return rate
+    return Subject(step, env.close)
 
 
-def vector_env(clip: str, n: int, threads: int, seconds: float, rng) -> float:
+def vector_env(clip: str, n: int, threads: int, rng) -> Subject:
     vec = MimicHumanoidVecEnv(n, clip, threads=threads, seed=0)
     vec.reset()
     actions = rng.uniform(-1, 1, (256, n, 28)).astype(np.float32)
@@ -98,51 +112,63 @@ def vector_env(clip: str, n: int, threads: int, seconds: float, rng) -> float:
         k[0] += 1
         return n
 
-    rate = timed_loop(step, seconds)
+    return Subject(step, vec.close)
+
+
+def episode_states(clip: str, n: int, rng, steps: int = 64) -> np.ndarray:
+    """Physics states (``mjSTATE_INTEGRATION`` rows, controls included) that the vector env's characters are in
+    under random actions, each one from which the env steps on (the last state of an episode left out)."""
+    vec = MimicHumanoidVecEnv(n, clip, threads=1, seed=1)
+    vec.reset()
+    model, spec = vec.batch.model, mujoco.mjtState.mjSTATE_INTEGRATION
+    rows = []
+    for _ in range(steps):
+        _, _, done, _ = vec.step(rng.uniform(-1, 1, (n, 28)).astype(np.float32))
+        for i in np.flatnonzero(~done):
+            row = np.empty(mujoco.mj_stateSize(model, spec))
+            mujoco.mj_getState(model, vec.batch.data(int(i)), row, spec)
+            rows.append(row)
     vec.close()
-    return rate
+    return np.array(rows)
 
 
-def raw_bound(env_id: str, threads: int, seconds: float, rng) -> float:
-    """Bare mj_step for one env step's simulated time, per thread on its own MjData, summed over the threads."""
-    env = gymnasium.make(env_id)
-    base = env.unwrapped
-    model, skip = base.model, base.frame_skip
-    datas, starts = [], []
-    for t in range(threads):
-        env.reset(seed=t)
-        d = mujoco.MjData(model)
-        d.qpos[:], d.qvel[:] = base.data.qpos, base.data.qvel
-        d.ctrl[:] = np.pi * rng.uniform(-1, 1, 28)
-        mujoco.mj_forward(model, d)
-        datas.append(d)
-        starts.append((d.qpos.copy(), d.qvel.copy()))
-    counts = [0] * threads
-    stop = threading.Event()
+class RawBound(Subject):
+    """Bare mj_step for one env step's simulated time, per thread on its own MjData, summed over the threads, from
+    the states the vector env steps from (:func:`episode_states`), each thread going through its share in turn."""
 
-    def run(t):
-        d, (q0, v0) = datas[t], starts[t]
-        while not stop.is_set():
-            for _ in range(RECOPY_EVERY):
-                mujoco.mj_step(model, d, nstep=skip)
-            counts[t] += RECOPY_EVERY
-            d.qpos[:], d.qvel[:] = q0, v0
+    def __init__(self, env_id: str, threads: int, states: np.ndarray) -> None:
+        env = gymnasium.make(env_id)
+        self.model, self.skip = env.unwrapped.model, env.unwrapped.frame_skip
+        env.close()
+        self.datas = [mujoco.MjData(self.model) for _ in range(threads)]
+        self.shares = np.array_split(states, threads)
+        super().__init__(None, lambda: None)
 
-    workers = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
-    start = time.perf_counter()
-    for w in workers:
-        w.start()
-    time.sleep(seconds)
-    stop.set()
-    for w in workers:
-        w.join()
-    elapsed = time.perf_counter() - start
-    env.close()
-    return sum(counts) / elapsed
+    def run(self, seconds: float) -> float:
+        counts = [0] * len(self.datas)
+        stop = threading.Event()
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+
+        def work(t):
+            d, share = self.datas[t], self.shares[t]
+            while not stop.is_set():
+                mujoco.mj_setState(self.model, d, share[counts[t] % len(share)], spec)
+                mujoco.mj_step(self.model, d, nstep=self.skip)
+                counts[t] += 1
+
+        workers = [threading.Thread(target=work, args=(t,)) for t in range(len(self.datas))]
+        start = time.perf_counter()
+        for w in workers:
+            w.start()
+        time.sleep(seconds)
+        stop.set()
+        for w in workers:
+            w.join()
+        return sum(counts) / (time.perf_counter() - start)
 
 
-def peer_vector(envs, seconds: float, rng) -> float:
-    """Steps/s of a reset Gymnasium-style vector env of 2 Humanoids under random actions; closes it."""
+def peer_vector(envs, rng) -> Subject:
+    """A reset Gymnasium-style vector env of 2 Humanoids under random actions."""
     actions = rng.uniform(-0.4, 0.4, (256, 2, 17)).astype(np.float32)
     k = [0]
 
@@ -151,25 +177,23 @@ def peer_vector(envs, seconds: float, rng) -> float:
         k[0] += 1
         return 2
 
-    rate = timed_loop(step, seconds)
-    envs.close()
-    return rate
+    return Subject(step, envs.close)
 
 
-def humanoid_async(seconds: float, rng) -> float:
+def humanoid_async(rng) -> Subject:
     envs = gymnasium.vector.AsyncVectorEnv([lambda: gymnasium.make("Humanoid-v5")] * 2)
     envs.reset(seed=0)
-    return peer_vector(envs, seconds, rng)
+    return peer_vector(envs, rng)
 
 
-def envpool_humanoid(seconds: float, rng) -> float | str:
+def envpool_humanoid(rng) -> Subject | str:
     try:
         import envpool
     except ImportError as err:
         return f"envpool not importable ({err})"
     envs = envpool.make("Humanoid-v4", env_type="gymnasium", num_envs=2, num_threads=2, seed=0)
     envs.reset()
-    return peer_vector(envs, seconds, rng)
+    return peer_vector(envs, rng)
 
 
 def training(algo: str, path: str, clip: str, env_id: str, n: int, rollout: int) -> float:
@@ -209,13 +233,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "128: a step's batch-wide Python work is nearly fixed, so its share falls as N grows)")
     p.add_argument("--seconds", type=float, default=3.0, help="seconds per subject per round (default 3)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    p.add_argument("--slices", type=int, default=6,
+                   help="each round steps every env subject in this many turns of seconds/slices each (default 6)")
     p.add_argument("--rollout", type=int, default=4096, help="training: env steps per iteration (default 4096)")
     p.add_argument("--no_training", action="store_true", help="skip the TRPO/PPO training measurements")
     p.add_argument("--out", type=Path, default=RESULTS / "env_throughput.md", help="Markdown report")
     p.add_argument("--json", type=Path, default=RESULTS / "env_throughput.json", help="figures as JSON")
     args = p.parse_args(argv)
-    if min(args.n_envs, args.rounds, *args.more_n_envs) < 1 or not args.seconds > 0 or args.rollout < args.n_envs:
-        p.error("--n_envs, --more_n_envs and --rounds must be at least 1, --seconds positive, --rollout at least "
+    if min(args.n_envs, args.rounds, args.slices, *args.more_n_envs) < 1 or not args.seconds > 0 or args.rollout < args.n_envs:
+        p.error("--n_envs, --more_n_envs, --rounds and --slices must be at least 1, --seconds positive, --rollout at least "
                 "--n_envs")
     return args
 
@@ -225,28 +251,43 @@ def main(argv=None) -> int:
     clip = gymnasium.spec(args.env).kwargs.get("motion", "walk")
     rng = np.random.default_rng(0)
     n, s = args.n_envs, args.seconds
-    subjects = {
-        "single env": lambda: single_env(args.env, s, rng),
-        "vector env, 1 thread": lambda: vector_env(clip, n, 1, s, rng),
-        "vector env, 2 threads": lambda: vector_env(clip, n, 2, s, rng),
-        **{f"vector env, 2 threads, {k} characters": (lambda k=k: vector_env(clip, k, 2, s, rng))
+    states = episode_states(clip, n, rng)
+    env_subjects = {
+        "single env": lambda: single_env(args.env, rng),
+        "vector env, 1 thread": lambda: vector_env(clip, n, 1, rng),
+        "vector env, 2 threads": lambda: vector_env(clip, n, 2, rng),
+        **{f"vector env, 2 threads, {k} characters": (lambda k=k: vector_env(clip, k, 2, rng))
            for k in args.more_n_envs if k != n},
-        "raw bound, 1 thread": lambda: raw_bound(args.env, 1, s, rng),
-        "raw bound, 2 threads": lambda: raw_bound(args.env, 2, s, rng),
-        "Humanoid-v5, AsyncVectorEnv x2": lambda: humanoid_async(s, rng),
-        "EnvPool Humanoid-v4, 2 threads": lambda: envpool_humanoid(s, rng),
+        "raw bound, 1 thread": lambda: RawBound(args.env, 1, states),
+        "raw bound, 2 threads": lambda: RawBound(args.env, 2, states),
+        "Humanoid-v5, AsyncVectorEnv x2": lambda: humanoid_async(rng),
+        "EnvPool Humanoid-v4, 2 threads": lambda: envpool_humanoid(rng),
     }
+    training_subjects = {}
     if not args.no_training:
         for algo in ("trpo", "ppo"):
             for path in ("subproc", "batched"):
-                subjects[f"{algo.upper()} training, {path}"] = (
+                training_subjects[f"{algo.upper()} training, {path}"] = (
                     lambda algo=algo, path=path: training(algo, path, clip, args.env, n, args.rollout))
+    subjects = {**env_subjects, **training_subjects}
     rounds: list[dict[str, float | str]] = []
+    slices: list[dict[str, float | str]] = []  # the env subjects' rates in each slice, all subjects side by side
     for r in range(args.rounds):
-        row = {}
-        for name, run in subjects.items():
+        built = {name: make() for name, make in env_subjects.items()}
+        passes = [{name: subject.run(s / args.slices) if isinstance(subject, Subject) else subject
+                   for name, subject in built.items()} for _ in range(args.slices)]
+        for subject in built.values():
+            if isinstance(subject, Subject):
+                subject.close()
+        slices += passes
+        row: dict[str, float | str] = {}
+        for name in env_subjects:
+            values = [p[name] for p in passes]
+            row[name] = median(values) if isinstance(values[0], float) else values[0]
+        for name, run in training_subjects.items():
             row[name] = run()
-            shown = f"{row[name]:,.0f} steps/s" if isinstance(row[name], float) else row[name]
+        for name, value in row.items():
+            shown = f"{value:,.0f} steps/s" if isinstance(value, float) else value
             print(f"round {r + 1}/{args.rounds}: {name}: {shown}", flush=True)
         rounds.append(row)
 
@@ -255,7 +296,10 @@ def main(argv=None) -> int:
         return median(values) if values else next(row[name] for row in rounds)
 
     def ratio(a, b):
-        values = [row[a] / row[b] for row in rounds if isinstance(row[a], float) and isinstance(row[b], float)]
+        """The median of a / b over the slices when both are env subjects (measured seconds apart), else over the
+        rounds."""
+        rows = slices if a in env_subjects and b in env_subjects else rounds
+        values = [row[a] / row[b] for row in rows if isinstance(row[a], float) and isinstance(row[b], float)]
         return median(values)
 
     figures = {name: fig(name) for name in subjects}
@@ -291,9 +335,11 @@ def main(argv=None) -> int:
     now = datetime.datetime.now().astimezone()
     lines = report_header(
         "Env and training throughput", now,
-        f"{args.env}, random actions, {args.rounds} interleaved rounds of {args.seconds:g} s per subject; vector env "
+        f"{args.env}, random actions, {args.rounds} rounds of {args.seconds:g} s per env subject, stepped in "
+        f"{args.slices} interleaved slices; vector env "
         f"{n} characters; training rollouts of {args.rollout} env steps per iteration (default networks, one torch "
-        "thread). Medians over the rounds; ratios are medians of per-round ratios.",
+        "thread). Medians over the rounds; ratios of env subjects are medians of their slice-by-slice ratios, those of "
+        "training of per-round ratios.",
     )
     lines += ["", "| subject | env steps/s (median) | per round |", "|---|---:|---|"]
     for name in subjects:
@@ -308,8 +354,9 @@ def main(argv=None) -> int:
     print("\n" + report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report)
-    args.json.write_text(json.dumps({"when": now.isoformat(), "args": {k: str(v) for k, v in vars(args).items()},
-                                     "rounds": rounds, "figures": figures, "ratios": ratios}, indent=1) + "\n")
+    record = {"when": now.isoformat(), "args": {k: str(v) for k, v in vars(args).items()}, "rounds": rounds,
+              "slices": slices, "figures": figures, "ratios": ratios}
+    args.json.write_text(json.dumps(record, indent=1) + "\n")
     print(f"Wrote {args.out} and {args.json}")
     return 0
 

@@ -1,21 +1,70 @@
-"""The decorator of the compiled kernels: numba's ``njit`` with its compilations cached on disk (next to the source,
-or in numba's per-user cache where the package folder is read-only), IEEE arithmetic (no ``fastmath``), numpy's
-error model (a division by zero gives inf or NaN, as in numpy, not an exception) and the GIL released while a
-kernel runs.
+"""The decorator of the compiled kernels: numba's ``njit`` with IEEE arithmetic (no ``fastmath``), numpy's error
+model (a division by zero gives inf or NaN, as in numpy, not an exception), the GIL released while a kernel runs,
+and its compilations cached on disk.
 
 The per-step arithmetic of the simulation (observations, reward errors, MPJPE, falls) runs in such kernels: one
 call per step for the whole batch instead of some two hundred numpy calls on small arrays, whose fixed cost per
-call was as large as the physics on these machines.  Each kernel is the one implementation of what it computes;
-the numpy-facing functions of :mod:`sb3_mimic.reward` and :mod:`sb3_mimic.envs.batched` are thin wrappers that
-flatten leading axes and call it.
+call was as large as a sixth of the physics on these machines.  Each kernel is the one implementation of what it
+computes; the numpy-facing functions of :mod:`sb3_mimic.reward`, :mod:`sb3_mimic.rotations` and
+:mod:`sb3_mimic.envs.batched` are thin wrappers that flatten leading axes and call it.
+
+The cache: numba keys a cached kernel on its own source file only, so the batch's step kernel, which calls the
+reward's functions from another file, would keep a stale copy of them after an edit of ``reward.py``.  So all
+kernels are cached in one folder named by a digest of every file that defines one (:data:`KERNEL_SOURCES`): a
+change to any of them compiles afresh.  The folder lies under ``$NUMBA_CACHE_DIR`` if set, else under the user's
+cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``) in ``sb3-mimic/``; where it cannot be written numba falls back
+to its own places.  A first compilation takes some seconds; later processes load the kernels in well under one.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import sys
+from pathlib import Path
+
 import numba
 import numpy as np
 
-jit = numba.njit(cache=True, error_model="numpy", nogil=True)
+#: The package's files that define kernels, relative to the package folder.
+KERNEL_SOURCES = ("_jit.py", "rotations.py", "reward.py", "envs/batched.py")
+
+
+def _cache_dir() -> Path:
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for name in KERNEL_SOURCES:
+        try:
+            digest.update((package / name).read_bytes())
+        except OSError:  # not installed as files: the name stands in
+            digest.update(name.encode())
+    base = os.environ.get("NUMBA_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sb3-mimic"
+    return Path(base) / f"kernels-{digest.hexdigest()[:16]}"
+
+
+CACHE_DIR = _cache_dir()
+_compile = numba.njit(cache=True, error_model="numpy", nogil=True)
+_announced = False
+
+
+def announce_compilation(kernel: str) -> None:
+    """Say on stderr, once per process, that the kernels are about to be compiled if the cache holds no compilation
+    of ``kernel`` (``module.function``) yet: a first use after an install or an edit stalls for some seconds."""
+    global _announced
+    if not _announced and not any(CACHE_DIR.rglob(f"{kernel}-*.nbi")):
+        print(f"sb3-mimic: compiling the simulation kernels for this machine (once: about 10 s; cached in {CACHE_DIR})",
+              file=sys.stderr, flush=True)
+    _announced = True
+
+
+def jit(function):
+    """``function`` compiled by numba (on first call), cached in :data:`CACHE_DIR`."""
+    saved = numba.config.CACHE_DIR
+    numba.config.CACHE_DIR = str(CACHE_DIR)  # read once, when the dispatcher picks its cache folder
+    try:
+        return _compile(function)
+    finally:
+        numba.config.CACHE_DIR = saved
 
 
 def flat_rows(arrays, trailing: tuple[int, ...]) -> tuple[tuple[int, ...], list[np.ndarray]]:

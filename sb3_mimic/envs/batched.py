@@ -28,7 +28,7 @@ import mujoco.batch
 import numpy as np
 
 from sb3_mimic import character
-from sb3_mimic._jit import jit
+from sb3_mimic._jit import announce_compilation, jit
 from sb3_mimic._util import available_cores
 from sb3_mimic.envs.actions import ACTION_MODES, ACTION_SCALE, BALL_ACTIONS, RESIDUAL_SCALE, joint_angles
 from sb3_mimic.motion import FloorProbe, MotionClip, load_clip
@@ -343,6 +343,7 @@ class CharacterBatch:
         if int(threads) != threads or threads < 1:
             raise ValueError(f"threads must be a whole number >= 1, got {threads!r}")
         self.n = int(num_characters)
+        announce_compilation("batched._step_rows")
         self.clip = load_clip(motion)
         self.action_mode = action_mode
         self.early_termination = bool(early_termination)
