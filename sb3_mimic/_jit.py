@@ -12,8 +12,9 @@ The cache: numba keys a cached kernel on its own source file only, so the batch'
 reward's functions from another file, would keep a stale copy of them after an edit of ``reward.py``.  So all
 kernels are cached in one folder named by a digest of every file that defines one (:data:`KERNEL_SOURCES`): a
 change to any of them compiles afresh.  The folder lies under ``$NUMBA_CACHE_DIR`` if set, else under the user's
-cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``) in ``sb3-mimic/``; where it cannot be written numba falls back
-to its own places.  A first compilation takes some seconds; later processes load the kernels in well under one.
+cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``) in ``sb3-mimic/``, else in the system's temporary folder; where
+none can be written the kernels are compiled in every process.  A first compilation takes some seconds; later
+processes load the kernels in well under one.
 """
 
 from __future__ import annotations
@@ -21,16 +22,30 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import numba
 import numpy as np
 
 #: The package's files that define kernels, relative to the package folder.
-KERNEL_SOURCES = ("_jit.py", "rotations.py", "reward.py", "envs/batched.py")
+KERNEL_SOURCES = ("_jit.py", "character.py", "rotations.py", "reward.py", "envs/batched.py")  # character.py: the
+# body count that the observation kernels freeze in
 
 
-def _cache_dir() -> Path:
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+def _cache_dir() -> Path | None:
+    """The digest-named cache folder: under ``$NUMBA_CACHE_DIR``, else the user's cache folder, else the system's
+    temporary folder, whichever can be written first; ``None`` if none can (the kernels are then compiled in every
+    process, not cached)."""
     package = Path(__file__).resolve().parent
     digest = hashlib.sha256()
     for name in KERNEL_SOURCES:
@@ -38,12 +53,22 @@ def _cache_dir() -> Path:
             digest.update((package / name).read_bytes())
         except OSError:  # not installed as files: the name stands in
             digest.update(name.encode())
-    base = os.environ.get("NUMBA_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sb3-mimic"
-    return Path(base) / f"kernels-{digest.hexdigest()[:16]}"
+    bases = [os.environ.get("NUMBA_CACHE_DIR")]
+    user_cache = os.environ.get("XDG_CACHE_HOME")
+    try:
+        user_cache = user_cache or str(Path.home() / ".cache")
+    except RuntimeError:  # no home folder for this user
+        pass
+    bases.append(user_cache and str(Path(user_cache) / "sb3-mimic"))
+    bases.append(str(Path(tempfile.gettempdir()) / f"sb3-mimic-{os.getuid() if hasattr(os, 'getuid') else 'user'}"))
+    for base in bases:
+        if base and _writable(folder := Path(base) / f"kernels-{digest.hexdigest()[:16]}"):
+            return folder
+    return None
 
 
 CACHE_DIR = _cache_dir()
-_compile = numba.njit(cache=True, error_model="numpy", nogil=True)
+_compile = numba.njit(cache=CACHE_DIR is not None, error_model="numpy", nogil=True)
 _announced = False
 
 
@@ -51,14 +76,16 @@ def announce_compilation(kernel: str) -> None:
     """Say on stderr, once per process, that the kernels are about to be compiled if the cache holds no compilation
     of ``kernel`` (``module.function``) yet: a first use after an install or an edit stalls for some seconds."""
     global _announced
-    if not _announced and not any(CACHE_DIR.rglob(f"{kernel}-*.nbi")):
-        print(f"sb3-mimic: compiling the simulation kernels for this machine (once: about 10 s; cached in {CACHE_DIR})",
-              file=sys.stderr, flush=True)
+    if not _announced and (CACHE_DIR is None or not any(CACHE_DIR.rglob(f"{kernel}-*.nbi"))):
+        where = f"once: about 10 s; cached in {CACHE_DIR}" if CACHE_DIR else "about 10 s; no writable cache folder"
+        print(f"sb3-mimic: compiling the simulation kernels for this machine ({where})", file=sys.stderr, flush=True)
     _announced = True
 
 
 def jit(function):
     """``function`` compiled by numba (on first call), cached in :data:`CACHE_DIR`."""
+    if CACHE_DIR is None:
+        return _compile(function)
     saved = numba.config.CACHE_DIR
     numba.config.CACHE_DIR = str(CACHE_DIR)  # read once, when the dispatcher picks its cache folder
     try:

@@ -203,6 +203,12 @@ def batch_errors(
     :param dcom: (..., 3) reference minus simulated centre-of-mass velocity
     """
     lead, (sim_qpos, ref_qpos, dv, dee, dcom) = flat_rows((sim_qpos, ref_qpos, dv, dee, dcom), (1, 1, 1, 2, 1))
+    nq, nv = int(weights.quat_qpos.max()) + 1, index.velocity_weights.shape[1]
+    if sim_qpos.shape[1] < nq or ref_qpos.shape[1] != sim_qpos.shape[1] or dv.shape[1] != nv or dee.shape[2] != 3 \
+            or dcom.shape[1] != 3:
+        raise ValueError(f"batch_errors needs (..., nq >= {nq}) positions, (..., {nv}) velocity differences, (..., K, 3) "
+                         f"end-effector and (..., 3) centre-of-mass differences; got {sim_qpos.shape[1:]}, "
+                         f"{ref_qpos.shape[1:]}, {dv.shape[1:]}, {dee.shape[1:]}, {dcom.shape[1:]}")
     out = np.empty((len(sim_qpos), len(TERMS)))
     _batch_errors(*weights.kernel_arrays(index), sim_qpos, ref_qpos, dv, dee, dcom, out)
     return out.reshape(*lead, len(TERMS))

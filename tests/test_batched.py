@@ -249,3 +249,14 @@ def test_an_error_mujoco_raises_in_the_step_reaches_the_caller_with_the_clocks_u
     np.testing.assert_array_equal(batch.time, before)
     batch.step(np.zeros((3, 28)))
     np.testing.assert_array_equal(batch.time, before + batch.dt)
+
+
+def test_reset_from_a_view_of_its_own_start_times():
+    """Start times passed as a view of ``start_time`` (which reset overwrites) are read before they change."""
+    batch = CharacterBatch(3, "walk", threads=1)
+    h = batch.model.opt.timestep
+    batch.reset(np.arange(3), np.array([10, 20, 30]) * h)
+    batch.reset(np.array([1, 2]), batch.start_time[0:2])
+    assert np.round(batch.start_time / h).tolist() == [10, 10, 20]
+    assert batch.time.tolist() == (np.array([10, 10, 20]) * h).tolist()
+    assert np.array_equal(batch.reference_state(2)[0], batch.clip.sample(20 * h)[0])

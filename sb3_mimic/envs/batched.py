@@ -456,7 +456,7 @@ class CharacterBatch:
         A reference frame that sinks into the floor starts lifted clear of it (the reference is not moved).  The
         observations come in the order of ``indices``, which must not name a character twice."""
         given = np.asarray(indices, dtype=np.int64).reshape(-1)
-        times = np.asarray(start_times, dtype=np.float64)
+        times = np.array(start_times, dtype=np.float64)  # a copy: the caller may pass a view of start_time
         if times.shape != given.shape:
             times = np.broadcast_to(times, given.shape)
         if len(given) > 1 and not (given[1:] > given[:-1]).all():  # MuJoCo's batch takes characters in order

@@ -326,11 +326,13 @@ class MimicHumanoidEnv(MujocoEnv, utils.EzPickle):
     @property
     def _sim_features(self) -> PoseFeatures:
         """The reward's features of the current state (copies)."""
+        self._batch._refresh()
         return self._features(self._batch._sim, heading(self._batch._sim.xquat[0, 0]))
 
     @property
     def _ref_features(self) -> PoseFeatures:
         """The reward's features of the current reference (copies)."""
+        self._batch._refresh()
         return self._features(self._batch._ref, self._batch._ref.heading[0])
 
     def _get_obs(self) -> np.ndarray:
