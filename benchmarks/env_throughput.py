@@ -45,6 +45,7 @@ if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
+import itertools  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -88,12 +89,10 @@ class Subject:
 def single_env(env_id: str, rng) -> Subject:
     env = gymnasium.make(env_id)
     env.reset(seed=0)
-    actions = rng.uniform(-1, 1, (4096, 28)).astype(np.float32)
-    k = [0]
+    actions = itertools.cycle(rng.uniform(-1, 1, (4096, 28)).astype(np.float32))
 
     def step():
-        _, _, terminated, truncated, _ = env.step(actions[k[0] % 4096])
-        k[0] += 1
+        _, _, terminated, truncated, _ = env.step(next(actions))
         if terminated or truncated:
             env.reset()
         return 1
@@ -104,12 +103,10 @@ def single_env(env_id: str, rng) -> Subject:
 def vector_env(clip: str, n: int, threads: int, rng) -> Subject:
     vec = MimicHumanoidVecEnv(n, clip, threads=threads, seed=0)
     vec.reset()
-    actions = rng.uniform(-1, 1, (256, n, 28)).astype(np.float32)
-    k = [0]
+    actions = itertools.cycle(rng.uniform(-1, 1, (256, n, 28)).astype(np.float32))
 
     def step():
-        vec.step(actions[k[0] % 256])
-        k[0] += 1
+        vec.step(next(actions))
         return n
 
     return Subject(step, vec.close)
@@ -169,12 +166,10 @@ class RawBound(Subject):
 
 def peer_vector(envs, rng) -> Subject:
     """A reset Gymnasium-style vector env of 2 Humanoids under random actions."""
-    actions = rng.uniform(-0.4, 0.4, (256, 2, 17)).astype(np.float32)
-    k = [0]
+    actions = itertools.cycle(rng.uniform(-0.4, 0.4, (256, 2, 17)).astype(np.float32))
 
     def step():
-        envs.step(actions[k[0] % 256])
-        k[0] += 1
+        envs.step(next(actions))
         return 2
 
     return Subject(step, envs.close)
