@@ -13,10 +13,12 @@ they end; the resets count in the time):
 4. **peers**: gymnasium's ``Humanoid-v5`` in ``gymnasium.vector.AsyncVectorEnv`` with 2 worker processes, and
    EnvPool's ``Humanoid-v4`` on 2 threads (if ``envpool`` imports; it is a peer, not a dependency). Their step is
    5 physics steps of another model: compare them in steps/s only as a rough reference.
-5. **training**: TRPO and PPO (default network, one torch thread) ``learn`` steps/s on today's default path
-   (``SubprocVecEnv``, 2 workers) and on the batched vector env (``--n_envs`` characters, 2 threads), with the same
-   rollout size per iteration (``--rollout`` env steps: ``n_steps = rollout / n_envs``), after one warm-up
-   iteration.
+5. **training**: the product's TRPO and PPO (``sb3_mimic.rl.ALGOS``: ``MimicTRPO``, whose update is
+   ``sb3_mimic.trpo.GaussianTRPO``'s, and ``MimicPPO``; the product's default network, one torch thread) ``learn``
+   steps/s on the ``SubprocVecEnv`` path (2 workers) and on the batched vector env (``--n_envs`` characters, 2
+   threads), with the same rollout size per iteration (``--rollout`` env steps: ``n_steps = rollout / n_envs``),
+   after one warm-up iteration; and sb3-contrib's own TRPO on the batched vector env, for what the faster update
+   buys.
 
 Subjects are interleaved in ``--rounds`` rounds. In each round every env subject (1-4) is set up once and warmed
 up for 0.5 s untimed (its reference tables filled, the compiled kernels loaded, worker processes started), then
@@ -192,12 +194,17 @@ def envpool_humanoid(rng) -> Subject | str:
 
 
 def training(algo: str, path: str, clip: str, env_id: str, n: int, rollout: int) -> float:
-    """``learn`` steps/s over two iterations, after one warm-up iteration."""
+    """``learn`` steps/s over two iterations, after one warm-up iteration. ``algo``: ``trpo`` and ``ppo`` are the
+    product's learners (:data:`sb3_mimic.rl.ALGOS`, with the product's default network), ``sb3-contrib trpo`` is
+    sb3-contrib's own TRPO (the same network, its own update)."""
     import torch as th
     from sb3_contrib import TRPO
-    from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    from sb3_mimic.configs import RunConfig
+    from sb3_mimic.policies import policy_kwargs_for
+    from sb3_mimic.rl import ALGOS
 
     th.set_num_threads(1)
     if path == "subproc":
@@ -205,14 +212,26 @@ def training(algo: str, path: str, clip: str, env_id: str, n: int, rollout: int)
     else:
         envs = MimicHumanoidVecEnv(n, clip, threads=2, seed=0)
     n_steps = rollout // envs.num_envs
-    cls = TRPO if algo == "trpo" else PPO
-    model = cls("MlpPolicy", envs, n_steps=n_steps, batch_size=256, seed=0, device="cpu", verbose=0)
+    defaults = RunConfig(algo="trpo", env_id=env_id, env_kwargs={}, num_timesteps=0)
+    cls = TRPO if algo == "sb3-contrib trpo" else ALGOS[algo]
+    model = cls("MlpPolicy", envs, n_steps=n_steps, batch_size=256, seed=0, device="cpu", verbose=0,
+                policy_kwargs=policy_kwargs_for(defaults.hidden_size, defaults.num_layers))
     model.learn(n_steps * envs.num_envs)  # warm-up iteration
     start = time.perf_counter()
     model.learn(2 * n_steps * envs.num_envs, reset_num_timesteps=False)
     rate = 2 * n_steps * envs.num_envs / (time.perf_counter() - start)
     envs.close()
     return rate
+
+
+#: The training subjects: (label, learner, vector env).
+TRAINING = (
+    ("TRPO training, subproc", "trpo", "subproc"),
+    ("TRPO training, batched", "trpo", "batched"),
+    ("sb3-contrib TRPO training, batched", "sb3-contrib trpo", "batched"),
+    ("PPO training, subproc", "ppo", "subproc"),
+    ("PPO training, batched", "ppo", "batched"),
+)
 
 
 def median(values):
@@ -260,10 +279,8 @@ def main(argv=None) -> int:
     }
     training_subjects = {}
     if not args.no_training:
-        for algo in ("trpo", "ppo"):
-            for path in ("subproc", "batched"):
-                training_subjects[f"{algo.upper()} training, {path}"] = (
-                    lambda algo=algo, path=path: training(algo, path, clip, args.env, n, args.rollout))
+        for label, algo, path in TRAINING:
+            training_subjects[label] = lambda algo=algo, path=path: training(algo, path, clip, args.env, n, args.rollout)
     subjects = {**env_subjects, **training_subjects}
     rounds: list[dict[str, float | str]] = []
     slices: list[dict[str, float | str]] = []  # the env subjects' rates in each slice, all subjects side by side
@@ -321,6 +338,8 @@ def main(argv=None) -> int:
         for algo in ("TRPO", "PPO"):
             ratios[f"{algo} batched / vector env"] = ratio(f"{algo} training, batched", "vector env, 2 threads")
             ratios[f"{algo} batched / {algo} subproc"] = ratio(f"{algo} training, batched", f"{algo} training, subproc")
+        ratios["TRPO batched / sb3-contrib TRPO batched"] = ratio("TRPO training, batched",
+                                                                  "sb3-contrib TRPO training, batched")
         checks += [
             (f"TRPO training >= {TARGET_TRAIN_OF_VEC} of the vector env", ratios["TRPO batched / vector env"],
              TARGET_TRAIN_OF_VEC),
@@ -332,9 +351,9 @@ def main(argv=None) -> int:
         "Env and training throughput", now,
         f"{args.env}, random actions, {args.rounds} rounds of {args.seconds:g} s per env subject, stepped in "
         f"{args.slices} interleaved slices; vector env "
-        f"{n} characters; training rollouts of {args.rollout} env steps per iteration (default networks, one torch "
-        "thread). Medians over the rounds; ratios of env subjects are medians of their slice-by-slice ratios, those of "
-        "training of per-round ratios.",
+        f"{n} characters; training rollouts of {args.rollout} env steps per iteration (the product's default network, "
+        "one torch thread). Medians over the rounds; ratios of env subjects are medians of their slice-by-slice "
+        "ratios, those of training of per-round ratios.",
     )
     lines += ["", "| subject | env steps/s (median) | per round |", "|---|---:|---|"]
     for name in subjects:

@@ -27,12 +27,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch as th
-from sb3_contrib import TRPO
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
-from torch.nn import functional as F
 
 from sb3_mimic._util import write_json_atomic
 from sb3_mimic.configs import (  # noqa: F401  (RunConfig and the rest re-exported: their home before configs)
@@ -52,6 +50,7 @@ from sb3_mimic.configs import (  # noqa: F401  (RunConfig and the rest re-export
 from sb3_mimic.evaluation import evaluate, policy_actor
 from sb3_mimic.normalization import ObservationStatsCallback
 from sb3_mimic.reward import TERMS
+from sb3_mimic.trpo import GaussianTRPO, fit_critic
 from sb3_mimic.policies import (
     PolicyLoadError,
     PolicyMetadata,
@@ -170,26 +169,18 @@ class FineTuning:
     def _train_critic_only(self) -> None:
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
-        critic = list(self.policy.mlp_extractor.value_net.parameters()) + list(self.policy.value_net.parameters())
-        critic_ids = {id(p) for p in critic}
-        losses = []
-        for _ in range(self._critic_passes()):
-            for batch in self.rollout_buffer.get(self.batch_size):
-                loss = F.mse_loss(batch.returns, self.policy.predict_values(batch.observations).flatten())
-                self.policy.optimizer.zero_grad()
-                loss.backward()
-                for p in self.policy.parameters():
-                    if id(p) not in critic_ids:
-                        p.grad = None  # the actor (and log_std) stay exactly as they are
-                self.policy.optimizer.step()
-                losses.append(loss.item())
+        critic = {id(p) for p in [*self.policy.mlp_extractor.value_net.parameters(), *self.policy.value_net.parameters()]}
+        # the actor (and log_std) stay exactly as they are
+        frozen = [p for p in self.policy.parameters() if id(p) not in critic]
+        losses = fit_critic(self, self._critic_passes(), frozen)
         self.logger.record("train/value_loss", float(np.mean(losses)))
         self.logger.record("train/critic_warmup", 1)
 
 
-class MimicTRPO(FineTuning, TRPO):
-    """sb3-contrib TRPO with :class:`FineTuning`'s critic warm-up (``n_critic_updates`` passes per iteration) and
-    imitation term (after the natural-gradient step)."""
+class MimicTRPO(FineTuning, GaussianTRPO):
+    """sb3-contrib TRPO (its update computed as :class:`~sb3_mimic.trpo.GaussianTRPO` computes it) with
+    :class:`FineTuning`'s critic warm-up (``n_critic_updates`` passes per iteration) and imitation term (after the
+    natural-gradient step)."""
 
     def _critic_passes(self) -> int:
         return self.n_critic_updates
