@@ -85,7 +85,7 @@ class GaussianTRPO(TRPO):
         policy = self.policy
         return (
             isinstance(self.action_space, spaces.Box)
-            and isinstance(policy.action_dist, DiagGaussianDistribution)
+            and type(policy.action_dist) is DiagGaussianDistribution  # not a subclass: the squashed one
             and not self.use_sde
             and isinstance(getattr(policy, "log_std", None), th.nn.Parameter)
             and type(self.rollout_buffer) is RolloutBuffer
