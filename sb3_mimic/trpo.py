@@ -13,9 +13,11 @@ gradient, line search and critic fit, the same random draws) and differs only in
 - **Critic minibatches indexed in torch** from the flattened rollout, instead of copied from numpy per minibatch; the
   minibatch orders are drawn exactly as :meth:`RolloutBuffer.get` draws them, so the random streams stay in step.
 
-Results agree with sb3-contrib's to float rounding (tests hold the two updates side by side). Anything else (a
-squashed or state-dependent distribution, gSDE, discrete actions, dict observations) falls back to sb3-contrib's
-own :meth:`~sb3_contrib.TRPO.train`.
+Results agree with sb3-contrib's to float rounding, the critic's bit for bit where it shares no trainable layer with
+the actor (as in sb3-mimic's networks); ``tests/test_trpo.py`` holds the two updates side by side. Anything else
+falls back to sb3-contrib's own :meth:`~sb3_contrib.TRPO.train` (:meth:`GaussianTRPO._fast_update_applies`): a
+squashed or state-dependent distribution (gSDE), discrete actions, dict observations, a frozen actor parameter, or
+dropout or batch norm in the network.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.distributions import DiagGaussianDistribution, kl_divergence
 from stable_baselines3.common.utils import explained_variance
 from torch.nn import functional as F
+
+
+#: Modules whose training-mode forward draws random numbers or updates statistics.
+_STOCHASTIC_OR_STATEFUL = (th.nn.modules.dropout._DropoutNd, th.nn.modules.batchnorm._NormBase)
 
 
 def _flat(tensors) -> th.Tensor:
@@ -58,17 +64,26 @@ def flattened_rollout(buffer: RolloutBuffer, *names: str) -> list[th.Tensor]:
     return [buffer.to_torch(getattr(buffer, name), copy=False) for name in names]
 
 
+def _critic_minibatches(buffer, batch_size: int) -> Iterator[tuple]:
+    """(observations, returns) minibatches of one shuffled pass, as ``buffer.get(batch_size)`` gives them."""
+    if type(buffer) is not RolloutBuffer:  # a dict or custom buffer: its own get
+        for batch in buffer.get(batch_size):
+            yield batch.observations, batch.returns
+        return
+    observations, returns = flattened_rollout(buffer, "observations", "returns")
+    for batch in shuffled_minibatches(buffer, batch_size):
+        yield observations[batch], returns[batch].flatten()
+
+
 def fit_critic(algo, passes: int, frozen: list[th.nn.Parameter]) -> list[float]:
     """``passes`` shuffled passes of Adam over the rollout on the value loss, in minibatches of ``algo.batch_size``,
     with the gradients of ``frozen`` dropped before each step: :class:`sb3_contrib.TRPO`'s critic update (and the
     critic warm-up's), with the same random draws. Returns the minibatch losses."""
-    buffer, policy = algo.rollout_buffer, algo.policy
-    observations, returns = flattened_rollout(buffer, "observations", "returns")
-    returns = returns.flatten()
+    policy = algo.policy
     losses = []
     for _ in range(passes):
-        for batch in shuffled_minibatches(buffer, algo.batch_size):
-            loss = F.mse_loss(returns[batch], policy.predict_values(observations[batch]).flatten())
+        for observations, returns in _critic_minibatches(algo.rollout_buffer, algo.batch_size):
+            loss = F.mse_loss(returns, policy.predict_values(observations).flatten())
             policy.optimizer.zero_grad()
             loss.backward()
             for param in frozen:
@@ -82,6 +97,10 @@ class GaussianTRPO(TRPO):
     """:class:`sb3_contrib.TRPO` with the update described in this module's docstring."""
 
     def _fast_update_applies(self) -> bool:
+        """Whether :meth:`train` computes the update itself: a Box-action policy with a state-independent diagonal
+        Gaussian, a plain rollout buffer of Box observations, every actor parameter trainable (sb3-contrib refuses
+        frozen ones), and no module whose training-mode forward is random or stateful (dropout, batch norm: the
+        Fisher at the old policy would not be this one, or their statistics would move differently)."""
         policy = self.policy
         return (
             isinstance(self.action_space, spaces.Box)
@@ -90,6 +109,8 @@ class GaussianTRPO(TRPO):
             and isinstance(getattr(policy, "log_std", None), th.nn.Parameter)
             and type(self.rollout_buffer) is RolloutBuffer
             and isinstance(self.observation_space, spaces.Box)
+            and all(p.requires_grad for name, p in policy.named_parameters() if "value" not in name)
+            and not any(isinstance(m, _STOCHASTIC_OR_STATEFUL) for m in policy.modules())
         )
 
     def train(self) -> None:
@@ -139,7 +160,7 @@ class GaussianTRPO(TRPO):
         log_prob = distribution.log_prob(actions)
         objective = (advantages * th.exp(log_prob - old_log_prob)).mean()
 
-        named = [(name, p) for name, p in policy.named_parameters() if "value" not in name and p.requires_grad]
+        named = [(name, p) for name, p in policy.named_parameters() if "value" not in name]  # sb3-contrib's rule
         grads = th.autograd.grad(objective, [p for _, p in named], retain_graph=True, allow_unused=True)
         actor = [(name, p, g) for (name, p), g in zip(named, grads, strict=True) if g is not None]
         actor_params = [p for _, p, _ in actor]
@@ -148,7 +169,7 @@ class GaussianTRPO(TRPO):
 
         direction = conjugate_gradient_solver(fisher_product, objective_grad, max_iter=self.cg_max_steps)
         max_step = np.sqrt(2 * self.target_kl / float(th.dot(direction, fisher_product(direction))))
-        del fisher_product  # frees the graphs
+        del fisher_product  # frees the vector-Jacobian graph (the forward's lives until the step returns)
 
         originals = [p.detach().clone() for p in actor_params]
         steps = list(th.split(direction, [p.numel() for p in actor_params]))
