@@ -338,6 +338,8 @@ def main(argv=None) -> int:
         for algo in ("TRPO", "PPO"):
             ratios[f"{algo} batched / vector env"] = ratio(f"{algo} training, batched", "vector env, 2 threads")
             ratios[f"{algo} batched / {algo} subproc"] = ratio(f"{algo} training, batched", f"{algo} training, subproc")
+        ratios["sb3-contrib TRPO batched / vector env"] = ratio("sb3-contrib TRPO training, batched",
+                                                                "vector env, 2 threads")
         ratios["TRPO batched / sb3-contrib TRPO batched"] = ratio("TRPO training, batched",
                                                                   "sb3-contrib TRPO training, batched")
         checks += [
