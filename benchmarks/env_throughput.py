@@ -212,10 +212,9 @@ def training(algo: str, path: str, clip: str, env_id: str, n: int, rollout: int)
     else:
         envs = MimicHumanoidVecEnv(n, clip, threads=2, seed=0)
     n_steps = rollout // envs.num_envs
-    defaults = RunConfig(algo="trpo", env_id=env_id, env_kwargs={}, num_timesteps=0)
     cls = TRPO if algo == "sb3-contrib trpo" else ALGOS[algo]
     model = cls("MlpPolicy", envs, n_steps=n_steps, batch_size=256, seed=0, device="cpu", verbose=0,
-                policy_kwargs=policy_kwargs_for(defaults.hidden_size, defaults.num_layers))
+                policy_kwargs=policy_kwargs_for(RunConfig.hidden_size, RunConfig.num_layers))
     model.learn(n_steps * envs.num_envs)  # warm-up iteration
     start = time.perf_counter()
     model.learn(2 * n_steps * envs.num_envs, reset_num_timesteps=False)

@@ -66,10 +66,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     th.set_num_threads(1)
     env = MimicHumanoidVecEnv(args.n_envs, args.clip, threads=2, seed=0)
-    defaults = RunConfig(algo="trpo", env_id="MimicHumanoidWalk-v0", env_kwargs={}, num_timesteps=0)
     kwargs = {**TRPO_DEFAULTS, "n_steps": args.rollout // args.n_envs}
     model = MimicTRPO("MlpPolicy", env, seed=0, device="cpu", verbose=0,
-                      policy_kwargs=policy_kwargs_for(defaults.hidden_size, defaults.num_layers), **kwargs)
+                      policy_kwargs=policy_kwargs_for(RunConfig.hidden_size, RunConfig.num_layers), **kwargs)
     model.learn(args.rollout)
     model._setup_learn(args.rollout, None, reset_num_timesteps=False)
     model.set_logger(configure(None, []))

@@ -50,7 +50,6 @@ from sb3_mimic.configs import (  # noqa: F401  (RunConfig and the rest re-export
 from sb3_mimic.evaluation import evaluate, policy_actor
 from sb3_mimic.normalization import ObservationStatsCallback
 from sb3_mimic.reward import TERMS
-from sb3_mimic.trpo import GaussianTRPO, fit_critic
 from sb3_mimic.policies import (
     PolicyLoadError,
     PolicyMetadata,
@@ -62,6 +61,7 @@ from sb3_mimic.policies import (
     set_exploration_std,
     use_one_torch_thread,
 )
+from sb3_mimic.trpo import GaussianTRPO, fit_critic
 
 EVAL_COLUMNS = (
     "iteration", "env_steps", "wall_time_s", "mean_reward", "normalized_return", "mean_survival_s", "fall_rate",

@@ -40,10 +40,6 @@ from torch.nn import functional as F
 _STOCHASTIC_OR_STATEFUL = (th.nn.modules.dropout._DropoutNd, th.nn.modules.batchnorm._NormBase)
 
 
-def _flat(tensors) -> th.Tensor:
-    return th.cat([t.reshape(-1) for t in tensors])
-
-
 def shuffled_minibatches(buffer: RolloutBuffer, batch_size: int) -> Iterator[th.Tensor]:
     """The index batches :meth:`RolloutBuffer.get` would yield for ``batch_size``, drawn from numpy's global random
     stream as it draws them (one permutation per call), as torch index tensors into the flattened buffer."""
@@ -160,12 +156,11 @@ class GaussianTRPO(TRPO):
         log_prob = distribution.log_prob(actions)
         objective = (advantages * th.exp(log_prob - old_log_prob)).mean()
 
-        named = [(name, p) for name, p in policy.named_parameters() if "value" not in name]  # sb3-contrib's rule
-        grads = th.autograd.grad(objective, [p for _, p in named], retain_graph=True, allow_unused=True)
-        actor = [(name, p, g) for (name, p), g in zip(named, grads, strict=True) if g is not None]
-        actor_params = [p for _, p, _ in actor]
-        objective_grad = _flat(g for _, _, g in actor)
-        fisher_product = self._fisher_product(actor, mean_actions, observations.shape[0])
+        candidates = [p for name, p in policy.named_parameters() if "value" not in name]  # sb3-contrib's rule
+        grads = th.autograd.grad(objective, candidates, retain_graph=True, allow_unused=True)
+        actor_params = [p for p, g in zip(candidates, grads, strict=True) if g is not None]
+        objective_grad = th.cat([g.reshape(-1) for g in grads if g is not None])
+        fisher_product = self._fisher_product(actor_params, mean_actions, observations.shape[0])
 
         direction = conjugate_gradient_solver(fisher_product, objective_grad, max_iter=self.cg_max_steps)
         max_step = np.sqrt(2 * self.target_kl / float(th.dot(direction, fisher_product(direction))))
@@ -189,13 +184,14 @@ class GaussianTRPO(TRPO):
                 param.data = original.clone()
         return objective_value, 0.0, False, actor_params
 
-    def _fisher_product(self, actor, mean_actions: th.Tensor, n: int) -> Callable[[th.Tensor], th.Tensor]:
+    def _fisher_product(self, actor: list[th.nn.Parameter], mean_actions: th.Tensor,
+                        n: int) -> Callable[[th.Tensor], th.Tensor]:
         """``v -> F v + damping v`` over the flattened ``actor`` parameters (the KL Hessian at the old policy)."""
         policy = self.policy
         n_actions = mean_actions.shape[1]
-        is_log_std = [p is policy.log_std for _, p, _ in actor]
-        mean_params = [p for (_, p, _), skip in zip(actor, is_log_std, strict=True) if not skip]
-        sizes = [p.numel() for _, p, _ in actor]
+        is_log_std = [p is policy.log_std for p in actor]
+        mean_params = [p for p, skip in zip(actor, is_log_std, strict=True) if not skip]
+        sizes = [p.numel() for p in actor]
         inverse_variance = th.exp(-2 * policy.log_std.detach()) / (n * n_actions)
         # a vector-Jacobian graph, linear in `probe`: differentiating it by `probe` gives Jacobian-vector products
         probe = th.zeros_like(mean_actions, requires_grad=True)
@@ -203,8 +199,7 @@ class GaussianTRPO(TRPO):
 
         def product(vector: th.Tensor) -> th.Tensor:
             parts = th.split(vector, sizes)
-            tangents = [part.view_as(p) for part, (_, p, _), skip in zip(parts, actor, is_log_std, strict=True)
-                        if not skip]
+            tangents = [part.view_as(p) for part, p, skip in zip(parts, actor, is_log_std, strict=True) if not skip]
             (jv,) = th.autograd.grad(vjp, probe, grad_outputs=tangents, retain_graph=True)
             back = iter(th.autograd.grad(mean_actions, mean_params, grad_outputs=jv * inverse_variance,
                                          retain_graph=True))

@@ -106,9 +106,8 @@ def test_the_fisher_product_equals_sb3_contribs_kl_hessian(walk_env):
         old = copy.copy(policy.get_distribution(observations))
     kl = kl_divergence(policy.get_distribution(observations), old).mean()
     actor, _, grad_kl, _ = model._compute_actor_grad(kl, -kl)  # sb3-contrib's KL gradient (the objective unused)
-    named = {id(p): name for name, p in policy.named_parameters()}
     mean_actions = policy.get_distribution(observations).distribution.mean
-    ours = model._fisher_product([(named[id(p)], p, None) for p in actor], mean_actions, len(observations))
+    ours = model._fisher_product(actor, mean_actions, len(observations))
     generator = th.Generator().manual_seed(0)
     for _ in range(3):
         vector = th.randn(grad_kl.numel(), generator=generator)
